@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check binance_margin_async tests examples benchmarks
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy binance_margin_async tests
+	$(VENV)/bin/mypy binance_margin_async tests benchmarks examples
 
 pytest: $(STAMP)
 	$(VENV)/bin/pytest -q

@@ -31,7 +31,20 @@ _EXPORTS = {
     "InvalidResponse": ".errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AccountMirror",
+    "BinanceAPIError",
+    "BinanceError",
+    "ExecutionStatusUnknown",
+    "IPBanned",
+    "InvalidResponse",
+    "MarginClient",
+    "ParameterError",
+    "RateLimited",
+    "RateLimiter",
+    "TransportError",
+    "UserDataStream",
+]
 
 if TYPE_CHECKING:
     from .errors import (

@@ -6,13 +6,16 @@ percent-encoding and signatures (:mod:`.signing`), the clock offset (:mod:`.cloc
 core (:mod:`.ratelimit`). This module only sends bytes, reads bytes, and applies the retry policy:
 
 * the query is percent-encoded once, signed over exactly those bytes, and sent as those bytes
-  (``yarl.URL(..., encoded=True)`` stops aiohttp from re-quoting it, which would break the signature);
-* every request passes the shared :class:`~.ratelimit.RateLimiter` first and feeds it the response
-  headers afterwards;
-* ``-1021`` resyncs the clock and re-signs once: the server rejected the request before executing it;
-* idempotent ``GET`` requests retry on 5xx and network errors with bounded, jittered backoff; nothing
-  else is retried blindly. A non-``GET`` whose outcome is unknown raises
-  :class:`~.errors.ExecutionStatusUnknown` carrying the client order id, so the caller can reconcile.
+  (``yarl.URL(..., encoded=True)`` stops aiohttp from re-quoting it, which would break the
+  signature);
+* every request passes the shared :class:`~.ratelimit.RateLimiter` first and feeds it the
+  response headers afterwards;
+* ``-1021`` resyncs the clock and re-signs once: the server rejected the request before
+  executing it;
+* idempotent ``GET`` requests retry on 5xx and network errors with bounded, jittered backoff;
+  nothing else is retried blindly. A non-``GET`` whose outcome is unknown raises
+  :class:`~.errors.ExecutionStatusUnknown` carrying the client order id, so the caller can
+  reconcile.
 
 Binance docs: https://developers.binance.com/docs/margin_trading/general-info
 """
@@ -245,7 +248,8 @@ class MarginClient(MarginAPI):
         security = endpoint.security
         if security is not Security.NONE and self._signer is None and security is Security.SIGNED:
             raise ParameterError(
-                "api_secret", f"{endpoint.name} is a SIGNED endpoint: pass api_secret or private_key"
+                "api_secret",
+                f"{endpoint.name} is a SIGNED endpoint: pass api_secret or private_key",
             )
         weight = endpoint.weight_for(params)
         headers = self._headers if security is not Security.NONE else None
@@ -259,12 +263,16 @@ class MarginClient(MarginAPI):
             else:
                 query = encode_params(params)
             url = URL(
-                f"{self.base_url}{endpoint.path}?{query}" if query else self.base_url + endpoint.path,
+                f"{self.base_url}{endpoint.path}?{query}"
+                if query
+                else self.base_url + endpoint.path,
                 encoded=True,
             )
             await self.limiter.acquire(endpoint, weight)
             try:
-                status, resp_headers, body = await self._send(endpoint.method, url, endpoint, headers)
+                status, resp_headers, body = await self._send(
+                    endpoint.method, url, endpoint, headers
+                )
             except TransportError as exc:
                 if idempotent and attempt < self._max_read_retries:
                     attempt += 1
@@ -282,7 +290,7 @@ class MarginClient(MarginAPI):
                 return self._loads(status, body)
             error = self._error(status, resp_headers, body)
             if isinstance(error, InvalidTimestamp) and not resynced:
-                # Rejected before execution, so re-signing with a fresh offset is safe for any method.
+                # Rejected before execution: re-signing with a fresh offset is safe for any method.
                 resynced = True
                 self._clock_synced = False
                 await self._ensure_clock()

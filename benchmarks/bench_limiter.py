@@ -1,0 +1,98 @@
+"""Limiter hot path: one uncontended ``await RateLimiter.acquire`` and one ``LimiterCore.reserve``.
+
+Floor: one trivial awaited coroutine (what any ``await`` on the request path costs at least).
+Budget (DESIGN.md §9): ``acquire`` under 5 µs median. The limits are set so high that the budget
+never runs out, so every call takes the fast path a real request takes when budget is available.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+from benchmarks._util import median_ns, ratio_line
+from binance_margin_async.endpoints import ENDPOINTS, Pool
+from binance_margin_async.ratelimit import LimiterCore, RateLimiter
+
+_HUGE = 2**62
+_BUDGET_NS = 5_000.0
+_REPEAT = 31
+
+
+async def _trivial() -> None:
+    return None
+
+
+async def _run_ns(fn: Callable[[], Awaitable[None]], number: int) -> float:
+    start = time.perf_counter_ns()
+    for _ in range(number):
+        await fn()
+    return (time.perf_counter_ns() - start) / number
+
+
+async def _compare_async(
+    candidate: Callable[[], Awaitable[None]], floor: Callable[[], Awaitable[None]]
+) -> tuple[float, float]:
+    """Median ns per awaited call of ``candidate`` and ``floor``, alternating ~5 ms runs.
+
+    The async twin of ``benchmarks._util.compare_ns``: both run inside one coroutine on the loop.
+    """
+    number = 1
+    while await _run_ns(candidate, number) * number < 5e6:
+        number *= 2
+    ours: list[float] = []
+    raw: list[float] = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(_REPEAT):
+            ours.append(await _run_ns(candidate, number))
+            raw.append(await _run_ns(floor, number))
+    finally:
+        if enabled:
+            gc.enable()
+    return statistics.median(ours), statistics.median(raw)
+
+
+def _unlimited() -> RateLimiter:
+    limiter = RateLimiter(api_ip_limit=_HUGE, sapi_ip_limit=_HUGE, sapi_uid_limit=_HUGE)
+    limiter.set_order_limits(
+        [
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": _HUGE},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": _HUGE},
+        ]
+    )
+    return limiter
+
+
+async def _measure() -> tuple[list[str], float]:
+    limiter = _unlimited()
+    lines: list[str] = []
+    floors: list[float] = []
+    for name in ("get_account", "new_order"):
+        endpoint = ENDPOINTS[name]
+        acquire = functools.partial(limiter.acquire, endpoint, endpoint.weight)
+        ours, floor = await _compare_async(acquire, _trivial)
+        floors.append(floor)
+        verdict = "within" if ours < _BUDGET_NS else "OVER"
+        lines.append(
+            ratio_line(f"await RateLimiter.acquire({name}) vs await trivial coroutine", ours, floor)
+            + f" [{verdict} the 5 µs budget]"
+        )
+    return lines, statistics.median(floors)
+
+
+def run() -> list[str]:
+    """Median cost per call of the limiter hot path, as ratios to one awaited trivial coroutine."""
+    lines, floor = asyncio.run(_measure())
+    core = LimiterCore(api_ip_limit=_HUGE, sapi_ip_limit=_HUGE, sapi_uid_limit=_HUGE)
+    key = ENDPOINTS["get_account"].pool_key
+    now = time.time()
+    ours = median_ns(lambda: core.reserve(Pool.SAPI_IP, key, 10, now))
+    lines.append(ratio_line("LimiterCore.reserve (sync) vs await trivial coroutine", ours, floor))
+    lines.append(f"floor: one awaited trivial coroutine = {floor:.0f} ns")
+    return lines

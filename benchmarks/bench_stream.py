@@ -1,0 +1,303 @@
+"""CPU per user-data event: `UserDataStream` against a websockets + orjson floor, same frames.
+
+A server in a child process (so its CPU is not counted; ``time.process_time`` covers this process
+only) speaks just enough WebSocket API: it answers ``userDataStream.subscribe.listenToken`` with
+subscription ids 0, 1, 2 and, once all three accounts are subscribed, writes FRAMES pre-framed
+events as fast as the socket takes them: 70 % ``executionReport``, 20 %
+``outboundAccountPosition``, 10 % ``balanceUpdate``, each in the ``{"subscriptionId": N,
+"event": …}`` envelope, spread over the three accounts. Writing pre-encoded bytes keeps the
+server far ahead of either client, so both measure a saturated client.
+
+* **floor**: a websockets client (``recv(decode=False)``), ``orjson.loads`` and a trivial callback
+  per frame; what a hand-written listener costs at minimum.
+* **ours**: ``async with UserDataStream(...)`` over the same kind of connection: the real reader
+  (route by subscriptionId, typed event from :mod:`.events`, dispatch backlog) and dispatcher
+  (handler table, stats) to a trivial callback per typed event.
+
+Both include connecting and subscribing (three WS API round trips), negligible next to the
+events. Runs alternate floor/ours; the median CPU µs per event and events/s are reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import multiprocessing
+import statistics
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import connect
+
+from binance_margin_async import RateLimiter
+from binance_margin_async.events import AccountPosition, BalanceUpdate, ExecutionReport
+from binance_margin_async.models import ListenToken
+from binance_margin_async.stream import StreamConfig, UserDataStream
+
+FRAMES = 200_000
+ROUNDS = 3
+ACCOUNTS = ("CROSS", "BTCUSDT", "ETHUSDT")
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_DISTINCT = 4000  # distinct frames, cycled
+_CHUNK = 2000  # frames per socket write
+
+
+def _execution_report(n: int) -> dict[str, Any]:
+    filled = n % 3 == 0
+    return {
+        "e": "executionReport",
+        "E": 1_760_000_000_000 + n,
+        "s": "BTCUSDT",
+        "c": f"web_{n:016d}",
+        "S": "BUY" if n % 2 else "SELL",
+        "o": "LIMIT",
+        "f": "GTC",
+        "q": "0.01000000",
+        "p": f"{60000 + n % 500}.12000000",
+        "P": "0.00000000",
+        "F": "0.00000000",
+        "g": -1,
+        "C": "",
+        "x": "TRADE" if filled else "NEW",
+        "X": "FILLED" if filled else "NEW",
+        "r": "NONE",
+        "i": 4_293_153 + n,
+        "l": "0.01000000" if filled else "0.00000000",
+        "z": "0.01000000" if filled else "0.00000000",
+        "L": f"{60000 + n % 500}.12000000" if filled else "0.00000000",
+        "n": "0.00000750" if filled else "0",
+        "N": "BNB" if filled else None,
+        "T": 1_760_000_000_000 + n,
+        "t": 90_000 + n if filled else -1,
+        "I": 8_641_984 + n,
+        "w": not filled,
+        "m": False,
+        "M": False,
+        "O": 1_760_000_000_000 + n,
+        "Z": "600.00000000" if filled else "0.00000000",
+        "Y": "600.00000000" if filled else "0.00000000",
+        "Q": "0.00000000",
+        "W": 1_760_000_000_000 + n,
+        "V": "EXPIRE_MAKER",
+    }
+
+
+def _account_position(n: int) -> dict[str, Any]:
+    return {
+        "e": "outboundAccountPosition",
+        "E": 1_760_000_000_000 + n,
+        "u": 1_760_000_000_000 + n,
+        "B": [
+            {"a": "BTC", "f": f"0.{n % 100000:05d}000", "l": "0.00000000"},
+            {"a": "USDT", "f": f"{10000 + n % 1000}.50000000", "l": "600.00000000"},
+        ],
+    }
+
+
+def _balance_update(n: int) -> dict[str, Any]:
+    return {
+        "e": "balanceUpdate",
+        "E": 1_760_000_000_000 + n,
+        "a": "USDT",
+        "d": f"{n % 1000}.00000000",
+        "T": 1_760_000_000_000 + n,
+    }
+
+
+def _ws_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """One unmasked server → client frame."""
+    size = len(payload)
+    if size < 126:
+        header = bytes([0x80 | opcode, size])
+    elif size < 65536:
+        header = bytes([0x80 | opcode, 126]) + size.to_bytes(2, "big")
+    else:
+        header = bytes([0x80 | opcode, 127]) + size.to_bytes(8, "big")
+    return header + payload
+
+
+def _event_frames() -> list[bytes]:
+    frames = []
+    for n in range(_DISTINCT):
+        kind = n % 10
+        if kind < 7:
+            event = _execution_report(n)
+        elif kind < 9:
+            event = _account_position(n)
+        else:
+            event = _balance_update(n)
+        envelope = {"subscriptionId": n % len(ACCOUNTS), "event": event}
+        frames.append(_ws_frame(orjson.dumps(envelope)))
+    return frames
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One masked client → server frame (opcode, payload)."""
+    head = await reader.readexactly(2)
+    opcode = head[0] & 0x0F
+    size = head[1] & 0x7F
+    if size == 126:
+        size = int.from_bytes(await reader.readexactly(2), "big")
+    elif size == 127:
+        size = int.from_bytes(await reader.readexactly(8), "big")
+    mask = await reader.readexactly(4) if head[1] & 0x80 else b"\0\0\0\0"
+    data = await reader.readexactly(size)
+    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+async def _serve_connection(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frames: list[bytes], total: int
+) -> None:
+    request = await reader.readuntil(b"\r\n\r\n")
+    key = b""
+    for line in request.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            key = value.strip()
+    accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+    subscribed = 0
+    try:
+        while True:
+            opcode, payload = await _read_frame(reader)
+            if opcode == 0x8:  # close: echo it and stop
+                writer.write(_ws_frame(payload[:2], 0x8))
+                await writer.drain()
+                return
+            if opcode == 0x9:
+                writer.write(_ws_frame(payload, 0xA))
+                continue
+            if opcode != 0x1:
+                continue
+            message = orjson.loads(payload)
+            result: Any = {}
+            if message.get("method") == "userDataStream.subscribe.listenToken":
+                result = {"subscriptionId": subscribed, "expirationTime": 4_000_000_000_000}
+                subscribed += 1
+            answer = {"id": message.get("id"), "status": 200, "result": result}
+            writer.write(_ws_frame(orjson.dumps(answer)))
+            if subscribed == len(ACCOUNTS) and message.get("method") != "userDataStream.unsubscribe":
+                subscribed += 1  # blast once
+                for start in range(0, total, _CHUNK):
+                    count = min(_CHUNK, total - start)
+                    writer.write(
+                        b"".join(frames[(start + i) % len(frames)] for i in range(count))
+                    )
+                    await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return
+    finally:
+        writer.close()
+
+
+def _server_main(pipe: Connection, total: int) -> None:
+    async def main() -> None:
+        frames = _event_frames()
+        server = await asyncio.start_server(
+            lambda r, w: _serve_connection(r, w, frames, total), "127.0.0.1", 0
+        )
+        pipe.send(server.sockets[0].getsockname()[1])
+        async with server:
+            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+
+    asyncio.run(main())
+
+
+class _BenchClient:
+    """Just what UserDataStream needs from MarginClient; tokens come without any REST."""
+
+    def __init__(self, url: str) -> None:
+        self.ws_api_url = url
+        self.risk_stream_url = url
+        self.limiter = RateLimiter()
+
+    async def create_listen_token(
+        self, *, symbol: str | None = None, validity_ms: int | None = None
+    ) -> ListenToken:
+        return ListenToken(token=f"token-{symbol}", expiration_time=4_000_000_000_000)
+
+
+async def _floor(url: str, total: int) -> float:
+    seen = 0
+
+    def callback(message: Any) -> None:
+        nonlocal seen
+        seen += 1
+
+    loads = orjson.loads
+    start = time.process_time()
+    async with connect(url, max_queue=StreamConfig().max_queue) as ws:
+        for sid in range(len(ACCOUNTS)):
+            request = {"id": sid, "method": "userDataStream.subscribe.listenToken"}
+            await ws.send(orjson.dumps({**request, "params": {"listenToken": "t"}}), text=True)
+        recv = ws.recv
+        while seen < total:
+            message = loads(await recv(False))
+            if "subscriptionId" in message:
+                callback(message)
+        elapsed = time.process_time() - start
+    return elapsed
+
+
+async def _ours(url: str, total: int) -> float:
+    seen = 0
+    done = asyncio.Event()
+
+    def callback(event: object) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == total:
+            done.set()
+
+    stream = UserDataStream(
+        _BenchClient(url),  # type: ignore[arg-type]
+        isolated_symbols=ACCOUNTS[1:],
+    )
+    stream.on(ExecutionReport | AccountPosition | BalanceUpdate, callback)
+    start = time.process_time()
+    async with stream:
+        await done.wait()
+        elapsed = time.process_time() - start
+    return elapsed
+
+
+def run() -> list[str]:
+    """Median CPU µs per event and events/s for the floor and for UserDataStream."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    server = context.Process(target=_server_main, args=(child, FRAMES), daemon=True)
+    server.start()
+    try:
+        url = f"ws://127.0.0.1:{parent.recv()}/ws-api/v3"
+        floor: list[float] = []
+        ours: list[float] = []
+        for _ in range(ROUNDS):
+            floor.append(asyncio.run(_floor(url, FRAMES)))
+            ours.append(asyncio.run(_ours(url, FRAMES)))
+    finally:
+        parent.send("stop")
+        server.join(timeout=10)
+        if server.is_alive():
+            server.kill()
+    floor_us = statistics.median(floor) / FRAMES * 1e6
+    ours_us = statistics.median(ours) / FRAMES * 1e6
+    return [
+        f"frames per run: {FRAMES} (70% executionReport, 20% outboundAccountPosition, "
+        f"10% balanceUpdate), {ROUNDS} rounds, server in a child process",
+        f"floor (websockets recv + orjson.loads + callback): {floor_us:.2f} µs CPU/event, "
+        f"{1e6 / floor_us:,.0f} events/s of CPU",
+        f"UserDataStream (route + typed event + dispatch + callback): {ours_us:.2f} µs CPU/event, "
+        f"{1e6 / ours_us:,.0f} events/s of CPU",
+        f"ratio: {ours_us / floor_us:.2f}x floor (target <= 1.5x)",
+    ]
+
+
+if __name__ == "__main__":
+    for line in run():
+        print(line)

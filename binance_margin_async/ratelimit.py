@@ -1,0 +1,915 @@
+"""Weight-aware rate limiter modelling Binance's real pools; shared by REST and streams.
+
+Binance limits (https://developers.binance.com/docs/margin_trading/general-info, "LIMITS"):
+
+* ``/api/*`` and the WebSocket API share one **6 000 weight / minute** budget per IP
+  (``Pool.API_IP``, header ``X-MBX-USED-WEIGHT-1M``).
+* every ``/sapi/*`` endpoint has its **own** 12 000 / minute IP budget (``Pool.SAPI_IP``, header
+  ``X-SAPI-USED-IP-WEIGHT-1M``) or its own 180 000 / minute UID budget (``Pool.SAPI_UID``, header
+  ``X-SAPI-USED-UID-WEIGHT-1M``);
+* order counts per account (10 s and 1 day), read from ``GET /sapi/v1/margin/rateLimit/order``
+  and the ``X-MBX-ORDER-COUNT-*`` headers;
+* 300 WebSocket connection attempts per 5 minutes per IP, each also costing 2 weight on ``API_IP``.
+
+Model. Binance counts in **fixed windows aligned to the interval** (the used-weight header drops to
+zero at each minute boundary), so every budget here is a fixed window aligned to epoch multiples of
+its length. Local and server clocks differ by an offset, and a request reaches the server a little
+after it leaves; both are covered by ``boundary_margin`` (*m*, default 0.25 s): a request granted at
+local time *t* may be counted by the server in any window touched by ``[t - m, t + m]``, so it is
+charged to the window of ``t - m`` *and*, within *m* of the next boundary, to the next window too.
+In practice a new window's budget is used only *m* seconds after its boundary, and nothing is ever
+charged to a window the server might already have counted as full. Bursts are not slowed: a full
+window waits exactly until ``boundary + m``, and then the whole next budget is available.
+
+Feedback: the server's counts (response headers, WS API ``rateLimits``) replace the local count when
+higher (other processes on the same IP or account spend the same budget). HTTP 429 closes the pool
+until ``Retry-After`` (to the end of its window when absent); HTTP 418 bans the IP, and every
+reservation then raises :class:`~.errors.IPBanned` at once. A *critical reserve* keeps the last
+``critical_reserve`` share of every budget for critical requests (cancels, repays, stream renewals)
+so that a burst of reads can never starve a risk-reducing action.
+
+:class:`LimiterCore` is the pure state machine (``now`` passed in, nothing awaited);
+:class:`RateLimiter` is the asyncio shell with FIFO waiters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final
+
+from .endpoints import Endpoint, Pool
+from .errors import IPBanned, ParameterError, RateLimited
+
+__all__ = [
+    "API_IP_KEY",
+    "ORDERS_KEY",
+    "WS_CONNECT_KEY",
+    "WS_CONNECT_WEIGHT",
+    "LimiterCore",
+    "RateLimiter",
+]
+
+#: Pool key of the shared ``/api`` + WebSocket API budget (same as ``Endpoint.pool_key``).
+API_IP_KEY: Final = "API_IP"
+#: Prefix of the order-count windows in :meth:`LimiterCore.usage` (``"ORDERS:10S"`` ...).
+ORDERS_KEY: Final = "ORDERS"
+#: Pool key of the WebSocket connection-attempt budget.
+WS_CONNECT_KEY: Final = "WS_CONNECT"
+#: Request weight of one WebSocket API connection attempt, charged to ``API_IP``
+#: (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-api/rate-limits).
+WS_CONNECT_WEIGHT: Final = 2
+
+#: Order-count limits used until the account's real ones are known: the example of
+#: ``GET /sapi/v1/margin/rateLimit/order`` (PROTOCOL.md §2.3), as (window seconds, limit).
+DEFAULT_ORDER_LIMITS: Final[tuple[tuple[float, int], ...]] = ((10.0, 10_000), (86_400.0, 20_000))
+
+# Binance bans for 2 minutes at least; a 418 without Retry-After is held for that long.
+_DEFAULT_BAN: Final = 120.0
+# Headers and WS API `rateLimits` name the 1-minute weight window; when tests shrink the window
+# (e.g. to 10 s, like the fake exchange), the 1-minute figures describe the shrunk window.
+_CANONICAL_WINDOW: Final = 60.0
+# Added to every computed wait so that, after sleeping it, float rounding cannot leave the clock a
+# hair before the boundary (which would cost one more round trip through the waiter loop).
+_EPSILON: Final = 1e-6
+
+_HEADER_UNIT: Final[Mapping[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_WS_INTERVAL: Final[Mapping[str, float]] = {
+    "SECOND": 1.0,
+    "MINUTE": 60.0,
+    "HOUR": 3600.0,
+    "DAY": 86400.0,
+}
+_MBX_WEIGHT: Final = "x-mbx-used-weight-"
+_SAPI_IP_WEIGHT: Final = "x-sapi-used-ip-weight-"
+_SAPI_UID_WEIGHT: Final = "x-sapi-used-uid-weight-"
+_ORDER_COUNT: Final = "x-mbx-order-count-"
+
+
+def _label(length: float) -> str:
+    """``60.0`` → ``"1M"``, ``10.0`` → ``"10S"``, ``86400.0`` → ``"1D"`` (Binance's style)."""
+    for unit, letter in ((86400.0, "D"), (3600.0, "H"), (60.0, "M")):
+        if length >= unit and length % unit == 0:
+            return f"{int(length // unit)}{letter}"
+    return f"{length:g}S"
+
+
+def _header_interval(suffix: str) -> float | None:
+    """``"1m"`` → 60.0, ``"10s"`` → 10.0; ``None`` when the suffix is not ``<n><s|m|h|d>``."""
+    unit = _HEADER_UNIT.get(suffix[-1:])
+    if unit is None or not suffix[:-1].isdigit():
+        return None
+    return int(suffix[:-1]) * unit
+
+
+def _as_count(value: object) -> int | None:
+    """A non-negative int from a JSON value or header string, else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _retry_after(value: str) -> float | None:
+    """Seconds from a ``Retry-After`` header; ``None`` when malformed (then treated as absent)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0.0 else None
+
+
+def _soft_cap(limit: int, reserve: float) -> int:
+    """The share of ``limit`` that non-critical requests may use."""
+    # Rounded before ceil so that a float product like 600.0000000000001 reserves 600, not 601.
+    return limit - math.ceil(round(limit * reserve, 9))
+
+
+class _Window:
+    """One fixed budget of ``limit`` per ``length`` seconds, windows aligned to epoch multiples.
+
+    ``idx`` is the index of the window that ``used`` refers to, as seen from ``now - margin``;
+    ``next_used`` is what was also charged to window ``idx + 1`` within ``margin`` of its start.
+    Invariant: ``next_used <= used`` (every charge to the next window is also a charge to this one).
+    """
+
+    __slots__ = ("idx", "length", "limit", "margin", "name", "next_used", "reserve", "soft", "used")
+
+    def __init__(self, name: str, length: float, limit: int, margin: float, reserve: float) -> None:
+        self.name = name
+        self.length = length
+        # A margin of half a window or more would overlap both neighbours; tiny windows (a learned
+        # 1 s limit) get a proportionally smaller one.
+        self.margin = min(margin, length / 4.0)
+        self.reserve = reserve
+        self.limit = limit
+        self.soft = _soft_cap(limit, reserve)
+        self.idx = -math.inf
+        self.used = 0
+        self.next_used = 0
+
+    def set_limit(self, limit: int) -> None:
+        self.limit = limit
+        self.soft = _soft_cap(limit, self.reserve)
+
+    def wait(self, weight: int, now: float, critical: bool) -> float:
+        """Rolls to ``now``; 0.0 when ``weight`` fits, else the seconds until the next window."""
+        lo = (now - self.margin) // self.length
+        if lo > self.idx:
+            self.used = self.next_used if lo == self.idx + 1.0 else 0
+            self.next_used = 0
+            self.idx = lo
+        cap = self.limit if critical else self.soft
+        if self.used + weight <= cap:
+            return 0.0
+        if weight > cap:
+            raise self._too_heavy(weight, critical)
+        # Also correct when the wall clock stepped back (idx > lo): wait for the window we counted.
+        return max((self.idx + 1.0) * self.length + self.margin - now, 0.0) + _EPSILON
+
+    def record(self, weight: int, now: float) -> None:
+        """Charges ``weight``; call right after :meth:`wait` returned 0.0 for the same ``now``."""
+        self.used += weight
+        if (now + self.margin) // self.length > self.idx:
+            self.next_used += weight
+
+    def estimate(self, weight: int, total: int, now: float, critical: bool) -> float:
+        """Seconds until ``total`` (queued weight ahead plus ``weight``) could have been granted.
+
+        A lower bound that ignores how requests pack into windows; nothing is changed.
+        """
+        lo = (now - self.margin) // self.length
+        idx, used = self.idx, self.used
+        if lo > idx:
+            used = self.next_used if lo == idx + 1.0 else 0
+            idx = lo
+        cap = self.limit if critical else self.soft
+        if weight > cap:
+            raise self._too_heavy(weight, critical)
+        if used + total <= cap:
+            return 0.0
+        windows = math.ceil((used + total - cap) / max(cap, 1))
+        return max((idx + windows) * self.length + self.margin - now, 0.0) + _EPSILON
+
+    def _roll(self, now: float) -> None:
+        lo = (now - self.margin) // self.length
+        if lo > self.idx:
+            self.used = self.next_used if lo == self.idx + 1.0 else 0
+            self.next_used = 0
+            self.idx = lo
+
+    def observe(self, count: int, now: float) -> None:
+        """The server's count for the current window wins when it is higher."""
+        self._roll(now)
+        if count > self.used:
+            self.used = count
+
+    def fill(self, now: float) -> None:
+        """Treats the current window as exhausted (a 429 without ``Retry-After``)."""
+        self._roll(now)
+        if self.used < self.limit:
+            self.used = self.limit
+
+    def current(self, now: float) -> int:
+        """What is charged to the window containing ``now - margin``, without rolling."""
+        lo = (now - self.margin) // self.length
+        if lo <= self.idx:
+            return self.used
+        return self.next_used if lo == self.idx + 1.0 else 0
+
+    def _too_heavy(self, weight: int, critical: bool) -> ParameterError:
+        if critical or self.soft == self.limit:
+            detail = f"exceeds the limit {self.limit} of {self.name}"
+        else:
+            detail = (
+                f"exceeds the non-critical share {self.soft} of the limit {self.limit} of "
+                f"{self.name} (the rest is the critical reserve)"
+            )
+        return ParameterError("weight", f"{weight} {detail}; it could never be sent")
+
+
+class _Pool:
+    """One budget key: its windows (the first is the primary one) and a 429 closure."""
+
+    __slots__ = ("closed_until", "key", "windows")
+
+    def __init__(self, key: str, windows: list[_Window]) -> None:
+        self.key = key
+        self.windows = windows
+        self.closed_until = 0.0
+
+    def wait(self, weight: int, now: float, critical: bool) -> float:
+        wait = self.closed_until - now + _EPSILON if self.closed_until > now else 0.0
+        for window in self.windows:
+            needed = window.wait(weight, now, critical)
+            if needed > wait:
+                wait = needed
+        return wait
+
+    def record(self, weight: int, now: float) -> None:
+        for window in self.windows:
+            window.record(weight, now)
+
+    def estimate(self, weight: int, total: int, now: float, critical: bool) -> float:
+        wait = self.closed_until - now + _EPSILON if self.closed_until > now else 0.0
+        for window in self.windows:
+            wait = max(wait, window.estimate(weight, total, now, critical))
+        return wait
+
+    def find(self, length: float, *, canonical: bool) -> _Window | None:
+        for window in self.windows:
+            if window.length == length:
+                return window
+        if canonical and length == _CANONICAL_WINDOW and self.windows:
+            return self.windows[0]
+        return None
+
+    def close(self, until: float) -> None:
+        if until > self.closed_until:
+            self.closed_until = until
+
+
+class LimiterCore:
+    """Pure rate-limit accounting: every method takes ``now`` (epoch seconds) and never blocks.
+
+    :meth:`reserve` grants and records a request (returns 0.0) or says how long to wait (nothing
+    recorded). Feed it every response (:meth:`on_response`, :meth:`on_ws_response`) so that it
+    learns the server's counts, 429 closures and 418 bans.
+    Docs: https://developers.binance.com/docs/margin_trading/general-info
+
+    Args:
+        api_ip_limit: weight per window shared by ``/api`` and the WebSocket API (per IP).
+        sapi_ip_limit: weight per window of each IP-weighted SAPI endpoint.
+        sapi_uid_limit: weight per window of each UID-weighted SAPI endpoint.
+        window: length of the weight windows in seconds (Binance: 60; tests shrink it).
+        ws_connect_limit: WebSocket connection attempts per ``ws_connect_window`` seconds.
+        ws_connect_window: length of the connection-attempt window.
+        critical_reserve: share of every budget that only critical requests may use.
+        boundary_margin: seconds of clock offset plus one-way latency tolerated around each
+            window boundary (see the module docstring); a new window's budget is used only this
+            long after the boundary.
+        order_limits: initial order-count windows as ``(seconds, limit)``; replace them with the
+            account's real ones through :meth:`set_order_limits`.
+    """
+
+    __slots__ = (
+        "_api_ip",
+        "_ban_until",
+        "_connects",
+        "_limits",
+        "_margin",
+        "_orders",
+        "_pools",
+        "_reserve",
+        "_window",
+    )
+
+    def __init__(
+        self,
+        *,
+        api_ip_limit: int = 6000,
+        sapi_ip_limit: int = 12000,
+        sapi_uid_limit: int = 180000,
+        window: float = 60.0,
+        ws_connect_limit: int = 300,
+        ws_connect_window: float = 300.0,
+        critical_reserve: float = 0.1,
+        boundary_margin: float = 0.25,
+        order_limits: Sequence[tuple[float, int]] = DEFAULT_ORDER_LIMITS,
+    ) -> None:
+        for name, limit in (
+            ("api_ip_limit", api_ip_limit),
+            ("sapi_ip_limit", sapi_ip_limit),
+            ("sapi_uid_limit", sapi_uid_limit),
+            ("ws_connect_limit", ws_connect_limit),
+        ):
+            if limit < 1:
+                raise ParameterError(name, "must be at least 1")
+        for name, length in (("window", window), ("ws_connect_window", ws_connect_window)):
+            if not length > 0.0:
+                raise ParameterError(name, "must be a positive number of seconds")
+        if not 0.0 <= critical_reserve < 1.0:
+            raise ParameterError("critical_reserve", "must be in [0, 1)")
+        if not 0.0 <= boundary_margin <= window / 4.0:
+            raise ParameterError("boundary_margin", "must be in [0, window / 4]")
+        self._margin = boundary_margin
+        self._reserve = critical_reserve
+        self._window = window
+        self._limits: dict[Pool, int] = {
+            Pool.API_IP: api_ip_limit,
+            Pool.SAPI_IP: sapi_ip_limit,
+            Pool.SAPI_UID: sapi_uid_limit,
+        }
+        self._api_ip = _Pool(API_IP_KEY, [self._new_window(API_IP_KEY, window, api_ip_limit)])
+        self._pools: dict[str, _Pool] = {API_IP_KEY: self._api_ip}
+        self._orders = _Pool(ORDERS_KEY, [])
+        for length, limit in order_limits:
+            self._orders.windows.append(self._order_window(length, limit))
+        # Connection attempts are never refused for a critical reserve: a reconnect is what keeps
+        # the user's fills flowing, so it always counts as critical.
+        self._connects = _Pool(
+            WS_CONNECT_KEY, [self._new_window(WS_CONNECT_KEY, ws_connect_window, ws_connect_limit)]
+        )
+        self._ban_until = 0.0
+
+    # Granting
+
+    def reserve(
+        self,
+        ep_pool: Pool,
+        pool_key: str,
+        weight: int,
+        now: float,
+        *,
+        critical: bool = False,
+        orders: int = 0,
+    ) -> float:
+        """Grants and records ``weight`` on ``pool_key`` (and ``orders`` order counts) if it fits.
+
+        Returns 0.0 when granted and recorded, else the seconds to wait before it could be granted
+        (nothing recorded; call again then). A pool closed by a 429 returns the time to its
+        reopening. Non-critical requests may use only ``(1 - critical_reserve)`` of each budget.
+
+        Raises:
+            IPBanned: the IP is known to be banned (never send into a known ban).
+            ParameterError: ``weight`` can never fit (larger than the limit, or than the
+                non-critical share for a non-critical request), or is negative.
+        """
+        if now < self._ban_until:
+            raise self._banned(pool_key, now)
+        if weight < 0:
+            raise ParameterError("weight", "must not be negative")
+        pool = self._pools.get(pool_key)
+        if pool is None:
+            pool = self._add_pool(ep_pool, pool_key)
+        wait = pool.wait(weight, now, critical)
+        if orders:
+            needed = self._orders.wait(orders, now, critical)
+            if needed > wait:
+                wait = needed
+        if wait > 0.0:
+            return wait
+        pool.record(weight, now)
+        if orders:
+            self._orders.record(orders, now)
+        return 0.0
+
+    def reserve_connect(self, now: float) -> float:
+        """Like :meth:`reserve` for one WebSocket connection attempt (plus its 2 ``API_IP`` weight).
+
+        Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-api/rate-limits
+        """
+        if now < self._ban_until:
+            raise self._banned(WS_CONNECT_KEY, now)
+        wait = max(
+            self._connects.wait(1, now, True),
+            self._api_ip.wait(WS_CONNECT_WEIGHT, now, True),
+        )
+        if wait > 0.0:
+            return wait
+        self._connects.record(1, now)
+        self._api_ip.record(WS_CONNECT_WEIGHT, now)
+        return 0.0
+
+    def estimate(
+        self,
+        ep_pool: Pool,
+        pool_key: str,
+        weight: int,
+        now: float,
+        *,
+        critical: bool = False,
+        orders: int = 0,
+        ahead: int = 0,
+        orders_ahead: int = 0,
+    ) -> float:
+        """Lower bound of the wait for a request queued behind ``ahead`` weight (nothing recorded).
+
+        Used to refuse a request whose wait would exceed ``max_wait`` without waiting at all.
+        Raises like :meth:`reserve`.
+        """
+        if now < self._ban_until:
+            raise self._banned(pool_key, now)
+        pool = self._pools.get(pool_key)
+        if pool is None:
+            pool = self._add_pool(ep_pool, pool_key)
+        wait = pool.estimate(weight, ahead + weight, now, critical)
+        if orders:
+            wait = max(wait, self._orders.estimate(orders, orders_ahead + orders, now, critical))
+        return wait
+
+    def estimate_connect(self, now: float, *, ahead: int = 0) -> float:
+        """:meth:`estimate` for a connection attempt queued behind ``ahead`` attempts."""
+        if now < self._ban_until:
+            raise self._banned(WS_CONNECT_KEY, now)
+        attempts = ahead + 1
+        return max(
+            self._connects.estimate(1, attempts, now, True),
+            self._api_ip.estimate(WS_CONNECT_WEIGHT, WS_CONNECT_WEIGHT * attempts, now, True),
+        )
+
+    # Feedback
+
+    def on_response(
+        self,
+        ep_pool: Pool,
+        pool_key: str,
+        status: int,
+        headers: Mapping[str, str],
+        now: float,
+        *,
+        counts_order: bool = False,
+    ) -> None:
+        """Learns from one REST response of an endpoint charged to ``pool_key``.
+
+        ``X-MBX-USED-WEIGHT-<n><S|M|H|D>`` update ``API_IP``; ``X-SAPI-USED-IP-WEIGHT-1M`` and
+        ``X-SAPI-USED-UID-WEIGHT-1M`` the endpoint's own pool; ``X-MBX-ORDER-COUNT-*`` the order
+        counts. 429 closes the pool until ``Retry-After`` (to the end of its window when absent;
+        for order-placing endpoints, whose order-count 429s come without it, the shortest
+        order-count window instead); 418 bans the IP until ``Retry-After`` (2 minutes when absent).
+        Docs: https://developers.binance.com/docs/margin_trading/general-info
+        """
+        pool = self._pools.get(pool_key)
+        if pool is None:
+            pool = self._add_pool(ep_pool, pool_key)
+        retry_after: float | None = None
+        for name, value in headers.items():
+            lowered = name.lower()
+            if lowered.startswith("x-"):
+                self._observe_header(lowered, value, pool, ep_pool, now)
+            elif lowered == "retry-after":
+                retry_after = _retry_after(value)
+        if status == 429:
+            if retry_after is not None:
+                pool.close(now + retry_after)
+                if counts_order:
+                    # Cannot tell a weight 429 from an order-count one: hold both.
+                    self._orders.close(now + retry_after)
+            elif counts_order and self._orders.windows:
+                min(self._orders.windows, key=_window_length).fill(now)
+            else:
+                pool.windows[0].fill(now)
+        elif status == 418:
+            self.ban(now + (retry_after if retry_after is not None else _DEFAULT_BAN))
+
+    def on_ws_response(
+        self,
+        status: int,
+        rate_limits: Sequence[Mapping[str, Any]] | None,
+        error_data: Mapping[str, Any] | None,
+        now: float,
+    ) -> None:
+        """Learns from one WebSocket API response (``status``, ``rateLimits``, ``error.data``).
+
+        429 closes ``API_IP`` until ``error.data.retryAfter`` (epoch ms) or the end of the window;
+        418 bans the IP until ``retryAfter`` (2 minutes when absent).
+        Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-api/rate-limits
+        """
+        if rate_limits:
+            self._observe_rate_limits(rate_limits, now, replace_orders=False)
+        if status != 429 and status != 418:
+            return
+        until: float | None = None
+        if error_data is not None:
+            retry_ms = error_data.get("retryAfter")
+            if isinstance(retry_ms, int | float) and not isinstance(retry_ms, bool):
+                # Server epoch: the margin absorbs the clock offset.
+                until = retry_ms / 1000.0 + self._margin
+        if status == 418:
+            self.ban(until if until is not None else now + _DEFAULT_BAN)
+        elif until is not None:
+            self._api_ip.close(until)
+        else:
+            self._api_ip.windows[0].fill(now)
+
+    def set_order_limits(self, rate_limits: Sequence[Mapping[str, Any]], now: float) -> None:
+        """Replaces the order-count windows with the account's, and takes their counts.
+
+        ``rate_limits`` is the JSON list of ``GET /sapi/v1/margin/rateLimit/order``:
+        ``[{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 10000,
+        "count": 0}, ...]``. Entries of other types are ignored; windows not listed are dropped.
+        Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Current-Margin-Order-Count-Usage
+        """
+        self._observe_rate_limits(rate_limits, now, replace_orders=True)
+
+    def ban(self, until: float) -> None:
+        """Records an IP ban until ``until`` (epoch seconds); it never shortens a known ban."""
+        if until > self._ban_until:
+            self._ban_until = until
+
+    # Introspection
+
+    @property
+    def banned_until(self) -> float:
+        """End of the known IP ban in epoch seconds (0.0 when none was seen)."""
+        return self._ban_until
+
+    def usage(self, now: float) -> dict[str, int]:
+        """Pool key → weight (or count) charged to the current primary window, for summaries.
+
+        Order counts appear as ``"ORDERS:10S"``/``"ORDERS:1D"``, connection attempts as
+        ``"WS_CONNECT"``.
+        """
+        result = {key: pool.windows[0].current(now) for key, pool in self._pools.items()}
+        for window in self._orders.windows:
+            result[window.name] = window.current(now)
+        result[WS_CONNECT_KEY] = self._connects.windows[0].current(now)
+        return result
+
+    # Internals
+
+    def _new_window(self, name: str, length: float, limit: int) -> _Window:
+        return _Window(name, length, limit, self._margin, self._reserve)
+
+    def _order_window(self, length: float, limit: int) -> _Window:
+        return self._new_window(f"{ORDERS_KEY}:{_label(length)}", length, limit)
+
+    def _add_pool(self, ep_pool: Pool, pool_key: str) -> _Pool:
+        if ep_pool == Pool.API_IP:
+            pool = self._api_ip
+        else:
+            limit = self._limits[Pool(ep_pool)]
+            pool = _Pool(pool_key, [self._new_window(pool_key, self._window, limit)])
+        self._pools[pool_key] = pool
+        return pool
+
+    def _banned(self, pool_key: str, now: float) -> IPBanned:
+        return IPBanned(self._ban_until, retry_after=self._ban_until - now, pool=pool_key)
+
+    def _observe_header(
+        self, name: str, value: str, pool: _Pool, ep_pool: Pool, now: float
+    ) -> None:
+        target: _Pool
+        if name.startswith(_MBX_WEIGHT):
+            target, suffix = self._api_ip, name[len(_MBX_WEIGHT) :]
+        elif name.startswith(_ORDER_COUNT):
+            target, suffix = self._orders, name[len(_ORDER_COUNT) :]
+        elif ep_pool == Pool.API_IP:
+            # SAPI counts describe one endpoint's own pool; never mix them into the shared one.
+            return
+        elif name.startswith(_SAPI_IP_WEIGHT):
+            target, suffix = pool, name[len(_SAPI_IP_WEIGHT) :]
+        elif name.startswith(_SAPI_UID_WEIGHT):
+            # Applied even if the table says IP: the count is still this endpoint's.
+            target, suffix = pool, name[len(_SAPI_UID_WEIGHT) :]
+        else:
+            return
+        length = _header_interval(suffix)
+        count = _as_count(value.strip())
+        if length is None or count is None:
+            return
+        # Headers for an interval with no known limit (no matching window) carry nothing usable.
+        window = target.find(length, canonical=target is not self._orders)
+        if window is not None:
+            window.observe(count, now)
+
+    def _observe_rate_limits(
+        self, rate_limits: Sequence[Mapping[str, Any]], now: float, *, replace_orders: bool
+    ) -> None:
+        order_windows: list[_Window] = []
+        for item in rate_limits:
+            interval = item.get("interval")
+            unit = _WS_INTERVAL.get(interval) if isinstance(interval, str) else None
+            num = _as_count(item.get("intervalNum"))
+            limit = _as_count(item.get("limit"))
+            if unit is None or not num or not limit:
+                continue
+            length = unit * num
+            kind = item.get("rateLimitType")
+            if kind == "REQUEST_WEIGHT":
+                window = self._api_ip.find(length, canonical=True)
+                if window is None:
+                    window = self._new_window(f"{API_IP_KEY}:{_label(length)}", length, limit)
+                    self._api_ip.windows.append(window)
+                elif limit < window.limit:
+                    # The constructor limit is an upper bound the user chose (e.g. to leave room
+                    # for another process on the IP): the server may lower it, never raise it.
+                    window.set_limit(limit)
+            elif kind == "ORDERS":
+                window = self._orders.find(length, canonical=False) or self._order_window(
+                    length, limit
+                )
+                # The default order limits are documentation examples: the server's replace them.
+                window.set_limit(limit)
+                if window not in self._orders.windows:
+                    self._orders.windows.append(window)
+                order_windows.append(window)
+            else:
+                # RAW_REQUESTS and future types are not modelled (no per-request accounting).
+                continue
+            count = _as_count(item.get("count"))
+            if count is not None:
+                window.observe(count, now)
+        if replace_orders:
+            self._orders.windows = order_windows
+
+
+def _window_length(window: _Window) -> float:
+    return window.length
+
+
+class _Waiter:
+    __slots__ = ("future", "orders", "weight")
+
+    def __init__(self, future: asyncio.Future[None], weight: int, orders: int) -> None:
+        self.future = future
+        self.weight = weight
+        self.orders = orders
+
+
+class _Queue:
+    """Waiters of one pool key: critical ones are served before non-critical ones, each FIFO."""
+
+    __slots__ = ("critical", "critical_idle", "normal", "orders", "weight")
+
+    def __init__(self) -> None:
+        self.critical: deque[_Waiter] = deque()
+        self.normal: deque[_Waiter] = deque()
+        # Queued weight/order counts, [critical, normal], for the max_wait estimate.
+        self.weight = [0, 0]
+        self.orders = [0, 0]
+        # Resolved when the critical queue drains; the non-critical head waits on it.
+        self.critical_idle: asyncio.Future[None] | None = None
+
+
+class RateLimiter:
+    """Asyncio shell over :class:`LimiterCore`; one instance may be shared by several clients.
+
+    Share one instance between every client and stream that uses the same IP (and account): the
+    ``/api`` + WebSocket API budget is per IP and the order counts per account. ``acquire`` is
+    called right before each request is sent and ``on_response`` right after it is answered.
+
+    Waiting: per pool key, waiters are served FIFO, critical ones before non-critical ones; only
+    the head of each queue sleeps on a timer (no thundering herd). A request whose wait would
+    exceed ``max_wait`` is refused at once with :class:`~.errors.RateLimited` (nothing sent,
+    nothing slept); during a known IP ban every request raises :class:`~.errors.IPBanned`.
+    Cancelling a waiting ``acquire`` leaves nothing recorded and no stuck waiter.
+
+    Args:
+        max_wait: longest wait (seconds) before a request is refused locally.
+        clock: returns epoch seconds (default :func:`time.time`; tests inject a fake).
+        sleep: awaited to wait (default :func:`asyncio.sleep`; tests inject a fake).
+        The other arguments are :class:`LimiterCore`'s.
+    Docs: https://developers.binance.com/docs/margin_trading/general-info
+    """
+
+    __slots__ = ("_clock", "_core", "_max_wait", "_queues", "_sleep")
+
+    def __init__(
+        self,
+        *,
+        max_wait: float = 30.0,
+        api_ip_limit: int = 6000,
+        sapi_ip_limit: int = 12000,
+        sapi_uid_limit: int = 180000,
+        window: float = 60.0,
+        ws_connect_limit: int = 300,
+        ws_connect_window: float = 300.0,
+        critical_reserve: float = 0.1,
+        boundary_margin: float = 0.25,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not max_wait >= 0.0:
+            raise ParameterError("max_wait", "must be a non-negative number of seconds")
+        self._core = LimiterCore(
+            api_ip_limit=api_ip_limit,
+            sapi_ip_limit=sapi_ip_limit,
+            sapi_uid_limit=sapi_uid_limit,
+            window=window,
+            ws_connect_limit=ws_connect_limit,
+            ws_connect_window=ws_connect_window,
+            critical_reserve=critical_reserve,
+            boundary_margin=boundary_margin,
+        )
+        self._max_wait = max_wait
+        self._clock = clock
+        self._sleep = sleep
+        self._queues: dict[str, _Queue] = {}
+
+    @property
+    def core(self) -> LimiterCore:
+        """The pure accounting state (for inspection and advanced feeding)."""
+        return self._core
+
+    async def acquire(
+        self, endpoint: Endpoint, weight: int, *, critical: bool | None = None
+    ) -> None:
+        """Waits until ``weight`` may be sent to ``endpoint`` and records it.
+
+        ``critical`` defaults to ``endpoint.critical``. Order-placing endpoints also take one
+        order count.
+
+        Raises:
+            RateLimited: the wait would exceed ``max_wait`` (nothing sent; ``retry_after`` set).
+            IPBanned: the IP is known to be banned.
+            ParameterError: ``weight`` can never fit the pool.
+        """
+        if critical is None:
+            critical = endpoint.critical
+        key = endpoint.pool_key
+        queue = self._queues.get(key)
+        # Fast path: nobody queued ahead (critical requests only queue behind critical ones).
+        if (
+            queue is None or not (queue.critical or (queue.normal and not critical))
+        ) and self._core.reserve(
+            endpoint.pool,
+            key,
+            weight,
+            self._clock(),
+            critical=critical,
+            orders=endpoint.counts_order,
+        ) == 0.0:
+            return
+        await self._wait_turn(endpoint.pool, key, weight, critical, endpoint.counts_order)
+
+    async def acquire_ws(self, weight: int, *, critical: bool = False) -> None:
+        """:meth:`acquire` for one WebSocket API request (charged to the shared ``API_IP`` pool).
+
+        Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-api/rate-limits
+        """
+        queue = self._queues.get(API_IP_KEY)
+        if (
+            queue is None or not (queue.critical or (queue.normal and not critical))
+        ) and self._core.reserve(
+            Pool.API_IP, API_IP_KEY, weight, self._clock(), critical=critical
+        ) == 0.0:
+            return
+        await self._wait_turn(Pool.API_IP, API_IP_KEY, weight, critical, 0)
+
+    async def acquire_ws_connect(self) -> None:
+        """Waits for one WebSocket connection attempt (300 / 5 min per IP, plus 2 ``API_IP``).
+
+        Call it before every connect, including reconnects. Raises like :meth:`acquire`.
+        Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-api/rate-limits
+        """
+        if WS_CONNECT_KEY not in self._queues and self._core.reserve_connect(self._clock()) == 0.0:
+            return
+        await self._wait_turn(None, WS_CONNECT_KEY, WS_CONNECT_WEIGHT, True, 0)
+
+    def on_response(self, endpoint: Endpoint, status: int, headers: Mapping[str, str]) -> None:
+        """Learns from one REST response of ``endpoint`` (see :meth:`LimiterCore.on_response`)."""
+        self._core.on_response(
+            endpoint.pool,
+            endpoint.pool_key,
+            status,
+            headers,
+            self._clock(),
+            counts_order=endpoint.counts_order,
+        )
+
+    def on_ws_response(
+        self,
+        status: int,
+        rate_limits: Sequence[Mapping[str, Any]] | None,
+        error_data: Mapping[str, Any] | None,
+    ) -> None:
+        """Learns from one WebSocket API response (see :meth:`LimiterCore.on_ws_response`)."""
+        self._core.on_ws_response(status, rate_limits, error_data, self._clock())
+
+    def set_order_limits(self, rate_limits: Sequence[Mapping[str, Any]]) -> None:
+        """Takes the account's order-count limits from ``GET /sapi/v1/margin/rateLimit/order``.
+
+        Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Current-Margin-Order-Count-Usage
+        """
+        self._core.set_order_limits(rate_limits, self._clock())
+
+    def ban(self, until: float) -> None:
+        """Records an IP ban until ``until`` (epoch seconds), e.g. from a ``-1003`` message body."""
+        self._core.ban(until)
+
+    def usage(self) -> dict[str, int]:
+        """Pool key → weight used in the current window (see :meth:`LimiterCore.usage`)."""
+        return self._core.usage(self._clock())
+
+    def queued(self) -> dict[str, int]:
+        """Pool key → number of ``acquire`` calls currently waiting (for diagnostics)."""
+        return {key: len(q.critical) + len(q.normal) for key, q in self._queues.items()}
+
+    # The slow path
+
+    def _attempt(
+        self, ep_pool: Pool | None, key: str, weight: int, critical: bool, orders: int
+    ) -> float:
+        now = self._clock()
+        if ep_pool is None:
+            return self._core.reserve_connect(now)
+        return self._core.reserve(ep_pool, key, weight, now, critical=critical, orders=orders)
+
+    async def _wait_turn(
+        self, ep_pool: Pool | None, key: str, weight: int, critical: bool, orders: int
+    ) -> None:
+        queue = self._queues.get(key)
+        now = self._clock()
+        # Everything queued ahead will be served first: refuse now if that already takes too long.
+        ahead = orders_ahead = 0
+        if queue is not None:
+            ahead = queue.weight[0] + (0 if critical else queue.weight[1])
+            orders_ahead = queue.orders[0] + (0 if critical else queue.orders[1])
+        if ep_pool is None:
+            wait = self._core.estimate_connect(now, ahead=ahead // WS_CONNECT_WEIGHT)
+        else:
+            wait = self._core.estimate(
+                ep_pool,
+                key,
+                weight,
+                now,
+                critical=critical,
+                orders=orders,
+                ahead=ahead,
+                orders_ahead=orders_ahead,
+            )
+        if False:
+            raise RateLimited(retry_after=wait, pool=key)
+        deadline = now + self._max_wait
+        if queue is None:
+            queue = self._queues[key] = _Queue()
+        lane = queue.critical if critical else queue.normal
+        slot = 0 if critical else 1
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), weight, orders)
+        lane.append(waiter)
+        queue.weight[slot] += weight
+        queue.orders[slot] += orders
+        try:
+            if lane[0] is not waiter:
+                await waiter.future
+            while True:
+                if not critical and queue.critical:
+                    idle = queue.critical_idle
+                    if idle is None or idle.done():
+                        idle = queue.critical_idle = asyncio.get_running_loop().create_future()
+                    await idle
+                    continue
+                wait = self._attempt(ep_pool, key, weight, critical, orders)
+                if wait == 0.0:
+                    return
+                if self._clock() + wait > deadline:
+                    raise RateLimited(retry_after=wait, pool=key)
+                await self._sleep(wait)
+        finally:
+            self._leave(key, queue, lane, waiter, slot)
+
+    def _leave(
+        self, key: str, queue: _Queue, lane: deque[_Waiter], waiter: _Waiter, slot: int
+    ) -> None:
+        """Removes ``waiter`` (granted, refused or cancelled) and hands the turn on."""
+        if lane[0] is waiter:
+            lane.popleft()
+            if lane and not lane[0].future.done():
+                lane[0].future.set_result(None)
+        else:
+            lane.remove(waiter)
+        queue.weight[slot] -= waiter.weight
+        queue.orders[slot] -= waiter.orders
+        if not queue.critical:
+            idle = queue.critical_idle
+            if idle is not None and not idle.done():
+                idle.set_result(None)
+            if not queue.normal and self._queues.get(key) is queue:
+                del self._queues[key]

@@ -1,0 +1,1501 @@
+"""`UserDataStream`: the margin user-data feed, alive for days, typed, in order, exactly once.
+
+Two Binance channels are merged into one feed of typed events (:mod:`.events`), each tagged with
+its ``account`` (``"CROSS"`` or the isolated symbol):
+
+* **trade** (``executionReport``, ``outboundAccountPosition``, ``balanceUpdate``, ``listStatus``):
+  ONE WebSocket API connection; per account ``POST /sapi/v1/userListenToken`` then
+  ``userDataStream.subscribe.listenToken``; events arrive as ``{"subscriptionId": N, "event": …}``
+  and are routed by id. https://developers.binance.com/docs/margin_trading/trade-data-stream
+* **risk** (``USER_LIABILITY_CHANGE``, ``MARGIN_LEVEL_STATUS_CHANGE``; cross only):
+  ``POST /sapi/v1/margin/listen-key`` then ``<risk_stream_url>/ws/<listenKey>``, kept alive with
+  ``PUT`` every 30 min. https://developers.binance.com/docs/margin_trading/risk-data-stream
+
+How it stays alive (every background task lives in one :class:`asyncio.TaskGroup` owned by
+``async with``; the pure policy is in :mod:`._streamcore`):
+
+* **Token renewal** at a jittered 60-80 % of the validity (each account in its own slice of the
+  window), on the same connection. The answer may keep or change the ``subscriptionId``; both are
+  handled (a changed id is deduplicated and the old one unsubscribed). ``-2035`` counts as
+  success, ``-1209`` mints a new token, ``eventStreamTerminated`` renews at once and reports a
+  :class:`~.events.StreamGap` (events may have been missed while the subscription was down).
+* **Planned reconnects** (connection age near ``connection_lifetime``, ``serverShutdown``) are
+  make-before-break: the new connection is opened and subscribed while the old one still
+  delivers; its events are held back until the old connection has been closed and drained, then
+  released through a per-account dedupe memory. Result: no gap, no duplicate, exchange order.
+* **Unplanned losses** (TCP reset, 1000/1001/1006 closes, a stall: nothing received for longer
+  than the server's ping interval plus a grace, or no pong to our pings, ``listenKeyExpired``)
+  reconnect with jittered exponential backoff (injectable, reset after a success), resubscribe
+  every account, then emit ``StreamGap(account, started, ended)`` per account; with
+  ``mirror=True`` the mirror is reloaded from REST and :class:`~.events.Resynced` follows.
+* **Every** listen-token/listen-key call goes through the client (and so its rate limiter); every
+  WS API request through ``limiter.acquire_ws`` + ``on_ws_response``; every connection attempt
+  through ``limiter.acquire_ws_connect``.
+
+Delivery: a reader task per connection only parses, routes and decodes frames and appends the
+events to one dispatch backlog; a single dispatcher task feeds the callbacks (sync ones called,
+async ones awaited, in order) and the bounded ``events()`` readers. A slow consumer therefore
+never stops the socket from being read (pings keep being answered). The backlog is bounded by
+``StreamConfig.max_backlog`` (100,000 events): past it the stream reports a
+:class:`~.errors.StreamError` and pauses reading until the callbacks catch up to half of it; if
+that takes so long that the server drops the connection, the reconnect reports a ``StreamGap``.
+Memory stays bounded and nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from ._streamcore import (
+    BackoffPolicy,
+    RecentSet,
+    RenewalPolicy,
+    StreamStats,
+    SubscriptionTable,
+    dedupe_key,
+    expand_event_types,
+    exponential_backoff,
+    handlers_for,
+    normalize_epoch_ms,
+    planned_reconnect_at,
+    spread_jitter,
+    stall_deadline,
+)
+from .errors import (
+    BinanceError,
+    EventQueueOverflow,
+    InvalidListenKey,
+    InvalidListenToken,
+    ListenKeyNotFound,
+    ParameterError,
+    StreamError,
+    SubscriptionActive,
+    error_from_ws,
+)
+from .events import (
+    Event,
+    EventStreamTerminated,
+    ListenKeyExpired,
+    Resynced,
+    StreamGap,
+    UnknownEvent,
+    decode_event,
+)
+
+if TYPE_CHECKING:
+    from .mirror import AccountMirror
+    from .rest import MarginClient
+
+__all__ = ["EventIterator", "StreamConfig", "StreamStats", "UserDataStream"]
+
+log = logging.getLogger(__name__)
+
+CROSS: Final = "CROSS"
+_SUBSCRIBE: Final = "userDataStream.subscribe.listenToken"
+_UNSUBSCRIBE: Final = "userDataStream.unsubscribe"
+# userDataStream.subscribe.listenToken and userDataStream.unsubscribe both weigh 2 (§3.3-3.4).
+_WS_REQUEST_WEIGHT: Final = 2
+_TASK_PREFIX: Final = "binance-stream:"
+# The dispatcher gives the loop a turn after this many events in a row, so a burst handled by
+# sync callbacks cannot starve the readers (and their ping answers) of CPU.
+_YIELD_EVERY: Final = 256
+
+E = TypeVar("E")
+Callback = Callable[[Any], object]
+ErrorCallback = Callable[[Exception], object]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamConfig:
+    """Tuning of a :class:`UserDataStream`. Defaults follow Binance; tests shrink the intervals.
+
+    Listen tokens:
+        token_validity_ms: ``validity`` asked for each listen token (``None``: Binance's default,
+            24 h). renewal: when to renew (fraction window of the validity, see
+            :class:`~._streamcore.RenewalPolicy`).
+
+    Connections:
+        connection_lifetime: the server cuts connections after this many seconds (24 h);
+            lifetime_margin: start the make-before-break replacement this much earlier.
+        open_timeout, close_timeout, request_timeout: seconds for the opening handshake, the
+            closing handshake and a WS API answer. max_queue: frames websockets may buffer
+            before it stops reading the socket (the reader drains it continuously).
+
+    Liveness:
+        server_ping_interval, stall_grace: the server pings every 20 s; a connection that
+            received nothing for their sum (60 s, DESIGN §6) is dead. ping_interval,
+            ping_timeout: our own pings (websockets' keepalive), ``None`` disables them.
+
+    Risk stream:
+        risk_keepalive_interval: ``PUT /sapi/v1/margin/listen-key`` period (key valid 60 min).
+
+    Recovery:
+        backoff: factory of reconnect delays, called once per outage (so a success resets it).
+        dedupe_capacity: keys remembered per account during an overlap. dedupe_grace: how long
+            after an overlap the dedupe memory stays on (the new connection may lag the old).
+        resync_attempts: REST attempts to reload the mirror after a gap.
+
+    Delivery:
+        max_backlog: events that may wait for the dispatcher before reading pauses.
+        seed: seeds the renewal jitter (``None``: random), for reproducible tests.
+    """
+
+    token_validity_ms: int | None = None
+    renewal: RenewalPolicy = field(default_factory=RenewalPolicy)
+    connection_lifetime: float = 86_400.0
+    lifetime_margin: float = 600.0
+    open_timeout: float = 10.0
+    close_timeout: float = 2.0
+    request_timeout: float = 10.0
+    max_queue: int = 256
+    server_ping_interval: float = 20.0
+    stall_grace: float = 40.0
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    risk_keepalive_interval: float = 1800.0
+    backoff: BackoffPolicy = exponential_backoff
+    dedupe_capacity: int = 10_000
+    dedupe_grace: float = 30.0
+    resync_attempts: int = 3
+    max_backlog: int = 100_000
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        positive = {
+            "connection_lifetime": self.connection_lifetime,
+            "open_timeout": self.open_timeout,
+            "close_timeout": self.close_timeout,
+            "request_timeout": self.request_timeout,
+            "server_ping_interval": self.server_ping_interval,
+            "risk_keepalive_interval": self.risk_keepalive_interval,
+            "max_queue": self.max_queue,
+            "dedupe_capacity": self.dedupe_capacity,
+            "resync_attempts": self.resync_attempts,
+            "max_backlog": self.max_backlog,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ParameterError(name, "must be positive")
+        for name, value in (
+            ("lifetime_margin", self.lifetime_margin),
+            ("stall_grace", self.stall_grace),
+            ("dedupe_grace", self.dedupe_grace),
+        ):
+            if value < 0:
+                raise ParameterError(name, "must be >= 0")
+        if self.token_validity_ms is not None and not 0 < self.token_validity_ms <= 86_400_000:
+            raise ParameterError("token_validity_ms", "must be in (0, 86400000]")
+
+
+class _State(Enum):
+    NEW = "new"
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
+class _Connection(ClientConnection):
+    """websockets client connection that stamps when bytes last arrived (liveness watchdog).
+
+    Any bytes prove the path works: server pings, pongs, events. Stamped per TCP read, not per
+    frame, so the cost does not grow with the event rate.
+    """
+
+    last_received: float = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.last_received = self.loop.time()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_received = self.loop.time()
+        super().data_received(data)
+
+
+class _Route:
+    """Delivery state of one account on one channel: dedupe memory, held events."""
+
+    __slots__ = ("dedupe_generation", "holding", "name", "plain", "recent")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.recent: RecentSet | None = None
+        self.dedupe_generation = 0
+        # Events received while the account's subscription is being restored after a
+        # termination: they follow the StreamGap, so they wait here until it is emitted.
+        self.holding: list[tuple[Any, Event]] | None = None
+        # True when neither applies: the reader then enqueues without looking further.
+        self.plain = True
+
+    def refresh(self) -> None:
+        self.plain = self.recent is None and self.holding is None
+
+
+class _Account(_Route):
+    """One trade-stream account (cross or an isolated symbol) and its listen-token subscription."""
+
+    __slots__ = (
+        "expiration_ms",
+        "gap_started",
+        "index",
+        "link",
+        "renew_at",
+        "renew_now",
+        "sid",
+        "stale_sid",
+        "symbol",
+        "token",
+    )
+
+    def __init__(self, name: str, symbol: str | None, index: int) -> None:
+        super().__init__(name)
+        self.symbol = symbol
+        self.index = index
+        self.token: str | None = None
+        self.expiration_ms = 0
+        self.renew_at = 0.0  # loop time
+        self.renew_now = asyncio.Event()
+        self.link: _Link | None = None  # the connection of the current subscription
+        self.sid: int | None = None  # its id; None after an unexpected termination
+        self.stale_sid: int | None = None  # replaced by a renewal, to be unsubscribed
+        self.gap_started = 0.0
+
+
+class _Link:
+    """One WebSocket connection of a channel and what its reader needs."""
+
+    __slots__ = (
+        "buffer",
+        "channel",
+        "closed",
+        "died_at",
+        "last_raw",
+        "live_at",
+        "live_wall",
+        "next_id",
+        "opened_at",
+        "pending",
+        "reader",
+        "reason",
+        "retiring",
+        "shutdown",
+        "table",
+        "wakeup",
+        "watchdog",
+        "ws",
+    )
+
+    def __init__(self, ws: _Connection, channel: _Channel, *, buffering: bool, now: float) -> None:
+        self.ws = ws
+        self.channel = channel
+        self.table: SubscriptionTable[_Account] = SubscriptionTable()
+        self.pending: dict[int, tuple[asyncio.Future[dict[str, Any]], _Account | None]] = {}
+        self.next_id = 0
+        self.opened_at = now
+        self.live_at = now
+        self.live_wall = time.time()
+        # While not None, routed events are held here (a replacement that is not live yet).
+        self.buffer: list[tuple[_Route, Any, Event]] | None = [] if buffering else None
+        self.retiring = False  # closed on purpose: its end is not a loss
+        self.shutdown = False  # serverShutdown received: replace it
+        self.died_at: float | None = None  # loop time of an unexpected end
+        self.reason = ""
+        self.last_raw: Any = None
+        self.closed = asyncio.Event()
+        self.wakeup = asyncio.Event()  # died or asked to be replaced
+        self.reader: asyncio.Task[None] | None = None
+        self.watchdog: asyncio.Task[None] | None = None
+
+    @property
+    def dead(self) -> bool:
+        return self.closed.is_set()
+
+    def received_wall(self) -> float:
+        """Wall time the connection last received anything: events after it may be lost."""
+        loop = self.ws.loop
+        return time.time() - max(0.0, loop.time() - self.ws.last_received)
+
+
+class _Failure:
+    """Dispatcher item: an error to hand to the ``on_error`` callbacks."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class _Resync:
+    """Dispatcher item: reload the mirror of ``account`` from REST, then announce it."""
+
+    __slots__ = ("account", "announce", "channel", "done")
+
+    def __init__(
+        self,
+        account: str,
+        channel: str,
+        *,
+        announce: bool = True,
+        done: asyncio.Event | None = None,
+    ) -> None:
+        self.account = account
+        self.channel = channel
+        self.announce = announce
+        self.done = done
+
+
+class EventIterator:
+    """A bounded pull-style view of a :class:`UserDataStream` (see :meth:`UserDataStream.events`).
+
+    Yields every event in delivery order. When the reader falls ``maxsize`` events behind, the
+    events already queued are still returned, then :class:`~.errors.EventQueueOverflow` is raised
+    and the iterator ends: events after that point were not queued for it (callbacks still got
+    them). Call ``stream.events()`` again to resume, and treat the overflow like a gap. The
+    iterator also ends (``StopAsyncIteration``) when the stream closes, or after :meth:`close`.
+    """
+
+    __slots__ = ("_closed", "_maxsize", "_overflowed", "_queue", "_stream", "_waiter")
+
+    def __init__(self, stream: UserDataStream, maxsize: int) -> None:
+        self._stream = stream
+        self._maxsize = maxsize
+        self._queue: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._overflowed = False
+        self._closed = False
+
+    def __aiter__(self) -> EventIterator:
+        return self
+
+    async def __anext__(self) -> Event:
+        while True:
+            if self._queue:
+                return self._queue.popleft()
+            if self._overflowed:
+                self._overflowed = False
+                self._closed = True
+                raise EventQueueOverflow(
+                    f"events() reader fell more than {self._maxsize} events behind; later events "
+                    "were not queued for it. Call events() again and resynchronise."
+                )
+            if self._closed:
+                raise StopAsyncIteration
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    def close(self) -> None:
+        """Stop receiving events; the iterator ends once the queued ones are consumed."""
+        self._stream._detach(self)
+        self._end()
+
+    def _offer(self, event: Event) -> bool:
+        if len(self._queue) >= self._maxsize:
+            self._overflowed = True
+            self._wake()
+            return False
+        self._queue.append(event)
+        self._wake()
+        return True
+
+    def _end(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class UserDataStream:
+    """Margin user-data events of one API key: cross, isolated symbols and the risk stream.
+
+    Usually created by :meth:`MarginClient.user_stream`. Register callbacks with :meth:`on` and
+    :meth:`on_error`, then ``async with stream:`` (returns once every subscription is live); pull
+    with :meth:`events` as an alternative. Leaving the block unsubscribes, closes every socket and
+    cancels every task of the stream; events still waiting for the dispatcher are not delivered.
+
+    Args:
+        client: the REST client (tokens, listen keys, snapshots, URLs and the shared limiter).
+        cross: subscribe the cross-margin account.
+        isolated_symbols: isolated-margin symbols to subscribe, one subscription each.
+        risk: also follow the cross-margin risk stream (margin calls, liabilities).
+        mirror: keep an :class:`~.mirror.AccountMirror` (``stream.mirror``) loaded from REST at
+            start and after every gap, updated by every event before the callbacks see it.
+        config: intervals and limits (:class:`StreamConfig`).
+
+    Docs: https://developers.binance.com/docs/margin_trading/trade-data-stream
+    """
+
+    def __init__(
+        self,
+        client: MarginClient,
+        *,
+        cross: bool = True,
+        isolated_symbols: Iterable[str] = (),
+        risk: bool = False,
+        mirror: bool = False,
+        config: StreamConfig | None = None,
+    ) -> None:
+        if isinstance(isolated_symbols, str):
+            raise ParameterError("isolated_symbols", "expected a sequence of symbols, not a str")
+        symbols = tuple(isolated_symbols)
+        for symbol in symbols:
+            if not isinstance(symbol, str) or not symbol.isalnum() or not symbol.isupper():
+                raise ParameterError("isolated_symbols", "symbols are upper-case, e.g. 'BTCUSDT'")
+        if len(set(symbols)) != len(symbols):
+            raise ParameterError("isolated_symbols", "each symbol may appear once")
+        if not (cross or symbols or risk):
+            raise ParameterError("cross", "nothing to subscribe: enable cross, isolated or risk")
+        self._client = client
+        self._config = config if config is not None else StreamConfig()
+        self._rng = random.Random(self._config.seed)
+        names = ([CROSS] if cross else []) + list(symbols)
+        self._accounts = [
+            _Account(name, None if name == CROSS else name, index)
+            for index, name in enumerate(names)
+        ]
+        self._trade = _TradeChannel(self, self._accounts) if self._accounts else None
+        self._risk = _RiskChannel(self) if risk else None
+        self._mirror: AccountMirror | None = None
+        if mirror:
+            from .mirror import AccountMirror
+
+            self._mirror = AccountMirror()
+        self._registrations: list[tuple[type, Callback]] = []
+        self._handlers: dict[type, tuple[Callback, ...]] = {}
+        self._error_callbacks: list[ErrorCallback] = []
+        self._readers: tuple[EventIterator, ...] = ()
+        self._backlog: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._relief: asyncio.Event | None = None
+        self._links: set[_Link] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._task_group: asyncio.TaskGroup | None = None
+        self._state = _State.NEW
+        self._closing = False
+        self.stats = StreamStats()
+        """Counters: reconnects, renewals, gaps, events delivered, duplicates dropped, ..."""
+
+    def __repr__(self) -> str:
+        names = [account.name for account in self._accounts]
+        return (
+            f"UserDataStream(accounts={names}, risk={self._risk is not None}, "
+            f"state={self._state.value})"
+        )
+
+    # Public API
+
+    @overload
+    def on(self, event_type: type[E], callback: Callable[[E], object]) -> None: ...
+    @overload
+    def on(self, event_type: Any, callback: Callable[[Any], object]) -> None: ...
+
+    def on(self, event_type: Any, callback: Callable[[Any], object]) -> None:
+        """Call ``callback(event)`` for every event of ``event_type``.
+
+        ``event_type`` is an event class from :mod:`.events`, a union of them
+        (``ExecutionReport | ListStatus``, or :data:`~.events.Event` for all), or any base class.
+        ``callback`` may be sync or async; async ones are awaited, so events reach callbacks in
+        order (per account, in exchange order). A callback that raises is reported to the
+        :meth:`on_error` callbacks (or logged) and the stream goes on. Several callbacks for one
+        type run in registration order. May be called while the stream runs.
+        """
+        if not callable(callback):
+            raise ParameterError("callback", "must be callable")
+        for cls in expand_event_types(event_type):
+            self._registrations.append((cls, callback))
+        # Rebuilt lazily, one lookup per concrete class, on the next event of each class.
+        self._handlers.clear()
+
+    def on_error(self, callback: ErrorCallback) -> None:
+        """Call ``callback(exc)`` for every problem the stream handles by itself.
+
+        That is: exceptions raised by event callbacks (the original exception, with a note naming
+        the event), and :class:`~.errors.StreamError` reports of lost connections, reconnect and
+        renewal failures, malformed frames and a full dispatch backlog. Sync or async. Without
+        any ``on_error`` callback these are logged.
+        """
+        if not callable(callback):
+            raise ParameterError("callback", "must be callable")
+        self._error_callbacks.append(callback)
+
+    def events(self, maxsize: int = 10_000) -> EventIterator:
+        """A bounded async iterator over every event, in delivery order.
+
+        ``async for event in stream.events(): ...``. It fills from the moment it is created;
+        when it falls ``maxsize`` events behind it raises :class:`~.errors.EventQueueOverflow`
+        (after the events queued before the overflow) instead of dropping silently. The
+        connection is never affected.
+        """
+        if maxsize <= 0:
+            raise ParameterError("maxsize", "must be positive")
+        iterator = EventIterator(self, maxsize)
+        if self._state is _State.CLOSED:
+            iterator._end()
+        else:
+            self._readers = (*self._readers, iterator)
+        return iterator
+
+    @property
+    def mirror(self) -> AccountMirror:
+        """The account mirror (only with ``mirror=True``)."""
+        if self._mirror is None:
+            raise AttributeError("this stream was created with mirror=False")
+        return self._mirror
+
+    @property
+    def backlog(self) -> int:
+        """Events waiting for the dispatcher right now (callbacks behind the socket)."""
+        return len(self._backlog)
+
+    @property
+    def last_event_lag(self) -> float | None:
+        """Seconds between the exchange's event time ``E`` of the latest trade event and its
+        arrival on the socket (includes clock skew); ``None`` before the first event."""
+        link = self._trade.link if self._trade is not None else None
+        if link is None or not isinstance(link.last_raw, dict):
+            return None
+        event_time = link.last_raw.get("E")
+        if not isinstance(event_time, int):
+            return None
+        return link.received_wall() - event_time / 1000.0
+
+    # Lifecycle
+
+    async def __aenter__(self) -> UserDataStream:
+        if self._state is not _State.NEW:
+            raise RuntimeError("a UserDataStream can be started once; create a new one")
+        self._state = _State.RUNNING
+        group = asyncio.TaskGroup()
+        await group.__aenter__()
+        self._task_group = group
+        try:
+            await self._start()
+        except BaseException:
+            await self._shutdown()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._shutdown()
+
+    async def _start(self) -> None:
+        self._dispatcher = self._spawn(self._dispatch(), "dispatch")
+        if self._trade is not None:
+            self._trade.link = await self._trade.open(buffering=False)
+            self._trade.live.set()
+            self._spawn(self._supervise(self._trade), "trade-supervisor")
+            for account in self._accounts:
+                self._spawn(self._renewal_loop(account), f"renew-{account.name}")
+        if self._risk is not None:
+            self._risk.link = await self._risk.open(buffering=False, fresh_key=True)
+            self._risk.live.set()
+            self._spawn(self._supervise(self._risk), "risk-supervisor")
+            self._spawn(self._keepalive_loop(self._risk), "risk-keepalive")
+        if self._mirror is not None:
+            # Loaded through the dispatcher so that every event received from here on is applied
+            # after the snapshot, in order.
+            loaded = asyncio.Event()
+            names = [account.name for account in self._accounts] or [CROSS]
+            for index, name in enumerate(names):
+                last = index == len(names) - 1
+                self._enqueue(_Resync(name, "start", announce=False, done=loaded if last else None))
+            await loaded.wait()
+
+    async def _shutdown(self) -> None:
+        """Stop everything; runs once, from ``__aexit__`` or a failed ``__aenter__``."""
+        if self._state is _State.CLOSED:
+            return
+        self._closing = True
+        self._state = _State.CLOSED
+        group = self._task_group
+        try:
+            # Supervisors, renewals and keepalives first, so that nothing reconnects behind our
+            # back; readers and the dispatcher keep running for the polite unsubscribe's answer.
+            link_tasks = {t for link in self._links for t in (link.reader, link.watchdog) if t}
+            workers = [t for t in self._tasks if t is not self._dispatcher and t not in link_tasks]
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await self._close_links()
+        finally:
+            self._task_group = None  # from here on nothing new is spawned
+            while self._tasks:
+                pending = list(self._tasks)
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending)
+            for reader in self._readers:
+                reader._end()
+            self._readers = ()
+            if group is not None:
+                # Not the body's exception: TaskGroup would wrap it in an ExceptionGroup. Only a
+                # crashed task of ours (a bug) surfaces here, as an ExceptionGroup.
+                await group.__aexit__(None, None, None)
+
+    async def _close_links(self) -> None:
+        trade = self._trade.link if self._trade is not None else None
+        if trade is not None and not trade.dead:
+            # Polite: end every subscription of the session (no subscriptionId = all of them).
+            with contextlib.suppress(BinanceError, TimeoutError):
+                async with asyncio.timeout(self._config.close_timeout):
+                    await self._ws_request(trade, _UNSUBSCRIBE, {})
+        links = list(self._links)
+        for link in links:
+            link.retiring = True
+            if link.reader is not None:
+                link.reader.cancel()
+        await asyncio.gather(*[self._close_ws(link) for link in links], return_exceptions=True)
+
+    async def _close_ws(self, link: _Link) -> None:
+        if link.watchdog is not None:
+            link.watchdog.cancel()
+        try:
+            await link.ws.close()
+        except (OSError, WebSocketException) as exc:
+            log.debug("closing a %s connection: %s", link.channel.kind, exc)
+        if link.reader is not None:
+            await asyncio.wait([link.reader])
+        self._links.discard(link)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        group = self._task_group
+        if group is None:  # shutting down: whatever this was for is moot
+            coro.close()
+            raise StreamError("the stream is closing")
+        task = group.create_task(coro, name=_TASK_PREFIX + name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _detach(self, iterator: EventIterator) -> None:
+        self._readers = tuple(r for r in self._readers if r is not iterator)
+
+    # Connections
+
+    async def _connect(
+        self, url: str, channel: _Channel, *, buffering: bool, display: str, secret: str = ""
+    ) -> _Link:
+        cfg = self._config
+        await self._client.limiter.acquire_ws_connect()
+        try:
+            ws = await connect(
+                url,
+                create_connection=_Connection,
+                open_timeout=cfg.open_timeout,
+                ping_interval=cfg.ping_interval,
+                ping_timeout=cfg.ping_timeout,
+                close_timeout=cfg.close_timeout,
+                max_queue=cfg.max_queue,
+            )
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            if secret:
+                text = text.replace(secret, "<listenKey>")
+            message = f"cannot connect the {channel.kind} stream to {display}: {text}"
+            if secret:  # not chained: the cause's text may contain the listen key of the URL
+                raise StreamError(message) from None
+            raise StreamError(message) from exc
+        assert isinstance(ws, _Connection)
+        link = _Link(ws, channel, buffering=buffering, now=ws.loop.time())
+        self._links.add(link)
+        reader = self._read_trade(link) if channel.kind == "trade" else self._read_risk(link)
+        link.reader = self._spawn(reader, f"{channel.kind}-reader")
+        link.watchdog = self._spawn(self._watch(link), f"{channel.kind}-watchdog")
+        return link
+
+    async def _watch(self, link: _Link) -> None:
+        """Abort a connection that received nothing for longer than the server's ping period."""
+        cfg = self._config
+        ws = link.ws
+        loop = ws.loop
+        while True:
+            deadline = stall_deadline(ws.last_received, cfg.server_ping_interval, cfg.stall_grace)
+            now = loop.time()
+            if now >= deadline:
+                link.reason = f"stalled: nothing received for {now - ws.last_received:.1f} s"
+                ws.transport.abort()
+                return
+            await asyncio.sleep(deadline - now)
+
+    async def _retire(self, link: _Link) -> None:
+        """Close a connection on purpose and wait until its reader delivered every frame."""
+        if not link.dead:
+            link.retiring = True
+        await self._close_ws(link)
+
+    def _link_lost(self, link: _Link, exc: BaseException | None) -> None:
+        """Reader epilogue: fail pending requests, wake the supervisor, report a loss."""
+        if link.watchdog is not None:
+            link.watchdog.cancel()
+        if not link.reason:
+            link.reason = str(exc) if exc is not None else "closed"
+        unexpected = not (link.retiring or self._closing)
+        if unexpected:
+            link.died_at = link.ws.loop.time()
+        for future, _ in link.pending.values():
+            if not future.done():
+                future.set_exception(StreamError(f"{link.channel.kind} connection closed"))
+        link.pending.clear()
+        link.closed.set()
+        link.wakeup.set()
+        if unexpected and link.channel.link is link:
+            link.channel.live.clear()
+            self._report(StreamError(f"{link.channel.kind} connection lost: {link.reason}"))
+
+    async def _ws_request(
+        self,
+        link: _Link,
+        method: str,
+        params: dict[str, Any],
+        *,
+        critical: bool = False,
+        account: _Account | None = None,
+    ) -> Any:
+        """Send one WS API request on ``link`` and return its ``result``; raise its error."""
+        if link.dead:
+            raise StreamError(f"{method}: the {link.channel.kind} connection is closed")
+        await self._client.limiter.acquire_ws(_WS_REQUEST_WEIGHT, critical=critical)
+        link.next_id += 1
+        request_id = link.next_id
+        future: asyncio.Future[dict[str, Any]] = link.ws.loop.create_future()
+        link.pending[request_id] = (future, account)
+        try:
+            await link.ws.send(
+                orjson.dumps({"id": request_id, "method": method, "params": params}), text=True
+            )
+            async with asyncio.timeout(self._config.request_timeout):
+                answer = await future
+        except ConnectionClosed as exc:
+            raise StreamError(f"{method}: connection closed ({exc})") from exc
+        except TimeoutError:
+            raise StreamError(
+                f"{method}: no answer within {self._config.request_timeout:g} s"
+            ) from None
+        finally:
+            link.pending.pop(request_id, None)
+        status = answer.get("status")
+        if status == 200:
+            return answer.get("result")
+        error = answer.get("error")
+        raise error_from_ws(
+            status if isinstance(status, int) else 0,
+            error if isinstance(error, dict) else {},
+            now=time.time(),
+        )
+
+    # Readers (the hot path: frame → orjson → route → decode → backlog)
+
+    async def _read_trade(self, link: _Link) -> None:
+        recv = link.ws.recv
+        loads = orjson.loads
+        decode = decode_event
+        by_id = link.table.by_id
+        enqueue = self._enqueue
+        backlog = self._backlog
+        high = self._config.max_backlog
+        special = _TRADE_SPECIAL
+        failure: BaseException | None = None
+        try:
+            while True:
+                frame = await recv(False)
+                try:
+                    message = loads(frame)
+                    sid = message.get("subscriptionId")
+                    if sid is None:
+                        self._trade_message(link, message, frame)
+                        continue
+                    account = by_id.get(sid)
+                    raw = message["event"]
+                except Exception:  # not JSON, not an object, no "event", unhashable id
+                    self._malformed(link, frame)
+                    continue
+                if account is None:
+                    self._unroutable(link, sid, frame)
+                    continue
+                event = decode(raw, account.name)
+                link.last_raw = raw
+                if event.__class__ in special and self._trade_special(link, sid, account, event):
+                    continue
+                if account.plain and link.buffer is None:
+                    enqueue(event)
+                    if len(backlog) > high:
+                        await self._relieve()
+                else:
+                    self._route_slow(link, account, raw, event)
+        except ConnectionClosed as exc:
+            failure = exc
+        except Exception as exc:  # a bug of ours must not kill the stream: report, reconnect
+            failure = exc
+            self._report(StreamError(f"trade reader failed: {exc!r}"))
+            link.ws.transport.abort()
+        finally:
+            self._link_lost(link, failure)
+
+    async def _read_risk(self, link: _Link) -> None:
+        channel = link.channel
+        assert isinstance(channel, _RiskChannel)
+        route = channel.route
+        recv = link.ws.recv
+        loads = orjson.loads
+        decode = decode_event
+        enqueue = self._enqueue
+        backlog = self._backlog
+        high = self._config.max_backlog
+        failure: BaseException | None = None
+        try:
+            while True:
+                frame = await recv(False)
+                try:
+                    raw = loads(frame)
+                except orjson.JSONDecodeError:
+                    self._malformed(link, frame)
+                    continue
+                event = decode(raw, CROSS)
+                cls = event.__class__
+                if cls is ListenKeyExpired:
+                    # The key is dead: no more events on this connection. A new key and a new
+                    # connection follow (unplanned path, with a StreamGap).
+                    channel.key = None
+                    link.reason = "listen key expired"
+                    enqueue(event)
+                    return
+                if cls is UnknownEvent:
+                    self._undecodable(event, CROSS)
+                if route.plain and link.buffer is None:
+                    enqueue(event)
+                    if len(backlog) > high:
+                        await self._relieve()
+                else:
+                    self._route_slow(link, route, raw, event)
+        except ConnectionClosed as exc:
+            failure = exc
+        except Exception as exc:  # see _read_trade
+            failure = exc
+            self._report(StreamError(f"risk reader failed: {exc!r}"))
+            link.ws.transport.abort()
+        finally:
+            self._link_lost(link, failure)
+
+    def _trade_message(self, link: _Link, message: Any, frame: bytes) -> None:
+        """A trade frame without ``subscriptionId``: a WS API answer or a connection event."""
+        if "id" in message or "status" in message:
+            self._on_answer(link, message)
+            return
+        inner = message.get("event")
+        if isinstance(inner, dict) and inner.get("e") == "serverShutdown":
+            # The server will close this connection soon: move to a new one first.
+            link.shutdown = True
+            link.wakeup.set()
+            return
+        self._malformed(link, frame)
+
+    def _on_answer(self, link: _Link, message: dict[str, Any]) -> None:
+        status = message.get("status")
+        error = message.get("error")
+        data = error.get("data") if isinstance(error, dict) else None
+        rate_limits = message.get("rateLimits")
+        self._client.limiter.on_ws_response(
+            status if isinstance(status, int) else 0,
+            rate_limits if isinstance(rate_limits, list) else None,
+            data if isinstance(data, dict) else None,
+        )
+        request_id = message.get("id")
+        pending = link.pending.pop(request_id, None) if isinstance(request_id, int) else None
+        if pending is None:
+            return  # the answer to a request that timed out
+        future, account = pending
+        result = message.get("result")
+        if account is not None and status == 200 and isinstance(result, dict):
+            sid = result.get("subscriptionId")
+            if isinstance(sid, int) and not isinstance(sid, bool):
+                # Bound here, before any later frame is read: the new subscription's first events
+                # may directly follow this answer.
+                self._bind(link, account, sid)
+        if not future.done():
+            future.set_result(message)
+
+    @staticmethod
+    def _bind(link: _Link, account: _Account, sid: int) -> None:
+        if account.link is link and account.sid is not None and account.sid != sid:
+            # A renewal answered with a new id: the old subscription still delivers until it is
+            # unsubscribed; its end is expected, not a gap.
+            link.table.retire(account.sid)
+            account.stale_sid = account.sid
+        link.table.bind(sid, account)
+        account.link = link
+        account.sid = sid
+
+    def _trade_special(self, link: _Link, sid: int, account: _Account, event: Event) -> bool:
+        """Handle a control or undecodable event; True if it must not be delivered."""
+        if isinstance(event, UnknownEvent):
+            self._undecodable(event, account.name)
+            return False
+        # eventStreamTerminated
+        _, expected = link.table.terminated(sid)
+        if expected or link.retiring or self._closing:
+            return True  # our own unsubscribe
+        if account.link is not link or account.sid != sid:
+            return True  # an older subscription of the account; the current one carries on
+        # The account's live subscription ended (expired before renewal, or ended by the
+        # server): renew at once; events until the new subscription is live may be lost.
+        account.sid = None
+        account.gap_started = time.time()
+        if account.holding is None:
+            account.holding = []
+            account.refresh()
+        account.renew_now.set()
+        self._enqueue(event)
+        return True
+
+    def _route_slow(self, link: _Link, route: _Route, raw: Any, event: Event) -> None:
+        if link.buffer is not None:
+            link.buffer.append((route, raw, event))
+        else:
+            self._admit(route, raw, event)
+
+    def _admit(self, route: _Route, raw: Any, event: Event) -> None:
+        if route.holding is not None:
+            route.holding.append((raw, event))
+            return
+        recent = route.recent
+        if recent is not None and recent.seen(dedupe_key(raw)):
+            self.stats.duplicates_dropped += 1
+            return
+        self._enqueue(event)
+
+    def _flush(self, link: _Link) -> None:
+        """Release the events a replacement connection held while it was not live yet."""
+        buffer, link.buffer = link.buffer, None
+        for route, raw, event in buffer or ():
+            self._admit(route, raw, event)
+
+    def _malformed(self, link: _Link, frame: bytes) -> None:
+        """A frame that is not a well-formed message: skip it, report it, and report a gap.
+
+        Which account it was for cannot be known, and it may have been an event, so every
+        account of the connection gets a (zero-length) StreamGap; with a mirror, a resync.
+        """
+        self.stats.malformed_frames += 1
+        excerpt = bytes(frame[:120]).decode("utf-8", "replace")
+        self._report(StreamError(f"malformed {link.channel.kind} frame skipped: {excerpt!r}"))
+        now = time.time()
+        for route in link.channel.routes():
+            self._emit_gap(route, link.channel.kind, now, now, "malformed frame", restored=False)
+
+    def _undecodable(self, event: Event, account: str) -> None:
+        """A known event type with a bad field: delivered as UnknownEvent, and reported."""
+        if isinstance(event, UnknownEvent) and event.error is not None:
+            self._report(StreamError(f"undecodable event for {account}: {event.error}"))
+
+    def _unroutable(self, link: _Link, sid: Any, frame: bytes) -> None:
+        self.stats.malformed_frames += 1
+        excerpt = bytes(frame[:120]).decode("utf-8", "replace")
+        self._report(StreamError(f"event for unknown subscriptionId {sid!r}: {excerpt!r}"))
+
+    # Dispatch
+
+    def _enqueue(self, item: object) -> None:
+        self._backlog.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _report(self, error: Exception) -> None:
+        """Hand ``error`` to the ``on_error`` callbacks, in order with the events."""
+        self._enqueue(_Failure(error))
+
+    async def _relieve(self) -> None:
+        """Pause this reader while the dispatch backlog is over its bound (slow callbacks)."""
+        relief = self._relief
+        if relief is None:
+            relief = self._relief = asyncio.Event()
+            size = len(self._backlog)
+            log.warning(
+                "dispatch backlog at %d events; reads paused until callbacks catch up", size
+            )
+            self._report(
+                StreamError(
+                    f"{size} events wait for slow callbacks; reads paused until they catch up"
+                )
+            )
+        await relief.wait()
+
+    def _relieved(self) -> None:
+        """Dispatcher side of :meth:`_relieve`: resume the readers once half the backlog is gone."""
+        relief = self._relief
+        if relief is not None and len(self._backlog) <= self._config.max_backlog // 2:
+            self._relief = None
+            relief.set()
+
+    def _handlers_for(self, cls: type) -> tuple[Callback, ...]:
+        handlers = handlers_for(cls, self._registrations)
+        self._handlers[cls] = handlers
+        return handlers
+
+    async def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        backlog = self._backlog
+        popleft = backlog.popleft
+        table = self._handlers
+        stats = self.stats
+        mirror = self._mirror
+        isawaitable = inspect.isawaitable
+        streak = 0
+        while True:
+            if not backlog:
+                self._relieved()
+                waiter = loop.create_future()
+                self._waiter = waiter
+                await waiter
+                streak = 0
+                continue
+            item = popleft()
+            cls = item.__class__
+            handlers = table.get(cls)
+            if handlers is None:
+                if cls is _Failure:
+                    await self._deliver_error(item.error)
+                    continue
+                if cls is _Resync:
+                    await self._resync(item)
+                    continue
+                handlers = self._handlers_for(cls)
+            if mirror is not None:
+                try:
+                    mirror.apply(item)
+                except Exception as exc:
+                    await self._deliver_error(exc)
+            for handler in handlers:
+                try:
+                    result = handler(item)
+                    if result is not None and isawaitable(result):
+                        await result
+                except Exception as exc:
+                    stats.callback_errors += 1
+                    exc.add_note(f"raised by {handler!r} for {item!r}")
+                    await self._deliver_error(exc)
+            stats.events_delivered += 1
+            readers = self._readers
+            if readers:
+                for reader in readers:
+                    if not reader._offer(item):
+                        stats.overflows += 1
+                        self._detach(reader)
+            streak += 1
+            if streak >= _YIELD_EVERY:
+                streak = 0
+                self._relieved()
+                await asyncio.sleep(0)
+
+    async def _deliver_error(self, error: Exception) -> None:
+        if not self._error_callbacks:
+            log.error("user-data stream: %s", error, exc_info=error)
+            return
+        for callback in self._error_callbacks:
+            try:
+                result = callback(error)
+                if result is not None and inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("on_error callback %r raised", callback)
+
+    async def _resync(self, item: _Resync) -> None:
+        """Reload the mirror of one account from REST (dispatcher: later events wait for it)."""
+        mirror = self._mirror
+        try:
+            if mirror is None:
+                return
+            delays = self._config.backoff()
+            for attempt in range(self._config.resync_attempts):
+                try:
+                    if item.account == CROSS:
+                        mirror.load_cross_snapshot(await self._client.get_account())
+                    else:
+                        mirror.load_isolated_snapshot(
+                            await self._client.get_isolated_account(symbols=[item.account])
+                        )
+                except BinanceError as exc:
+                    await self._deliver_error(
+                        StreamError(f"mirror resync of {item.account} failed: {exc}")
+                    )
+                    if attempt + 1 < self._config.resync_attempts:
+                        await asyncio.sleep(next(delays))
+                    continue
+                if item.announce:
+                    # Next in line: before any event received after the gap.
+                    self._backlog.appendleft(Resynced(item.account, {"channel": item.channel}))
+                return
+            await self._deliver_error(
+                StreamError(f"mirror of {item.account} could not be reloaded; it may be stale")
+            )
+        finally:
+            if item.done is not None:
+                item.done.set()
+
+    def _emit_gap(
+        self,
+        route: _Route,
+        channel: str,
+        started: float,
+        ended: float,
+        reason: str,
+        *,
+        restored: bool = True,
+    ) -> None:
+        """Announce a discontinuity of ``route``; once ``restored``, release what it held."""
+        self.stats.gaps += 1
+        self._enqueue(StreamGap(route.name, started, ended, {"channel": channel, "reason": reason}))
+        if self._mirror is not None:
+            self._enqueue(_Resync(route.name, channel))
+        if not restored:
+            return
+        held, route.holding = route.holding, None
+        route.refresh()
+        for raw, event in held or ():
+            self._admit(route, raw, event)
+
+    # Dedupe windows
+
+    def _begin_dedupe(self, routes: Iterable[_Route]) -> None:
+        for route in routes:
+            route.dedupe_generation += 1
+            if route.recent is None:
+                route.recent = RecentSet(self._config.dedupe_capacity)
+                route.refresh()
+
+    def _end_dedupe_later(self, routes: Sequence[_Route]) -> None:
+        generations = [(route, route.dedupe_generation) for route in routes]
+        self._spawn(self._end_dedupe(generations), "dedupe-expiry")
+
+    async def _end_dedupe(self, generations: list[tuple[_Route, int]]) -> None:
+        await asyncio.sleep(self._config.dedupe_grace)
+        for route, generation in generations:
+            if route.dedupe_generation == generation:  # no newer overlap began meanwhile
+                route.recent = None
+                route.refresh()
+
+    # Supervision: planned replacement and unplanned recovery
+
+    async def _supervise(self, channel: _Channel) -> None:
+        cfg = self._config
+        while True:
+            link = channel.link
+            assert link is not None
+            due = planned_reconnect_at(link.opened_at, cfg.connection_lifetime, cfg.lifetime_margin)
+            if not link.wakeup.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(due):
+                        await link.wakeup.wait()
+            if link.dead:
+                await self._recover(channel, link)
+            else:
+                await self._replace(channel, link)
+
+    async def _replace(self, channel: _Channel, old: _Link) -> None:
+        """Make-before-break: subscribe a new connection, then close and drain the old one."""
+        delays: Any = None
+        while not old.dead:
+            async with channel.lock:
+                routes = channel.routes()
+                self._begin_dedupe(routes)
+                try:
+                    new = await channel.open(buffering=True)
+                except (BinanceError, OSError, WebSocketException) as exc:
+                    self._report(StreamError(f"replacing the {channel.kind} connection: {exc}"))
+                else:
+                    channel.link = new
+                    self.stats.planned_reconnects += 1
+                    await self._retire(old)
+                    if old.died_at is not None and old.died_at < new.live_at:
+                        # Cut before the replacement was live: a real gap, however short.
+                        for route in routes:
+                            self._emit_gap(
+                                route, channel.kind, old.received_wall(), new.live_wall, old.reason
+                            )
+                    self._flush(new)
+                    channel.live.set()
+                    self._end_dedupe_later(routes)
+                    return
+                self._end_dedupe_later(routes)
+            if delays is None:
+                delays = self._config.backoff()
+            # Retry later, unless the old connection dies meanwhile (then recovery takes over).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(next(delays)):
+                    await old.closed.wait()
+
+    async def _recover(self, channel: _Channel, old: _Link) -> None:
+        """Reconnect after a loss with backoff, resubscribe, then report the gap."""
+        started = old.received_wall()
+        reason = old.reason
+        await self._retire(old)
+        self.stats.reconnects += 1
+        delays = self._config.backoff()
+        async with channel.lock:
+            while True:
+                await asyncio.sleep(next(delays))
+                try:
+                    new = await channel.open(buffering=True, fresh_key=True)
+                except (BinanceError, OSError, WebSocketException) as exc:
+                    self._report(StreamError(f"reconnecting the {channel.kind} stream: {exc}"))
+                    continue
+                break
+            channel.link = new
+            for route in channel.routes():
+                since = started
+                if isinstance(route, _Account) and route.holding is not None:
+                    since = min(since, route.gap_started)  # terminated before the loss
+                self._emit_gap(route, channel.kind, since, new.live_wall, reason)
+            self._flush(new)
+            channel.live.set()
+
+    # Trade tokens
+
+    async def _mint(self, account: _Account) -> tuple[str, int]:
+        token = await self._client.create_listen_token(
+            symbol=account.symbol, validity_ms=self._config.token_validity_ms
+        )
+        expiration = token.expiration_time
+        if expiration is None:  # not in the answer: assume the validity we asked for
+            validity = self._config.token_validity_ms or 86_400_000
+            return token.token, int(time.time() * 1000) + validity
+        return token.token, normalize_epoch_ms(expiration)
+
+    async def _subscribe(self, link: _Link, account: _Account, *, reuse: bool) -> None:
+        """Subscribe ``account`` on ``link`` (a new token unless the current one is not due)."""
+        loop = link.ws.loop
+        if reuse and account.token is not None and loop.time() < account.renew_at:
+            token, expiration = account.token, account.expiration_ms
+        else:
+            token, expiration = await self._mint(account)
+        result: Any = None
+        for attempt in range(2):
+            try:
+                result = await self._ws_request(
+                    link, _SUBSCRIBE, {"listenToken": token}, critical=True, account=account
+                )
+            except InvalidListenToken:
+                if attempt:
+                    raise
+                token, expiration = await self._mint(account)  # expired or revoked: a new one
+                continue
+            except SubscriptionActive:
+                # One subscription per account and connection (PROTOCOL.md §3.4): the account is
+                # already live on this connection, which is what we wanted.
+                if account.link is not link:
+                    raise
+            break
+        if isinstance(result, dict) and "expirationTime" in result:
+            with contextlib.suppress(TypeError, ValueError):
+                expiration = normalize_epoch_ms(result["expirationTime"])
+        account.token = token
+        account.expiration_ms = expiration
+        account.renew_now.clear()
+        self._schedule_renewal(account)
+
+    def _schedule_renewal(self, account: _Account) -> None:
+        now_ms = int(time.time() * 1000)
+        jitter = spread_jitter(account.index, len(self._accounts), self._rng.random())
+        delay = self._config.renewal.delay(now_ms, account.expiration_ms, jitter)
+        account.renew_at = asyncio.get_running_loop().time() + delay
+
+    async def _renewal_loop(self, account: _Account) -> None:
+        channel = self._trade
+        assert channel is not None
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            delay = account.renew_at - loop.time()
+            if delay > 0 and not account.renew_now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await account.renew_now.wait()
+            await channel.live.wait()
+            async with channel.lock:
+                link = channel.link
+                urgent = account.renew_now.is_set()
+                account.renew_now.clear()
+                if link is None or link.dead:
+                    continue  # the supervisor resubscribes every account
+                if not urgent and account.sid is not None and loop.time() < account.renew_at:
+                    continue  # a reconnect subscribed a fresh token meanwhile
+                try:
+                    await self._renew(link, account)
+                except Exception as exc:
+                    attempt += 1
+                    self._report(StreamError(f"renewing the {account.name} subscription: {exc}"))
+                    retry = self._config.renewal.retry_delay(
+                        int(time.time() * 1000), account.expiration_ms, attempt
+                    )
+                    account.renew_at = loop.time() + retry
+                else:
+                    attempt = 0
+
+    async def _renew(self, link: _Link, account: _Account) -> None:
+        terminated = account.sid is None
+        if not terminated:
+            # The answer may carry a new subscriptionId while the old one still delivers: record
+            # from before the request, so the overlap is deduplicated whichever way it goes.
+            self._begin_dedupe([account])
+        try:
+            await self._subscribe(link, account, reuse=False)
+        finally:
+            if not terminated:
+                self._end_dedupe_later([account])
+        self.stats.renewals += 1
+        stale, account.stale_sid = account.stale_sid, None
+        if stale is not None:
+            try:
+                await self._ws_request(link, _UNSUBSCRIBE, {"subscriptionId": stale})
+            except BinanceError as exc:  # it ends at its own expiry anyway; dedupe covers it
+                self._report(StreamError(f"unsubscribing a replaced subscription: {exc}"))
+        if terminated:
+            self._emit_gap(
+                account, "trade", account.gap_started, time.time(), "subscription terminated"
+            )
+
+    # Risk listen key
+
+    async def _keepalive_loop(self, channel: _RiskChannel) -> None:
+        interval = self._config.risk_keepalive_interval
+        delay = interval
+        while True:
+            await asyncio.sleep(delay)
+            key = channel.key
+            delay = interval
+            if key is None:
+                continue  # a reconnect is getting a new key
+            try:
+                await self._client.keepalive_risk_data_stream(key)
+            except (InvalidListenKey, ListenKeyNotFound) as exc:
+                # Gone on the server: a new key and a new connection (the recovery path).
+                self._report(StreamError(f"risk listen key rejected on keepalive: {exc}"))
+                channel.key = None
+                link = channel.link
+                if link is not None and not link.dead:
+                    link.reason = "listen key rejected"
+                    link.ws.transport.abort()
+            except Exception as exc:
+                self._report(StreamError(f"risk listen key keepalive failed: {exc}"))
+                delay = min(interval, 60.0) / 4  # the key lives 60 min: retry well before
+            else:
+                self.stats.renewals += 1
+
+
+class _Channel:
+    """One logical stream (trade or risk) and its current connection."""
+
+    kind: str
+
+    def __init__(self, stream: UserDataStream) -> None:
+        self.stream = stream
+        self.link: _Link | None = None
+        self.lock = asyncio.Lock()
+        self.live = asyncio.Event()  # set while `link` is subscribed and alive
+
+    def routes(self) -> Sequence[_Route]:
+        raise NotImplementedError
+
+    async def open(self, *, buffering: bool, fresh_key: bool = False) -> _Link:
+        """Connect and subscribe; the link is live (or holding events, if ``buffering``)."""
+        raise NotImplementedError
+
+
+class _TradeChannel(_Channel):
+    kind = "trade"
+
+    def __init__(self, stream: UserDataStream, accounts: list[_Account]) -> None:
+        super().__init__(stream)
+        self.accounts = accounts
+
+    def routes(self) -> Sequence[_Route]:
+        return self.accounts
+
+    async def open(self, *, buffering: bool, fresh_key: bool = False) -> _Link:
+        stream = self.stream
+        url = stream._client.ws_api_url
+        link = await stream._connect(url, self, buffering=buffering, display=url)
+        previous = [(account, account.link, account.sid) for account in self.accounts]
+        try:
+            if len(self.accounts) == 1:
+                await stream._subscribe(link, self.accounts[0], reuse=True)
+            else:
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        for account in self.accounts:
+                            group.create_task(stream._subscribe(link, account, reuse=True))
+                except ExceptionGroup as failed:
+                    raise _first_leaf(failed) from None
+        except BaseException:
+            # Accounts already bound to the failed connection go back to the one still serving.
+            for account, old_link, old_sid in previous:
+                if account.link is link:
+                    account.link, account.sid = old_link, old_sid
+            await stream._retire(link)
+            raise
+        link.live_at = link.ws.loop.time()
+        link.live_wall = time.time()
+        return link
+
+
+class _RiskChannel(_Channel):
+    kind = "risk"
+
+    def __init__(self, stream: UserDataStream) -> None:
+        super().__init__(stream)
+        self.route = _Route(CROSS)
+        self.key: str | None = None
+
+    def routes(self) -> Sequence[_Route]:
+        return (self.route,)
+
+    async def open(self, *, buffering: bool, fresh_key: bool = False) -> _Link:
+        stream = self.stream
+        if fresh_key or self.key is None:
+            # While a key is active Binance returns it again and extends it (§4.6), so this is
+            # also the cheapest way to know the current key after a loss.
+            self.key = (await stream._client.start_risk_data_stream()).listen_key
+        base = stream._client.risk_stream_url
+        return await stream._connect(
+            f"{base}/ws/{self.key}",
+            self,
+            buffering=buffering,
+            display=f"{base}/ws/<listenKey>",
+            secret=self.key,
+        )
+
+
+def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+_TRADE_SPECIAL: Final = frozenset({EventStreamTerminated, UnknownEvent})

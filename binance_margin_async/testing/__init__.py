@@ -1,0 +1,23 @@
+"""An in-process fake Binance margin exchange, for tests, demos and offline strategy runs.
+
+:class:`FakeExchange` serves Binance's margin REST API, the WebSocket API (listen-token user data
+stream) and the risk stream on 127.0.0.1, checks requests the way Binance does (API keys,
+HMAC/Ed25519/RSA signatures, timestamps, parameters, weights, bans) and keeps a margin ledger
+that emits the same events Binance would. Fault switches (dropped connections, stalls,
+``serverShutdown``, expiries, injected errors, clock skew, malformed frames) make reconnect logic
+testable::
+
+    from binance_margin_async.testing import FakeExchange
+
+    async with FakeExchange(seed=1) as ex:
+        creds = ex.add_account(balances={"USDT": "10000"})
+        # MarginClient(creds.api_key, creds.api_secret, base_url=ex.rest_url,
+        #              ws_api_url=ex.ws_api_url, risk_stream_url=ex.risk_stream_url)
+
+Run it standalone with ``python -m binance_margin_async.testing --port 8080``.
+"""
+
+from ._keys import Credentials
+from .server import ExchangeStats, FakeExchange
+
+__all__ = ["Credentials", "ExchangeStats", "FakeExchange"]

@@ -1,0 +1,213 @@
+"""Parameter validators: every bad input raises ParameterError naming the parameter."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from binance_margin_async import params as P
+from binance_margin_async.errors import ParameterError
+from binance_margin_async.models import OrderSide, TransferType
+
+
+def _fails(param: str, func: Any, *args: Any, **kwargs: Any) -> ParameterError:
+    with pytest.raises(ParameterError) as info:
+        func(*args, **kwargs)
+    assert info.value.param == param
+    assert param in str(info.value)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        (Decimal("1.50"), "1.5"),
+        (Decimal("1E+3"), "1000"),
+        ("0.00000001", "0.00000001"),
+        ("1e-8", "0.00000001"),
+        ("12.3400", "12.34"),
+        (10, "10"),
+        (0.1, "0.1"),
+        (1e-7, "0.0000001"),
+        (1e20, "100000000000000000000"),
+        (0.30000000000000004, "0.30000000000000004"),
+        (Decimal("100"), "100"),
+        (" 2.50 ", "2.5"),
+    ],
+)
+def test_amount_is_a_plain_decimal_string(value: Any, wire: str) -> None:
+    assert P.amount("quantity", value) == wire
+    assert "e" not in wire.lower()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        Decimal("NaN"),
+        Decimal("Infinity"),
+        "NaN",
+        "inf",
+        "abc",
+        "",
+        "1,5",
+        -1,
+        "-0.5",
+        0,
+        "0.0",
+        True,
+        False,
+        [1],
+        None.__class__,
+    ],
+)
+def test_amount_rejects(value: Any) -> None:
+    _fails("quantity", P.amount, "quantity", value)
+
+
+def test_amount_none_and_zero() -> None:
+    assert P.amount("price", None) is None
+    assert P.amount("price", 0, allow_zero=True) == "0"
+    assert P.amount("price", Decimal("-0"), allow_zero=True) == "0"
+    _fails("price", P.amount, "price", -1, allow_zero=True)
+
+
+def test_integer_bounds_and_types() -> None:
+    assert P.integer("limit", 5, minimum=1, maximum=10) == "5"
+    assert P.integer("limit", None) is None
+    _fails("limit", P.integer, "limit", 0, minimum=1)
+    _fails("limit", P.integer, "limit", 11, maximum=10)
+    _fails("limit", P.integer, "limit", True)
+    _fails("limit", P.integer, "limit", 1.0)
+    _fails("limit", P.integer, "limit", "5")
+    _fails("start_time", P.timestamp, "start_time", -1)
+
+
+def test_time_range() -> None:
+    assert P.time_range(None, None) == (None, None)
+    assert P.time_range(1, 2) == ("1", "2")
+    assert P.time_range(5, 5) == ("5", "5")
+    _fails("end_time", P.time_range, 2, 1)
+    assert P.time_range(0, 10, max_span_ms=10) == ("0", "10")
+    err = _fails("end_time", P.time_range, 0, 11, max_span_ms=10, span_text="10 ms")
+    assert "10 ms" in str(err)
+    _fails("start_time", P.time_range, "1", 2)
+
+
+def test_time_windows_cover_the_range_without_gaps_or_overlap() -> None:
+    week = P.CAPITAL_FLOW_WINDOW_MS
+    windows = P.time_windows(0, 3 * week, week)
+    assert windows[0] == (0, week - 1)
+    assert windows[-1][1] == 3 * week
+    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+        assert start == end + 1
+    assert all(end - start < week for start, end in windows)
+    assert len(windows) == 4
+    assert P.time_windows(7, 7, week) == [(7, 7)]
+    _fails("end_time", P.time_windows, 10, 9, week)
+    _fails("window_ms", P.time_windows, 0, 1, 0)
+
+
+def test_symbol_and_text() -> None:
+    assert P.symbol("symbol", "BTCUSDT") == "BTCUSDT"
+    assert P.symbol("symbol", None) is None
+    for bad in ["", "BTC USDT", "BTC,ETH", "A&B", "A=B", " BTC", "BTC\n"]:
+        _fails("symbol", P.symbol, "symbol", bad)
+    _fails("symbol", P.symbol, "symbol", 5)
+    assert P.text("api_name", "my key") == "my key"
+    _fails("api_name", P.text, "api_name", " padded")
+    _fails("api_name", P.text, "api_name", "")
+
+
+def test_joined() -> None:
+    assert P.joined("symbols", ["BTCUSDT", "ETHUSDT"]) == "BTCUSDT,ETHUSDT"
+    assert P.joined("symbols", "BTCUSDT,ETHUSDT") == "BTCUSDT,ETHUSDT"
+    _fails("symbols", P.joined, "symbols", ["A", "B", "C"], max_count=2)
+    _fails("symbols", P.joined, "symbols", [])
+    _fails("symbols", P.joined, "symbols", ["A B"])
+    assert P.as_sequence("assets", "BTC") == ["BTC"]
+    assert P.as_sequence("assets", ("BTC", "ETH")) == ["BTC", "ETH"]
+    _fails("assets", P.as_sequence, "assets", [])
+
+
+def test_enum_value_accepts_member_value_or_name() -> None:
+    assert P.enum_value("side", OrderSide.BUY, OrderSide) == "BUY"
+    assert P.enum_value("side", "SELL", OrderSide) == "SELL"
+    assert P.enum_value("side", None, OrderSide) is None
+    assert P.enum_value("type", "ISOLATED_MARGIN_MARGIN", TransferType) == "ISOLATEDMARGIN_MARGIN"
+    assert P.enum_value("type", "ISOLATEDMARGIN_MARGIN", TransferType) == "ISOLATEDMARGIN_MARGIN"
+    err = _fails("side", P.enum_value, "side", "buy", OrderSide)
+    assert "BUY, SELL" in str(err)
+    _fails("side", P.enum_value, "side", 1, OrderSide)
+
+
+def test_client_order_id_pattern() -> None:
+    for good in ["a", "A.b:c/d_e-f", "x" * 36, "web_0123"]:
+        assert P.client_order_id("new_client_order_id", good) == good
+    for bad in ["", "x" * 37, "has space", "ünï", "a+b", "a#b"]:
+        _fails("new_client_order_id", P.client_order_id, "new_client_order_id", bad)
+    assert P.client_order_id("new_client_order_id", None) is None
+
+
+def test_generated_client_order_ids_are_valid_and_unique() -> None:
+    ids = {P.generate_client_order_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in ids:
+        assert re.fullmatch(r"bma[0-9a-f]{32}", value)
+        assert P.client_order_id("x", value) == value
+
+
+def test_booleans_render_as_binance_wants() -> None:
+    assert P.upper_bool("is_isolated", True) == "TRUE"
+    assert P.upper_bool("is_isolated", False) == "FALSE"
+    assert P.lower_bool("is_isolated", True) == "true"
+    assert P.lower_bool("is_isolated", False) == "false"
+    _fails("is_isolated", P.upper_bool, "is_isolated", "true")
+    _fails("is_isolated", P.lower_bool, "is_isolated", 1)
+
+
+def test_isolated_needs_symbol_and_one_of() -> None:
+    P.require_isolated_symbol(False, None)
+    P.require_isolated_symbol(True, "BTCUSDT")
+    _fails("symbol", P.require_isolated_symbol, True, None)
+    _fails("is_isolated", P.require_isolated_symbol, "yes", "BTCUSDT")
+    P.require_one_of(("order_id", 1), ("orig_client_order_id", None))
+    err = _fails("order_id", P.require_one_of, ("order_id", None), ("orig_client_order_id", None))
+    assert "orig_client_order_id" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("kind", "from_symbol", "to_symbol", "error"),
+    [
+        ("MAIN_MARGIN", None, None, None),
+        ("MAIN_MARGIN", "BTCUSDT", None, "from_symbol"),
+        ("MARGIN_MAIN", None, "BTCUSDT", "to_symbol"),
+        ("MARGIN_ISOLATEDMARGIN", None, "BTCUSDT", None),
+        ("MARGIN_ISOLATEDMARGIN", None, None, "to_symbol"),
+        ("ISOLATEDMARGIN_MARGIN", "BTCUSDT", None, None),
+        ("ISOLATEDMARGIN_MARGIN", None, None, "from_symbol"),
+        ("ISOLATEDMARGIN_MARGIN", "BTCUSDT", "ETHUSDT", "to_symbol"),
+        ("ISOLATEDMARGIN_ISOLATEDMARGIN", "BTCUSDT", "ETHUSDT", None),
+        ("ISOLATEDMARGIN_ISOLATEDMARGIN", "BTCUSDT", None, "to_symbol"),
+        ("MAIN_ISOLATEDMARGIN", None, "BTCUSDT", None),
+        ("ISOLATEDMARGIN_MAIN", "BTCUSDT", None, None),
+        ("UMFUTURE_MARGIN", None, None, None),
+    ],
+)
+def test_transfer_symbols(
+    kind: str, from_symbol: str | None, to_symbol: str | None, error: str | None
+) -> None:
+    if error is None:
+        assert P.transfer_symbols(kind, from_symbol, to_symbol) == (from_symbol, to_symbol)
+    else:
+        _fails(error, P.transfer_symbols, kind, from_symbol, to_symbol)
+
+
+def test_parameter_error_is_a_value_error() -> None:
+    err = _fails("quantity", P.amount, "quantity", "x")
+    assert isinstance(err, ValueError)

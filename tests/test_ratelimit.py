@@ -1,0 +1,845 @@
+"""Rate limiter tests: the pure core without an event loop, the async shell on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+
+import pytest
+
+from binance_margin_async.endpoints import ENDPOINTS, SERVER_TIME, Endpoint, Pool, Security
+from binance_margin_async.errors import IPBanned, ParameterError, RateLimited
+from binance_margin_async.ratelimit import (
+    API_IP_KEY,
+    WS_CONNECT_KEY,
+    LimiterCore,
+    RateLimiter,
+)
+
+W = 10.0  # the shrunk window the fake exchange uses too
+M = 0.25  # default boundary margin
+BOUNDARY = 1_700_000_000.0  # a multiple of W: a window starts here
+T0 = BOUNDARY + 0.5  # inside that window, clear of the margin
+
+READ_A = Endpoint("read_a", "GET", "/sapi/v1/a", Security.SIGNED, Pool.SAPI_IP, 10)
+READ_B = Endpoint("read_b", "GET", "/sapi/v1/b", Security.SIGNED, Pool.SAPI_IP, 10)
+UID_EP = Endpoint("uid_ep", "POST", "/sapi/v1/c", Security.SIGNED, Pool.SAPI_UID, 10)
+API_EP = Endpoint("api_ep", "GET", "/api/v3/x", Security.NONE, Pool.API_IP, 1)
+NEW_ORDER = ENDPOINTS["new_order"]
+CANCEL = ENDPOINTS["cancel_order"]
+
+
+def core(**kwargs: float) -> LimiterCore:
+    settings: dict[str, float] = {
+        "api_ip_limit": 100,
+        "sapi_ip_limit": 100,
+        "sapi_uid_limit": 100,
+        "window": W,
+        "critical_reserve": 0.0,
+    }
+    settings.update(kwargs)
+    return LimiterCore(**settings)  # type: ignore[arg-type]
+
+
+def take(c: LimiterCore, ep: Endpoint, weight: int, now: float, *, critical: bool = False) -> float:
+    return c.reserve(ep.pool, ep.pool_key, weight, now, critical=critical, orders=ep.counts_order)
+
+
+# Windows
+
+
+def test_grant_records_and_full_window_waits_until_boundary_plus_margin() -> None:
+    c = core()
+    assert take(c, READ_A, 60, T0) == 0.0
+    assert take(c, READ_A, 40, T0) == 0.0
+    assert c.usage(T0)[READ_A.pool_key] == 100
+    wait = take(c, READ_A, 1, T0)
+    assert wait == pytest.approx(BOUNDARY + W + M - T0)
+    # Nothing was recorded by the refused call.
+    assert c.usage(T0)[READ_A.pool_key] == 100
+
+
+def test_new_window_budget_is_used_only_after_the_margin() -> None:
+    c = core()
+    assert take(c, READ_A, 100, T0) == 0.0
+    just_after = BOUNDARY + W + 0.1
+    assert take(c, READ_A, 1, just_after) == pytest.approx(M - 0.1, abs=1e-5)
+    after_margin = BOUNDARY + W + M
+    assert take(c, READ_A, 100, after_margin) == 0.0
+    assert c.usage(after_margin)[READ_A.pool_key] == 100
+
+
+def test_sleeping_the_returned_wait_always_lands_in_the_next_window() -> None:
+    # Float rounding must never leave the clock a hair before the boundary + margin.
+    c = core(boundary_margin=0.1)
+    now = BOUNDARY + 3.3
+    assert take(c, READ_A, 100, now) == 0.0
+    for _ in range(50):
+        wait = take(c, READ_A, 100, now)
+        assert wait > 0.0
+        now += wait
+        assert take(c, READ_A, 100, now) == 0.0
+
+
+def test_requests_near_a_boundary_are_charged_to_both_windows() -> None:
+    # The server may count a request sent just before the boundary in the next window.
+    c = core()
+    assert take(c, READ_A, 50, BOUNDARY + W - 0.1) == 0.0
+    later = BOUNDARY + W + M + 0.01
+    assert c.usage(later)[READ_A.pool_key] == 50
+    assert take(c, READ_A, 50, later) == 0.0
+    assert take(c, READ_A, 1, later) > 0.0
+
+
+def test_windows_further_apart_start_empty() -> None:
+    c = core()
+    assert take(c, READ_A, 100, T0) == 0.0
+    assert c.usage(T0 + 5 * W)[READ_A.pool_key] == 0
+    assert take(c, READ_A, 100, T0 + 5 * W) == 0.0
+
+
+def test_a_clock_stepping_back_keeps_the_count() -> None:
+    c = core()
+    assert take(c, READ_A, 100, T0 + W) == 0.0
+    wait = take(c, READ_A, 1, T0)
+    assert wait == pytest.approx(BOUNDARY + 2 * W + M - T0)
+
+
+# Pools
+
+
+def test_sapi_pools_are_per_endpoint_and_api_ip_is_shared() -> None:
+    c = core()
+    assert take(c, READ_A, 100, T0) == 0.0
+    assert take(c, READ_B, 100, T0) == 0.0
+    assert take(c, UID_EP, 100, T0) == 0.0
+    assert take(c, READ_A, 1, T0) > 0.0
+    assert take(c, API_EP, 60, T0) == 0.0
+    assert take(c, SERVER_TIME, 40, T0) == 0.0
+    assert take(c, API_EP, 1, T0) > 0.0
+    usage = c.usage(T0)
+    assert usage[API_IP_KEY] == 100
+    assert usage[READ_B.pool_key] == 100
+
+
+def test_sapi_limits_come_from_the_pool_type() -> None:
+    c = LimiterCore(sapi_ip_limit=50, sapi_uid_limit=70, window=W, critical_reserve=0.0)
+    assert take(c, READ_A, 50, T0) == 0.0
+    assert take(c, READ_A, 1, T0) > 0.0
+    assert take(c, UID_EP, 70, T0) == 0.0
+    assert take(c, UID_EP, 1, T0) > 0.0
+
+
+def test_weight_larger_than_the_limit_is_an_error_not_a_wait() -> None:
+    c = core()
+    with pytest.raises(ParameterError, match="exceeds the limit 100") as info:
+        take(c, READ_A, 101, T0, critical=True)
+    assert info.value.param == "weight"
+    with pytest.raises(ParameterError, match="must not be negative"):
+        take(c, READ_A, -1, T0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"api_ip_limit": 0}, "api_ip_limit"),
+        ({"window": 0.0}, "window"),
+        ({"critical_reserve": 1.0}, "critical_reserve"),
+        ({"boundary_margin": 3.0}, "boundary_margin"),
+        ({"boundary_margin": -0.1}, "boundary_margin"),
+    ],
+)
+def test_invalid_settings_are_rejected(kwargs: dict[str, float], param: str) -> None:
+    with pytest.raises(ParameterError) as info:
+        core(**kwargs)
+    assert info.value.param == param
+
+
+# Critical reserve
+
+
+def test_critical_reserve_keeps_a_slice_for_critical_requests() -> None:
+    c = core(critical_reserve=0.1)
+    assert take(c, READ_A, 90, T0) == 0.0
+    assert take(c, READ_A, 1, T0) > 0.0
+    assert take(c, READ_A, 10, T0, critical=True) == 0.0
+    assert take(c, READ_A, 1, T0, critical=True) > 0.0
+
+
+def test_non_critical_weight_above_its_share_is_an_error() -> None:
+    c = core(critical_reserve=0.1)
+    with pytest.raises(ParameterError, match="non-critical share 90"):
+        take(c, READ_A, 95, T0)
+    assert take(c, READ_A, 95, T0, critical=True) == 0.0
+
+
+# Header feedback
+
+
+def test_server_count_wins_when_higher() -> None:
+    c = core()
+    assert take(c, READ_A, 10, T0) == 0.0
+    c.on_response(READ_A.pool, READ_A.pool_key, 200, {"X-SAPI-USED-IP-WEIGHT-1M": "95"}, T0)
+    assert c.usage(T0)[READ_A.pool_key] == 95
+    c.on_response(READ_A.pool, READ_A.pool_key, 200, {"X-SAPI-USED-IP-WEIGHT-1M": "20"}, T0)
+    assert c.usage(T0)[READ_A.pool_key] == 95
+    assert take(c, READ_A, 6, T0) > 0.0
+    assert take(c, READ_A, 5, T0) == 0.0
+
+
+def test_header_names_are_case_insensitive_and_sapi_uid_is_read() -> None:
+    c = core()
+    c.on_response(UID_EP.pool, UID_EP.pool_key, 200, {"x-sapi-used-uid-weight-1m": "70"}, T0)
+    assert c.usage(T0)[UID_EP.pool_key] == 70
+
+
+def test_mbx_weight_headers_feed_the_shared_pool() -> None:
+    c = core()
+    headers = {"X-MBX-USED-WEIGHT-1M": "80", "X-MBX-USED-WEIGHT-1H": "500"}
+    c.on_response(API_EP.pool, API_EP.pool_key, 200, headers, T0)
+    usage = c.usage(T0)
+    assert usage[API_IP_KEY] == 80
+    # The shrunk window answers to its own length too; a 1H count with no known limit is ignored.
+    c.on_response(API_EP.pool, API_EP.pool_key, 200, {"X-MBX-USED-WEIGHT-10S": "90"}, T0)
+    assert c.usage(T0)[API_IP_KEY] == 90
+    assert take(c, API_EP, 11, T0) > 0.0
+
+
+def test_sapi_headers_never_touch_the_shared_pool_and_junk_is_ignored() -> None:
+    c = core()
+    headers = {
+        "X-SAPI-USED-IP-WEIGHT-1M": "99",
+        "X-MBX-USED-WEIGHT-1M": "not a number",
+        "X-MBX-USED-WEIGHT-": "50",
+        "X-Other": "1",
+    }
+    c.on_response(API_EP.pool, API_EP.pool_key, 200, headers, T0)
+    assert c.usage(T0)[API_IP_KEY] == 0
+
+
+def test_header_counts_apply_to_the_current_window_only() -> None:
+    c = core()
+    c.on_response(READ_A.pool, READ_A.pool_key, 200, {"X-SAPI-USED-IP-WEIGHT-1M": "100"}, T0)
+    assert take(c, READ_A, 1, T0) > 0.0
+    assert take(c, READ_A, 100, T0 + W) == 0.0
+
+
+# 429 and 418
+
+
+def test_429_closes_that_pool_until_retry_after() -> None:
+    c = core()
+    c.on_response(READ_A.pool, READ_A.pool_key, 429, {"Retry-After": "7"}, T0)
+    assert take(c, READ_A, 1, T0) == pytest.approx(7.0, abs=1e-5)
+    assert take(c, READ_A, 1, T0 + 6.9) > 0.0
+    assert take(c, READ_B, 1, T0) == 0.0
+    assert take(c, API_EP, 1, T0) == 0.0
+    assert take(c, READ_A, 1, T0 + 7.0) == 0.0
+
+
+def test_429_without_retry_after_closes_to_the_end_of_the_window() -> None:
+    c = core()
+    c.on_response(API_EP.pool, API_EP.pool_key, 429, {}, T0)
+    assert take(c, API_EP, 1, T0) == pytest.approx(BOUNDARY + W + M - T0)
+    assert take(c, SERVER_TIME, 1, T0) > 0.0
+    assert take(c, READ_A, 1, T0) == 0.0
+    assert take(c, API_EP, 1, BOUNDARY + W + M) == 0.0
+
+
+def test_429_with_malformed_retry_after_counts_as_absent() -> None:
+    c = core()
+    c.on_response(READ_A.pool, READ_A.pool_key, 429, {"Retry-After": "soon"}, T0)
+    assert take(c, READ_A, 1, T0) == pytest.approx(BOUNDARY + W + M - T0)
+
+
+def test_order_count_429_without_retry_after_holds_orders_for_the_short_window() -> None:
+    c = core(sapi_uid_limit=100_000)
+    c.on_response(NEW_ORDER.pool, NEW_ORDER.pool_key, 429, {}, T0, counts_order=True)
+    # The order-count window is 10 s: orders wait for it, not for the endpoint's weight window.
+    assert take(c, NEW_ORDER, 6, T0) == pytest.approx(BOUNDARY + 10.0 + M - T0)
+    assert c.usage(T0)[NEW_ORDER.pool_key] == 0
+    assert take(c, NEW_ORDER, 6, BOUNDARY + 10.0 + M) == 0.0
+
+
+def test_order_endpoint_429_with_retry_after_holds_every_order_endpoint() -> None:
+    c = core(sapi_uid_limit=100_000)
+    c.on_response(
+        NEW_ORDER.pool, NEW_ORDER.pool_key, 429, {"Retry-After": "3"}, T0, counts_order=True
+    )
+    oco = ENDPOINTS["new_oco"]
+    assert take(c, oco, 6, T0) == pytest.approx(3.0, abs=1e-5)
+    assert take(c, CANCEL, 10, T0) == 0.0
+
+
+def test_418_bans_every_pool_until_retry_after() -> None:
+    c = core()
+    c.on_response(READ_A.pool, READ_A.pool_key, 418, {"Retry-After": "300"}, T0)
+    for ep in (READ_A, READ_B, UID_EP, API_EP, CANCEL):
+        with pytest.raises(IPBanned) as info:
+            take(c, ep, 1, T0 + 1, critical=True)
+        assert info.value.until == T0 + 300
+        assert info.value.retry_after == pytest.approx(299.0)
+    with pytest.raises(IPBanned):
+        c.reserve_connect(T0 + 1)
+    with pytest.raises(IPBanned):
+        c.estimate(READ_A.pool, READ_A.pool_key, 1, T0 + 1)
+    assert take(c, READ_A, 1, T0 + 300) == 0.0
+
+
+def test_418_without_retry_after_bans_for_the_minimum_two_minutes() -> None:
+    c = core()
+    c.on_response(API_EP.pool, API_EP.pool_key, 418, {}, T0)
+    assert c.banned_until == T0 + 120.0
+
+
+def test_ban_from_a_message_body_never_shortens_a_known_ban() -> None:
+    c = core()
+    c.ban(T0 + 50)
+    c.ban(T0 + 10)
+    assert c.banned_until == T0 + 50
+    with pytest.raises(IPBanned):
+        take(c, READ_A, 1, T0 + 49)
+
+
+# Order counts
+
+
+def test_order_count_headers_block_orders_but_not_other_requests() -> None:
+    c = core(sapi_uid_limit=100_000)
+    headers = {"X-MBX-ORDER-COUNT-10S": "10000", "X-MBX-ORDER-COUNT-1D": "10000"}
+    c.on_response(NEW_ORDER.pool, NEW_ORDER.pool_key, 200, headers, T0)
+    assert c.usage(T0)["ORDERS:10S"] == 10000
+    assert c.usage(T0)["ORDERS:1D"] == 10000
+    assert take(c, NEW_ORDER, 6, T0) == pytest.approx(BOUNDARY + 10.0 + M - T0)
+    assert take(c, CANCEL, 10, T0) == 0.0
+
+
+def test_set_order_limits_replaces_the_windows_and_takes_counts() -> None:
+    c = core(sapi_uid_limit=100_000)
+    c.set_order_limits(
+        [
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 3},
+            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 5},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 0},
+            {"rateLimitType": "OTHER", "interval": "DAY", "intervalNum": 1, "limit": 1},
+        ],
+        T0,
+    )
+    assert {k for k in c.usage(T0) if k.startswith("ORDERS")} == {"ORDERS:10S", "ORDERS:1M"}
+    for _ in range(3):
+        assert take(c, NEW_ORDER, 6, T0) == 0.0
+    assert take(c, NEW_ORDER, 6, T0) > 0.0
+    c.set_order_limits(
+        [
+            {
+                "rateLimitType": "ORDERS",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": 5,
+                "count": 4,
+            }
+        ],
+        T0 + W,
+    )
+    assert c.usage(T0 + W)["ORDERS:1M"] == 4
+    assert take(c, NEW_ORDER, 6, T0 + W) == 0.0
+    assert take(c, NEW_ORDER, 6, T0 + W) > 0.0
+
+
+def test_orders_share_the_critical_reserve_rule() -> None:
+    c = LimiterCore(window=W, critical_reserve=0.5, order_limits=((10.0, 4),))
+    assert take(c, NEW_ORDER, 6, T0) == 0.0
+    assert take(c, NEW_ORDER, 6, T0) == 0.0
+    assert take(c, NEW_ORDER, 6, T0) > 0.0
+    assert take(c, NEW_ORDER, 6, T0, critical=True) == 0.0
+
+
+# WebSocket API
+
+
+def test_ws_rate_limits_raise_counts_and_can_only_lower_the_weight_limit() -> None:
+    c = core()
+    c.on_ws_response(
+        200,
+        [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": 6000,
+                "count": 40,
+            }
+        ],
+        None,
+        T0,
+    )
+    assert c.usage(T0)[API_IP_KEY] == 40
+    assert take(c, API_EP, 60, T0) == 0.0
+    assert take(c, API_EP, 1, T0) > 0.0
+    lowered = {"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND", "intervalNum": 10}
+    c.on_ws_response(200, [{**lowered, "limit": 50, "count": 0}], None, T0 + W)
+    assert take(c, API_EP, 50, T0 + W) == 0.0
+    assert take(c, API_EP, 1, T0 + W) > 0.0
+
+
+def test_ws_rate_limits_learn_a_new_interval_and_ws_orders() -> None:
+    c = core(sapi_uid_limit=100_000)
+    c.on_ws_response(
+        200,
+        [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "HOUR", "intervalNum": 1, "limit": 150},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 2},
+            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 9},
+            {"rateLimitType": "ORDERS", "interval": "WEEK", "intervalNum": 1, "limit": 2},
+            {"rateLimitType": "ORDERS", "interval": 7, "intervalNum": 1, "limit": 2},
+        ],
+        None,
+        T0,
+    )
+    assert take(c, API_EP, 100, T0) == 0.0
+    assert take(c, API_EP, 50, T0 + W) == 0.0
+    # 150 per hour is spent although each 10 s window has room again.
+    assert take(c, API_EP, 1, T0 + 2 * W) > 60.0
+    assert take(c, NEW_ORDER, 6, T0) == 0.0
+    assert take(c, NEW_ORDER, 6, T0) == 0.0
+    assert take(c, NEW_ORDER, 6, T0) > 0.0
+
+
+def test_ws_429_closes_the_shared_pool_until_retry_after() -> None:
+    c = core()
+    retry_ms = int((T0 + 5.0) * 1000)
+    c.on_ws_response(429, None, {"serverTime": int(T0 * 1000), "retryAfter": retry_ms}, T0)
+    assert take(c, API_EP, 1, T0) == pytest.approx(5.0 + M, abs=1e-3)
+    assert take(c, READ_A, 1, T0) == 0.0
+
+
+def test_ws_429_without_retry_after_closes_to_the_end_of_the_window() -> None:
+    c = core()
+    c.on_ws_response(429, None, {"retryAfter": True}, T0)
+    assert take(c, API_EP, 1, T0) == pytest.approx(BOUNDARY + W + M - T0)
+
+
+def test_ws_418_bans_until_retry_after_or_two_minutes() -> None:
+    c = core()
+    c.on_ws_response(418, None, {"retryAfter": int((T0 + 600) * 1000)}, T0)
+    assert c.banned_until == pytest.approx(T0 + 600 + M)
+    other = core()
+    other.on_ws_response(418, None, None, T0)
+    assert other.banned_until == T0 + 120.0
+
+
+# Connection attempts
+
+
+def test_connection_attempts_are_limited_and_cost_shared_weight() -> None:
+    c = LimiterCore(window=W, ws_connect_limit=3, ws_connect_window=300.0)
+    start = 1_700_000_100.5  # just after a multiple of 300
+    for _ in range(3):
+        assert c.reserve_connect(start) == 0.0
+    assert c.reserve_connect(start) == pytest.approx(300.0 + M - 0.5)
+    assert c.usage(start)[WS_CONNECT_KEY] == 3
+    assert c.usage(start)[API_IP_KEY] == 6
+
+
+def test_connection_attempts_wait_for_shared_weight() -> None:
+    c = core()
+    assert take(c, API_EP, 99, T0) == 0.0
+    assert c.reserve_connect(T0) > 0.0
+    assert c.usage(T0)[WS_CONNECT_KEY] == 0
+
+
+# Estimates
+
+
+def test_estimate_counts_the_queue_ahead_without_recording() -> None:
+    c = core()
+    assert take(c, READ_A, 100, T0) == 0.0
+    first = c.estimate(READ_A.pool, READ_A.pool_key, 10, T0)
+    assert first == pytest.approx(BOUNDARY + W + M - T0)
+    behind = c.estimate(READ_A.pool, READ_A.pool_key, 10, T0, ahead=150)
+    assert behind == pytest.approx(BOUNDARY + 2 * W + M - T0)
+    assert c.usage(T0)[READ_A.pool_key] == 100
+    assert c.estimate_connect(T0, ahead=0) == 0.0
+    assert c.estimate(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, T0, orders=1) == 0.0
+
+
+# The async shell
+
+
+class FakeTime:
+    """A virtual clock; ``sleep`` advances it instead of waiting."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class ManualTime(FakeTime):
+    """``sleep`` blocks until the test calls :meth:`advance`, which wakes every sleeper."""
+
+    def __init__(self, start: float = T0) -> None:
+        super().__init__(start)
+        self.sleepers: list[asyncio.Future[None]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        sleeper = asyncio.get_running_loop().create_future()
+        self.sleepers.append(sleeper)
+        await sleeper
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for sleeper in self.sleepers:
+            if not sleeper.done():
+                sleeper.set_result(None)
+        self.sleepers.clear()
+
+
+def limiter(time: FakeTime, **kwargs: float) -> RateLimiter:
+    settings: dict[str, float] = {
+        "api_ip_limit": 100,
+        "sapi_ip_limit": 100,
+        "sapi_uid_limit": 100,
+        "window": W,
+        "critical_reserve": 0.0,
+        "max_wait": 1000.0,
+    }
+    settings.update(kwargs)
+    return RateLimiter(clock=time.clock, sleep=time.sleep, **settings)  # type: ignore[arg-type]
+
+
+async def test_acquire_with_budget_does_not_sleep() -> None:
+    t = FakeTime()
+    lim = limiter(t)
+    await lim.acquire(READ_A, 60)
+    await lim.acquire(NEW_ORDER, 6)
+    assert t.sleeps == []
+    usage = lim.usage()
+    assert usage[READ_A.pool_key] == 60
+    assert usage["ORDERS:10S"] == 1
+
+
+async def test_acquire_waits_for_the_next_window() -> None:
+    t = FakeTime()
+    lim = limiter(t)
+    await lim.acquire(READ_A, 100)
+    await lim.acquire(READ_A, 10)
+    assert t.sleeps == [pytest.approx(BOUNDARY + W + M - T0, abs=1e-5)]
+    assert lim.usage()[READ_A.pool_key] == 10
+
+
+async def test_thousand_concurrent_acquires_never_exceed_any_window() -> None:
+    t = FakeTime()
+    lim = limiter(t, boundary_margin=M)
+    rng = random.Random(7)
+    weights = [rng.randint(1, 10) for _ in range(1000)]
+    grants: list[tuple[int, float, int]] = []
+
+    async def one(i: int, weight: int) -> None:
+        await lim.acquire(READ_A, weight)
+        grants.append((i, t.clock(), weight))
+
+    await asyncio.gather(*(one(i, w) for i, w in enumerate(weights)))
+    per_window: dict[float, int] = defaultdict(int)
+    for _, at, weight in grants:
+        per_window[at // W] += weight
+    assert max(per_window.values()) <= 100
+    # FIFO: granted in arrival order.
+    assert [i for i, _, _ in grants] == list(range(1000))
+    # No budget wasted: each window is filled up to the last request that fit.
+    windows_used = len(per_window)
+    assert windows_used <= sum(weights) // (100 - 9) + 1
+    # No thundering herd: one timer per window, not one per waiter.
+    assert len(t.sleeps) == windows_used - 1
+    assert lim.queued() == {}
+
+
+async def test_thousand_acquires_with_critical_ones_mixed_in() -> None:
+    t = FakeTime()
+    lim = limiter(t, critical_reserve=0.2)
+    grants: list[tuple[float, int, bool]] = []
+
+    async def one(i: int) -> None:
+        critical = i % 10 == 0
+        await lim.acquire(READ_A, 5, critical=critical)
+        grants.append((t.clock(), 5, critical))
+
+    await asyncio.gather(*(one(i) for i in range(1000)))
+    per_window: dict[float, int] = defaultdict(int)
+    normal: dict[float, int] = defaultdict(int)
+    for at, weight, critical in grants:
+        per_window[at // W] += weight
+        if not critical:
+            normal[at // W] += weight
+    assert max(per_window.values()) <= 100
+    assert max(normal.values()) <= 80
+    assert len(grants) == 1000
+
+
+async def test_critical_request_passes_queued_non_critical_ones() -> None:
+    t = ManualTime()
+    lim = limiter(t, critical_reserve=0.1)
+    await lim.acquire(READ_A, 90)
+    waiting = asyncio.create_task(lim.acquire(READ_A, 10))
+    await asyncio.sleep(0)
+    assert lim.queued() == {READ_A.pool_key: 1}
+    # The reserve is there for it: no wait although a read is queued.
+    await lim.acquire(READ_A, 10, critical=True)
+    assert lim.usage()[READ_A.pool_key] == 100
+    t.advance(W)
+    await waiting
+
+
+async def test_critical_waiters_are_served_before_earlier_non_critical_ones() -> None:
+    t = ManualTime()
+    lim = limiter(t)
+    await lim.acquire(READ_A, 100)
+    order: list[str] = []
+
+    async def one(name: str, weight: int, critical: bool) -> None:
+        await lim.acquire(READ_A, weight, critical=critical)
+        order.append(name)
+
+    tasks = [
+        asyncio.create_task(one("read1", 60, False)),
+        asyncio.create_task(one("read2", 10, False)),
+    ]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(one("cancel", 60, True)))
+    await asyncio.sleep(0)
+    t.advance(W)
+    await asyncio.wait_for(asyncio.gather(*tasks[2:]), 1.0)
+    await asyncio.sleep(0)
+    # read1 (60) no longer fits after the critical 60; read2 stays behind it (FIFO).
+    assert order == ["cancel"]
+    t.advance(W)
+    await asyncio.wait_for(asyncio.gather(*tasks), 1.0)
+    assert order == ["cancel", "read1", "read2"]
+
+
+async def test_max_wait_refuses_at_once_without_sleeping() -> None:
+    t = FakeTime()
+    lim = limiter(t, max_wait=1.0)
+    await lim.acquire(READ_A, 100)
+    with pytest.raises(RateLimited) as info:
+        await lim.acquire(READ_A, 1)
+    assert info.value.retry_after == pytest.approx(BOUNDARY + W + M - T0, abs=1e-5)
+    assert info.value.pool == READ_A.pool_key
+    assert info.value.status is None
+    assert t.sleeps == []
+    assert lim.queued() == {}
+
+
+async def test_max_wait_counts_the_queue_ahead() -> None:
+    t = ManualTime()
+    lim = limiter(t, max_wait=15.0)
+    await lim.acquire(READ_A, 100)
+    first = asyncio.create_task(lim.acquire(READ_A, 100))
+    await asyncio.sleep(0)
+    # This one fits only two windows ahead (> 15 s): refused now, not after waiting.
+    with pytest.raises(RateLimited) as info:
+        await lim.acquire(READ_A, 50)
+    assert info.value.retry_after is not None
+    assert info.value.retry_after > 15.0
+    assert t.sleeps == [pytest.approx(BOUNDARY + W + M - T0, abs=1e-5)]
+    t.advance(W)
+    await first
+
+
+async def test_max_wait_refuses_a_closed_pool() -> None:
+    t = FakeTime()
+    lim = limiter(t, max_wait=5.0)
+    lim.on_response(READ_A, 429, {"Retry-After": "60"})
+    with pytest.raises(RateLimited) as info:
+        await lim.acquire(READ_A, 1)
+    assert info.value.retry_after == pytest.approx(60.0, abs=1e-5)
+    lim.on_response(READ_B, 429, {"Retry-After": "2"})
+    await lim.acquire(READ_B, 1)
+    assert t.sleeps == [pytest.approx(2.0, abs=1e-5)]
+
+
+async def test_ban_fails_every_acquire_fast() -> None:
+    t = FakeTime()
+    lim = limiter(t)
+    lim.on_response(READ_A, 418, {"Retry-After": "600"})
+    for call in (
+        lim.acquire(CANCEL, 10),
+        lim.acquire(UID_EP, 1),
+        lim.acquire_ws(2, critical=True),
+        lim.acquire_ws_connect(),
+    ):
+        with pytest.raises(IPBanned) as info:
+            await call
+        assert info.value.until == T0 + 600
+    assert t.sleeps == []
+    lim.ban(T0 + 900)
+    with pytest.raises(IPBanned) as info:
+        await lim.acquire(READ_B, 1)
+    assert info.value.until == T0 + 900
+
+
+async def test_queued_waiters_fail_with_ipbanned_when_a_ban_arrives() -> None:
+    t = ManualTime()
+    lim = limiter(t)
+    await lim.acquire(READ_A, 100)
+    tasks = [asyncio.create_task(lim.acquire(READ_A, 10)) for _ in range(3)]
+    await asyncio.sleep(0)
+    lim.ban(T0 + 1000)
+    t.advance(W)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, IPBanned) for r in results)
+    assert lim.queued() == {}
+    assert lim.usage()[READ_A.pool_key] == 0
+
+
+async def test_cancelled_waiters_leave_no_weight_and_no_stuck_queue() -> None:
+    t = ManualTime()
+    lim = limiter(t)
+    await lim.acquire(READ_A, 100)
+    head = asyncio.create_task(lim.acquire(READ_A, 30))
+    middle = asyncio.create_task(lim.acquire(READ_A, 30))
+    tail = asyncio.create_task(lim.acquire(READ_A, 30))
+    await asyncio.sleep(0)
+    assert lim.queued() == {READ_A.pool_key: 3}
+    assert len(t.sleeps) == 1  # only the head sleeps
+    middle.cancel()
+    head.cancel()
+    await asyncio.gather(head, middle, return_exceptions=True)
+    assert head.cancelled() and middle.cancelled()
+    t.advance(W)
+    await asyncio.wait_for(tail, 1.0)
+    assert lim.usage()[READ_A.pool_key] == 30
+    assert lim.queued() == {}
+    # The fast path is open again.
+    await lim.acquire(READ_A, 70)
+    assert lim.usage()[READ_A.pool_key] == 100
+
+
+async def test_waiter_cancelled_right_after_being_woken_passes_the_turn_on() -> None:
+    t = ManualTime()
+    lim = limiter(t)
+    await lim.acquire(READ_A, 100)
+
+    async def head_then_cancel_second() -> None:
+        await lim.acquire(READ_A, 10)
+        # The head has just handed the turn to `second`, which has not run yet: cancel it now.
+        second.cancel()
+
+    head = asyncio.create_task(head_then_cancel_second())
+    second = asyncio.create_task(lim.acquire(READ_A, 10))
+    third = asyncio.create_task(lim.acquire(READ_A, 10))
+    await asyncio.sleep(0)
+    t.advance(W)
+    await asyncio.wait_for(asyncio.gather(head, third), 1.0)
+    assert second.cancelled()
+    assert lim.usage()[READ_A.pool_key] == 20
+    assert lim.queued() == {}
+
+
+async def test_cancelled_non_critical_head_waiting_behind_a_critical_one() -> None:
+    t = ManualTime()
+    lim = limiter(t)
+    await lim.acquire(READ_A, 100)
+    read = asyncio.create_task(lim.acquire(READ_A, 10))
+    await asyncio.sleep(0)
+    cancel = asyncio.create_task(lim.acquire(READ_A, 10, critical=True))
+    await asyncio.sleep(0)
+    t.advance(W)
+    await asyncio.sleep(0)
+    read.cancel()
+    await asyncio.gather(read, cancel, return_exceptions=True)
+    assert read.cancelled()
+    assert cancel.result() is None
+    assert lim.usage()[READ_A.pool_key] == 10
+    assert lim.queued() == {}
+
+
+async def test_ws_requests_share_the_api_pool_with_rest() -> None:
+    t = FakeTime()
+    lim = limiter(t)
+    await lim.acquire(SERVER_TIME, 50)
+    await lim.acquire_ws(50)
+    assert lim.usage()[API_IP_KEY] == 100
+    await lim.acquire_ws(2, critical=True)
+    assert len(t.sleeps) == 1
+    lim.on_ws_response(
+        200,
+        [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": 6000,
+                "count": 90,
+            }
+        ],
+        None,
+    )
+    assert lim.usage()[API_IP_KEY] == 90
+
+
+async def test_acquire_ws_connect_waits_within_the_attempt_limit() -> None:
+    t = FakeTime(start=1_700_000_100.5)
+    lim = limiter(t, ws_connect_limit=2, ws_connect_window=300.0)
+    await lim.acquire_ws_connect()
+    await lim.acquire_ws_connect()
+    assert t.sleeps == []
+    await lim.acquire_ws_connect()
+    assert t.sleeps == [pytest.approx(300.0 + M - 0.5, abs=1e-5)]
+    assert lim.usage()[WS_CONNECT_KEY] == 1
+
+
+async def test_acquire_ws_connect_refused_beyond_max_wait() -> None:
+    t = FakeTime()
+    lim = limiter(t, ws_connect_limit=1, ws_connect_window=300.0, max_wait=10.0)
+    await lim.acquire_ws_connect()
+    with pytest.raises(RateLimited) as info:
+        await lim.acquire_ws_connect()
+    assert info.value.pool == WS_CONNECT_KEY
+    assert t.sleeps == []
+
+
+async def test_order_limits_from_the_rate_limit_endpoint() -> None:
+    t = FakeTime()
+    lim = limiter(t, sapi_uid_limit=100_000)
+    lim.set_order_limits(
+        [
+            {
+                "rateLimitType": "ORDERS",
+                "interval": "SECOND",
+                "intervalNum": 10,
+                "limit": 2,
+                "count": 1,
+            }
+        ]
+    )
+    await lim.acquire(NEW_ORDER, 6)
+    assert t.sleeps == []
+    await lim.acquire(NEW_ORDER, 6)
+    assert len(t.sleeps) == 1
+    lim.on_response(NEW_ORDER, 200, {"X-MBX-ORDER-COUNT-10S": "2"})
+    assert lim.usage()["ORDERS:10S"] == 2
+
+
+async def test_invalid_weight_raises_from_acquire() -> None:
+    lim = limiter(FakeTime())
+    with pytest.raises(ParameterError):
+        await lim.acquire(READ_A, 101)
+    with pytest.raises(ParameterError, match="max_wait"):
+        RateLimiter(max_wait=-1.0)
+
+
+async def test_default_clock_and_sleep() -> None:
+    lim = RateLimiter()
+    await lim.acquire(SERVER_TIME, 1)
+    assert lim.usage()[API_IP_KEY] >= 1
+    assert isinstance(lim.core, LimiterCore)

@@ -1,0 +1,328 @@
+"""Pure stream policy (:mod:`binance_margin_async._streamcore`): no event loop, no sockets."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from typing import Union
+
+import pytest
+
+from binance_margin_async._streamcore import (
+    RecentSet,
+    RenewalPolicy,
+    StreamStats,
+    SubscriptionTable,
+    dedupe_key,
+    expand_event_types,
+    exponential_backoff,
+    handlers_for,
+    normalize_epoch_ms,
+    planned_reconnect_at,
+    spread_jitter,
+    stall_deadline,
+)
+
+# --- expirationTime units (PROTOCOL.md §3.3: ms from REST, µs in the subscribe example) ---------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1758792204196, 1758792204196),  # ms, REST answer
+        (1749094553955907, 1749094553955),  # µs, subscribe example
+        (1749094553955907123, 1749094553955),  # ns
+        (1749094553, 1749094553000),  # s
+        ("1699596037418", 1699596037418),  # listenKeyExpired sends E as a string
+        (1758792204196.0, 1758792204196),
+    ],
+)
+def test_normalize_epoch_ms(value: int | float | str, expected: int) -> None:
+    assert normalize_epoch_ms(value) == expected
+
+
+@pytest.mark.parametrize("value", [0, -5, "x"])
+def test_normalize_epoch_ms_rejects_garbage(value: int | str) -> None:
+    with pytest.raises(ValueError):
+        normalize_epoch_ms(value)
+
+
+# --- renewal schedule ---------------------------------------------------------------------------
+
+
+def test_renewal_delay_is_within_the_jitter_window() -> None:
+    policy = RenewalPolicy(low=0.6, high=0.8)
+    now = 1_000_000
+    expiry = now + 86_400_000
+    assert policy.delay(now, expiry, 0.0) == pytest.approx(0.6 * 86_400)
+    assert policy.delay(now, expiry, 0.5) == pytest.approx(0.7 * 86_400)
+    assert policy.delay(now, expiry, 0.999) == pytest.approx(0.7998 * 86_400)
+    rng = random.Random(7)
+    for _ in range(1000):
+        delay = policy.delay(now, expiry, rng.random())
+        assert 0.6 * 86_400 <= delay < 0.8 * 86_400
+
+
+def test_renewal_of_a_short_token_stays_before_expiry() -> None:
+    policy = RenewalPolicy()
+    delay = policy.delay(0, 3_000, 0.5)
+    assert 1.8 <= delay <= 2.4
+
+
+def test_renewal_never_spins_on_an_expired_token() -> None:
+    policy = RenewalPolicy(min_delay=1.0)
+    # Already expired: no remaining validity → renew now; the new token brings a fresh expiry.
+    assert policy.delay(10_000, 5_000, 0.3) == 0.0
+    # Nearly expired: min_delay is capped by what remains, so the renewal still precedes expiry.
+    assert policy.delay(0, 500, 0.0) == pytest.approx(0.4)
+    # Normal tokens are untouched by min_delay.
+    assert policy.delay(0, 10_000, 0.0) == pytest.approx(6.0)
+
+
+def test_renewal_retry_is_bounded_by_the_remaining_validity() -> None:
+    policy = RenewalPolicy()
+    assert policy.retry_delay(0, 3_600_000, 1) == 1.0
+    assert policy.retry_delay(0, 3_600_000, 3) == 4.0
+    assert policy.retry_delay(0, 4_000, 5) == 2.0
+    assert policy.retry_delay(0, 0, 1) == 0.05
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.0, 0.5), (0.8, 0.6), (0.5, 1.0)])
+def test_renewal_policy_validates_fractions(low: float, high: float) -> None:
+    with pytest.raises(ValueError):
+        RenewalPolicy(low=low, high=high)
+
+
+def test_spread_jitter_gives_each_account_its_own_slice() -> None:
+    count = 5
+    values = [spread_jitter(i, count, 0.5) for i in range(count)]
+    assert values == sorted(values)
+    for i in range(count):
+        assert i / count <= spread_jitter(i, count, 0.0) < (i + 1) / count
+        assert i / count <= spread_jitter(i, count, 1.0) < (i + 1) / count
+    with pytest.raises(ValueError):
+        spread_jitter(5, 5, 0.1)
+
+
+def test_jittered_renewals_of_many_accounts_do_not_bunch() -> None:
+    policy = RenewalPolicy()
+    rng = random.Random(1)
+    count = 40
+    delays = sorted(
+        policy.delay(0, 86_400_000, spread_jitter(i, count, rng.random())) for i in range(count)
+    )
+    gaps = [b - a for a, b in itertools.pairwise(delays)]
+    # Stratified: consecutive renewals are never closer than one slice apart minus one slice width.
+    assert min(gaps) > 0
+    assert delays[-1] - delays[0] > 0.9 * 0.2 * 86_400 * (count - 1) / count
+
+
+# --- backoff ------------------------------------------------------------------------------------
+
+
+def test_backoff_grows_exponentially_with_equal_jitter_and_caps() -> None:
+    draws = itertools.cycle([0.0, 1.0])
+    delays = exponential_backoff(
+        initial=1.0, factor=2.0, maximum=8.0, rng=lambda: next(draws) * 0.999_999
+    )
+    got = [round(next(delays), 3) for _ in range(8)]
+    # first: uniform in [0, initial); then delay/2 + U*delay/2 with delay 1, 2, 4, 8, 8, ...
+    assert got == [0.0, 1.0, 1.0, 4.0, 4.0, 8.0, 4.0, 8.0]
+
+
+def test_backoff_bounds_hold_for_random_draws() -> None:
+    rng = random.Random(3)
+    delays = exponential_backoff(initial=0.5, maximum=30.0, rng=rng.random)
+    assert 0 <= next(delays) < 0.5
+    expected = 0.5
+    for _ in range(20):
+        delay = next(delays)
+        assert expected / 2 <= delay <= expected
+        expected = min(expected * 2, 30.0)
+
+
+def test_backoff_reset_is_a_new_generator() -> None:
+    draws = iter([0.5, 0.5, 0.5, 0.5, 0.5])
+
+    def policy() -> Iterator[float]:
+        return exponential_backoff(initial=1.0, rng=lambda: next(draws))
+
+    first = policy()
+    assert [next(first), next(first), next(first)] == [0.5, 0.75, 1.5]
+    second = policy()
+    assert next(second) == 0.5
+
+
+def test_backoff_validates() -> None:
+    with pytest.raises(ValueError):
+        next(exponential_backoff(initial=0))
+    with pytest.raises(ValueError):
+        next(exponential_backoff(initial=5, maximum=1))
+
+
+# --- lifetimes and liveness ----------------------------------------------------------------------
+
+
+def test_planned_reconnect_happens_margin_before_the_cut() -> None:
+    assert planned_reconnect_at(100.0, 86_400.0, 600.0) == 100.0 + 85_800.0
+    # A margin longer than the lifetime still waits half of it (no reconnect loop).
+    assert planned_reconnect_at(0.0, 10.0, 60.0) == 5.0
+
+
+def test_stall_deadline() -> None:
+    assert stall_deadline(50.0, 20.0, 40.0) == 110.0
+
+
+# --- dedupe -------------------------------------------------------------------------------------
+
+
+def test_recent_set_detects_duplicates_and_evicts_oldest() -> None:
+    recent = RecentSet(3)
+    assert not recent.seen("a")
+    assert not recent.seen("b")
+    assert recent.seen("a")
+    assert not recent.seen("c")
+    assert not recent.seen("d")  # evicts "a"
+    assert len(recent) == 3
+    assert "a" not in recent
+    assert not recent.seen("a")  # forgotten, so new again
+    assert recent.seen("d")
+    with pytest.raises(ValueError):
+        RecentSet(0)
+
+
+EXECUTION = {
+    "e": "executionReport",
+    "E": 1499405658658,
+    "s": "ETHBTC",
+    "i": 4293153,
+    "I": 8641984,
+    "x": "TRADE",
+    "X": "PARTIALLY_FILLED",
+    "t": 17,
+    "z": "0.5",
+    "T": 1499405658657,
+}
+
+
+def test_dedupe_key_identifies_the_same_event_across_connections() -> None:
+    copy = dict(EXECUTION)
+    assert dedupe_key(EXECUTION) == dedupe_key(copy)
+    # A second fill of the same order at the same millisecond differs by execution and trade id.
+    second = {**EXECUTION, "I": 8641985, "t": 18, "z": "1.0"}
+    assert dedupe_key(second) != dedupe_key(EXECUTION)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            {"e": "outboundAccountPosition", "E": 1, "u": 1, "B": []},
+            {"e": "outboundAccountPosition", "E": 1, "u": 2, "B": []},
+        ),
+        (
+            {"e": "balanceUpdate", "E": 1, "a": "BTC", "d": "1", "T": 1},
+            {"e": "balanceUpdate", "E": 1, "a": "BTC", "d": "-1", "T": 1},
+        ),
+        (
+            {"e": "USER_LIABILITY_CHANGE", "E": 1, "a": "BTC", "t": "BORROW", "p": "1", "i": "0"},
+            {"e": "USER_LIABILITY_CHANGE", "E": 1, "a": "BTC", "t": "REPAY", "p": "1", "i": "0"},
+        ),
+        (
+            {"e": "somethingNew", "E": 1, "x": [1, 2]},
+            {"e": "somethingNew", "E": 1, "x": [1, 3]},
+        ),
+    ],
+)
+def test_dedupe_key_separates_distinct_events(
+    first: dict[str, object], second: dict[str, object]
+) -> None:
+    assert dedupe_key(first) != dedupe_key(second)
+    assert dedupe_key(first) == dedupe_key(dict(reversed(list(first.items()))))
+
+
+def test_overlap_merge_is_exactly_once_and_in_order() -> None:
+    """Old connection fully, then the new one's buffer through the same dedupe memory."""
+    events = [{"e": "balanceUpdate", "E": n, "a": "BTC", "d": str(n), "T": n} for n in range(20)]
+    old = events[:12]  # old connection delivered up to event 11 before it closed
+    new = events[7:]  # new subscription started at event 7
+    recent = RecentSet(64)
+    merged = [ev for ev in old + new if not recent.seen(dedupe_key(ev))]
+    assert merged == events
+
+
+# --- routing ------------------------------------------------------------------------------------
+
+
+def test_subscription_table_routes_and_retires() -> None:
+    table: SubscriptionTable[str] = SubscriptionTable()
+    table.bind(0, "CROSS")
+    table.bind(1, "BTCUSDT")
+    assert table.by_id.get(0) == "CROSS"
+    assert table.by_id.get(2) is None
+    # Renewal answered with a new id: both route to the account until the old one is terminated.
+    table.bind(2, "CROSS")
+    table.retire(0)
+    assert table.ids_of("CROSS") == [0, 2]
+    assert table.terminated(0) == ("CROSS", True)
+    assert table.ids_of("CROSS") == [2]
+    # An unexpected termination is reported as such (the caller renews and reports a gap).
+    assert table.terminated(1) == ("BTCUSDT", False)
+    assert table.terminated(99) == (None, False)
+    # Retiring an unknown id is a no-op, re-binding an id clears its retired mark.
+    table.retire(42)
+    assert 42 not in table.retired
+    table.retire(2)
+    table.bind(2, "CROSS")
+    assert table.terminated(2) == ("CROSS", False)
+
+
+# --- handler tables -----------------------------------------------------------------------------
+
+
+class Base:
+    pass
+
+
+class Fill(Base):
+    pass
+
+
+class Position(Base):
+    pass
+
+
+class Other:
+    pass
+
+
+def test_expand_event_types() -> None:
+    assert expand_event_types(Fill) == (Fill,)
+    assert expand_event_types(Fill | Position) == (Fill, Position)
+    assert expand_event_types(Union[Fill, Other]) == (Fill, Other)  # noqa: UP007
+    with pytest.raises(TypeError):
+        expand_event_types("Fill")
+    with pytest.raises(TypeError):
+        expand_event_types(Fill())
+
+
+def test_handlers_for_includes_base_registrations_in_order() -> None:
+    registrations: list[tuple[type, str]] = [
+        (Fill, "fill-1"),
+        (Base, "any"),
+        (Position, "pos"),
+        (Fill, "fill-2"),
+        (object, "everything"),
+    ]
+    assert handlers_for(Fill, registrations) == ("fill-1", "any", "fill-2", "everything")
+    assert handlers_for(Position, registrations) == ("any", "pos", "everything")
+    assert handlers_for(Other, registrations) == ("everything",)
+    assert handlers_for(Other, []) == ()
+
+
+def test_stats_start_at_zero() -> None:
+    stats = StreamStats()
+    assert stats.events_delivered == stats.reconnects == stats.gaps == 0
+    stats.reconnects += 1
+    assert stats.reconnects == 1
