@@ -35,10 +35,11 @@ from websockets.asyncio.client import connect
 from binance_margin_async import RateLimiter
 from binance_margin_async.events import AccountPosition, BalanceUpdate, ExecutionReport
 from binance_margin_async.models import ListenToken
-from binance_margin_async.stream import StreamConfig, UserDataStream
+from binance_margin_async.stream import UserDataStream
 
 FRAMES = 200_000
 ROUNDS = 3
+FLOOR_MAX_QUEUE = 16
 ACCOUNTS = ("CROSS", "BTCUSDT", "ETHUSDT")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _DISTINCT = 4000  # distinct frames, cycled
@@ -182,13 +183,14 @@ async def _serve_connection(
                 subscribed += 1
             answer = {"id": message.get("id"), "status": 200, "result": result}
             writer.write(_ws_frame(orjson.dumps(answer)))
-            if subscribed == len(ACCOUNTS) and message.get("method") != "userDataStream.unsubscribe":
+            if (
+                subscribed == len(ACCOUNTS)
+                and message.get("method") != "userDataStream.unsubscribe"
+            ):
                 subscribed += 1  # blast once
                 for start in range(0, total, _CHUNK):
                     count = min(_CHUNK, total - start)
-                    writer.write(
-                        b"".join(frames[(start + i) % len(frames)] for i in range(count))
-                    )
+                    writer.write(b"".join(frames[(start + i) % len(frames)] for i in range(count)))
                     await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         return
@@ -232,7 +234,7 @@ async def _floor(url: str, total: int) -> float:
 
     loads = orjson.loads
     start = time.process_time()
-    async with connect(url, max_queue=StreamConfig().max_queue) as ws:
+    async with connect(url, max_queue=FLOOR_MAX_QUEUE) as ws:
         for sid in range(len(ACCOUNTS)):
             request = {"id": sid, "method": "userDataStream.subscribe.listenToken"}
             await ws.send(orjson.dumps({**request, "params": {"listenToken": "t"}}), text=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import types
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar, Union, get_args, get_origin
 
@@ -20,11 +20,11 @@ import orjson
 
 __all__ = [
     "BackoffPolicy",
-    "RecentSet",
+    "OverlapFilter",
     "RenewalPolicy",
     "StreamStats",
     "SubscriptionTable",
-    "dedupe_key",
+    "event_key",
     "expand_event_types",
     "exponential_backoff",
     "handlers_for",
@@ -103,14 +103,20 @@ class RenewalPolicy:
         fraction = self.low + (self.high - self.low) * jitter
         return max(remaining * fraction, min(self.min_delay, remaining * self.high))
 
-    def retry_delay(self, now_ms: int, expiration_ms: int, attempt: int) -> float:
-        """Seconds before retrying a failed renewal: doubling from 1 s, never past the expiry.
+    def retry_delay(
+        self, now_ms: int, expiration_ms: int, attempt: int, *, at_least: float = 0.0
+    ) -> float:
+        """Seconds before retrying a failed renewal (``attempt`` = 1 for the first retry).
 
-        The delay is capped at half of what remains so several retries still fit before the token
-        dies; once it has died the caller is on the reconnect path anyway.
+        Doubling from 1 s up to 60 s; while the token still lives, at most half of what remains,
+        so a few retries fit before it dies (never under 50 ms). ``at_least`` is what the
+        server asked for (a rate limit's ``retry_after``).
         """
-        remaining = max(0, expiration_ms - now_ms) / 1000.0
-        return max(0.05, min(float(2 ** min(attempt, 10)) / 2, remaining / 2))
+        backoff = float(min(2 ** max(attempt - 1, 0), 60))
+        remaining = (expiration_ms - now_ms) / 1000.0
+        if remaining > 0:
+            backoff = max(0.05, min(backoff, remaining / 2))
+        return max(backoff, at_least)
 
 
 BackoffPolicy = Callable[[], Iterator[float]]
@@ -160,66 +166,87 @@ def stall_deadline(last_received: float, ping_interval: float, grace: float) -> 
     return last_received + ping_interval + grace
 
 
-class RecentSet:
-    """A bounded set of recently seen keys, oldest evicted first (the per-account dedupe memory).
+def event_key(event: Any) -> bytes:
+    """The identity of one wire event: its whole content, canonically serialised.
 
-    A ``set`` answers membership, a ``deque`` remembers insertion order; both are O(1) per key.
+    Two deliveries of one event on two connections are equal; two different events differ in
+    some field. A subset of fields is not enough: two ``outboundAccountPosition`` of one account
+    in the same millisecond share ``E`` and ``u`` and differ only in their balances.
+    """
+    return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+
+
+class OverlapFilter:
+    """Delivers each event once while two sources carry one account (make-before-break).
+
+    The old source is authoritative: everything it delivers is delivered, and its keys are
+    recorded in order. The new source's events are held until the old one is closed and
+    drained; both carry the exchange's order and the old one had everything until it closed, so
+    the new source's events begin with a contiguous run of the old one's, then continue with
+    events the old one never had. Each new event is matched against every alignment still
+    consistent with what the new source delivered so far: while one alignment matches, it is a
+    copy; the first event no alignment explains is new, and from there on nothing can be a copy
+    (:attr:`done`). Genuinely identical events (same content, same millisecond) therefore stay
+    distinct unless the old source repeats a whole run of them. At most ``capacity`` recorded
+    keys are kept (the oldest are forgotten first).
     """
 
-    __slots__ = ("_capacity", "_keys", "_order")
+    __slots__ = ("_base", "_candidates", "_capacity", "_index", "_keys", "done")
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
             raise ValueError("capacity must be positive")
         self._capacity = capacity
-        self._keys: set[Hashable] = set()
-        self._order: deque[Hashable] = deque()
+        self._keys: deque[Hashable] = deque()  # the old source's keys; _keys[0] is at _base
+        self._base = 0
+        self._index: dict[Hashable, list[int]] = {}  # key -> positions, for the first match
+        self._candidates: set[int] | None = None  # positions the new source may be at next
+        self.done = False
 
     def __len__(self) -> int:
+        """Recorded keys still remembered."""
         return len(self._keys)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-    def seen(self, key: Hashable) -> bool:
-        """Record ``key``; return True when it was already recorded (a duplicate)."""
+    def record(self, key: Hashable) -> None:
+        """The old source delivered the event with ``key``."""
+        if self.done:
+            return
         keys = self._keys
-        if key in keys:
-            return True
-        keys.add(key)
-        order = self._order
-        order.append(key)
-        if len(order) > self._capacity:
-            keys.discard(order.popleft())
-        return False
+        if self._candidates is None:
+            self._index.setdefault(key, []).append(self._base + len(keys))
+        keys.append(key)
+        if len(keys) > self._capacity:
+            forgotten = keys.popleft()
+            if self._candidates is None:
+                positions = self._index[forgotten]
+                del positions[0]
+                if not positions:
+                    del self._index[forgotten]
+            self._base += 1
 
-
-# Fields that identify one event of each type (PROTOCOL.md §4). Two deliveries of the same event on
-# two connections carry the same values; two different events differ in at least one of them:
-# an execution report has a unique execution id `I` (plus trade id, status and cumulative qty in
-# case `I` is absent), an account position its update time `u`, and so on.
-_KEY_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
-    "executionReport": ("E", "i", "I", "x", "X", "t", "z", "T"),
-    "outboundAccountPosition": ("E", "u"),
-    "balanceUpdate": ("E", "a", "d", "T"),
-    "listStatus": ("E", "g", "l", "L", "T"),
-    "externalLockUpdate": ("E", "a", "d", "T"),
-    "USER_LIABILITY_CHANGE": ("E", "a", "t", "p", "i"),
-    "MARGIN_LEVEL_STATUS_CHANGE": ("E", "l", "s"),
-}
-
-
-def dedupe_key(event: Mapping[str, Any]) -> Hashable:
-    """The identity of one wire event, for dropping the copy delivered twice during an overlap.
-
-    Unknown event types fall back to their whole canonical content.
-    """
-    kind = event.get("e")
-    fields = _KEY_FIELDS.get(kind) if isinstance(kind, str) else None
-    if fields is None:
-        return (kind, orjson.dumps(event, option=orjson.OPT_SORT_KEYS))
-    get = event.get
-    return (kind, *[get(name) for name in fields])
+    def duplicate(self, key: Hashable) -> bool:
+        """The new source has the event with ``key``: True when it is a copy (drop it)."""
+        if self.done:
+            return False
+        keys, base = self._keys, self._base
+        end = base + len(keys)
+        candidates = self._candidates
+        if candidates is None:  # the new source's first event: any position may be its start
+            following = {position + 1 for position in self._index.get(key, ())}
+            self._index.clear()
+        else:
+            following = {
+                position + 1
+                for position in candidates
+                if base <= position < end and keys[position - base] == key
+            }
+        if not following:
+            self.done = True
+            self._keys.clear()
+            self._candidates = None
+            return False
+        self._candidates = following
+        return True
 
 
 class SubscriptionTable(Generic[A]):
@@ -297,11 +324,13 @@ class StreamStats:
     planned_reconnects: int = 0
     """Make-before-break replacements (connection lifetime, ``serverShutdown``)."""
     renewals: int = 0
-    """Listen-token renewals on a live connection (plus risk listen-key keepalives)."""
+    """Listen-token renewals on a live connection."""
+    keepalives: int = 0
+    """Risk-stream listen-key keepalives."""
     gaps: int = 0
     """``StreamGap`` events emitted (one per account and discontinuity)."""
     duplicates_dropped: int = 0
-    """Events seen twice during an overlap and delivered once."""
+    """Copies dropped because another connection (or subscription) delivered the event."""
     malformed_frames: int = 0
     """Frames that were not valid JSON or had an unexpected shape (skipped, reported)."""
     callback_errors: int = 0

@@ -207,7 +207,11 @@ def _order_leg_rules(
 
 
 async def _walk_pages(fetch: Callable[[int], Awaitable[_Page[R]]], size: int) -> AsyncIterator[R]:
-    """Yield rows page by page (``current`` = 1, 2, ...) until a short page or ``total`` rows."""
+    """Yield rows page by page (``current`` = 1, 2, ...) until the data is exhausted.
+
+    With a ``total`` in the response, paging runs until that many rows were seen (the server may
+    cap ``size`` below what was asked); without one, a short page is the last one.
+    """
     current = 1
     seen = 0
     while True:
@@ -215,7 +219,12 @@ async def _walk_pages(fetch: Callable[[int], Awaitable[_Page[R]]], size: int) ->
         for row in page.rows:
             yield row
         seen += len(page.rows)
-        if len(page.rows) < size or (page.total is not None and seen >= page.total):
+        if not page.rows:
+            return
+        if page.total is not None:
+            if seen >= page.total:
+                return
+        elif len(page.rows) < size:
             return
         current += 1
 
@@ -788,34 +797,28 @@ class MarginAPI(abc.ABC):
             time_in_force=w_tif,
         )
         p_qty = P.amount("pending_quantity", pending_quantity)
-        legs: list[list[tuple[str, str]]] = []
-        for leg, leg_type, client_id, price, stop, trailing, iceberg, tif in (
-            (
-                "above",
-                pending_above_type,
-                pending_above_client_order_id,
-                pending_above_price,
-                pending_above_stop_price,
-                pending_above_trailing_delta,
-                pending_above_iceberg_qty,
-                pending_above_time_in_force,
-            ),
-            (
-                "below",
-                pending_below_type,
-                pending_below_client_order_id,
-                pending_below_price,
-                pending_below_stop_price,
-                pending_below_trailing_delta,
-                pending_below_iceberg_qty,
-                pending_below_time_in_force,
-            ),
-        ):
-            legs.append(
-                self._otoco_leg(
-                    leg, leg_type, client_id, price, stop, trailing, iceberg, tif, p_qty
-                )
-            )
+        above = self._otoco_leg(
+            "above",
+            pending_above_type,
+            pending_above_client_order_id,
+            pending_above_price,
+            pending_above_stop_price,
+            pending_above_trailing_delta,
+            pending_above_iceberg_qty,
+            pending_above_time_in_force,
+            p_qty,
+        )
+        below = self._otoco_leg(
+            "below",
+            pending_below_type,
+            pending_below_client_order_id,
+            pending_below_price,
+            pending_below_stop_price,
+            pending_below_trailing_delta,
+            pending_below_iceberg_qty,
+            pending_below_time_in_force,
+            p_qty,
+        )
         list_id = P.client_order_id("list_client_order_id", list_client_order_id)
         if list_id is None:
             list_id = P.generate_client_order_id()
@@ -856,8 +859,8 @@ class MarginAPI(abc.ABC):
         _put(params, "workingTimeInForce", w_tif)
         params.append(("pendingSide", P.enum_value("pending_side", pending_side, OrderSide)))
         params.append(("pendingQuantity", p_qty))
-        for leg_params in legs:
-            params.extend(leg_params)
+        params.extend(above)
+        params.extend(below)
         data = await self._call(ENDPOINTS["new_otoco"], params, client_order_id=list_id)
         return _one(OrderList, data)
 
@@ -883,6 +886,10 @@ class MarginAPI(abc.ABC):
         tif = P.enum_value(prefix + "time_in_force", time_in_force, TimeInForce)
         leg_params: list[tuple[str, str]] = []
         if kind is None:
+            # Only the below leg is optional; its details without a type would be dropped silently.
+            details = (client_id, price, stop_price, trailing_delta, iceberg_qty, time_in_force)
+            if any(value is not None for value in details):
+                raise ParameterError(prefix + "type", f"is required with other {prefix}* arguments")
             return leg_params
         if kind not in _OTOCO_LEG_TYPES:
             raise ParameterError(prefix + "type", "must be LIMIT_MAKER or a stop/take-profit type")

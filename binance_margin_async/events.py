@@ -31,6 +31,18 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
+from .models import (
+    ContingencyType,
+    ListOrderStatus,
+    ListStatusType,
+    MarginLevelStatus,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    SelfTradePreventionMode,
+    TimeInForce,
+)
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
@@ -70,34 +82,9 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Enums. Values as Binance spells them:
 # https://developers.binance.com/docs/binance-spot-api-docs/enums
+# The ones REST results share (side, type, status, ...) live in models.py and are re-exported here;
+# the two below only occur in the stream.
 # --------------------------------------------------------------------------------------------
-
-
-class OrderSide(StrEnum):
-    """Order side (``S``)."""
-
-    BUY = "BUY"
-    SELL = "SELL"
-
-
-class OrderType(StrEnum):
-    """Order type (``o``)."""
-
-    LIMIT = "LIMIT"
-    MARKET = "MARKET"
-    STOP_LOSS = "STOP_LOSS"
-    STOP_LOSS_LIMIT = "STOP_LOSS_LIMIT"
-    TAKE_PROFIT = "TAKE_PROFIT"
-    TAKE_PROFIT_LIMIT = "TAKE_PROFIT_LIMIT"
-    LIMIT_MAKER = "LIMIT_MAKER"
-
-
-class TimeInForce(StrEnum):
-    """Time in force (``f``)."""
-
-    GTC = "GTC"
-    IOC = "IOC"
-    FOK = "FOK"
 
 
 class ExecutionType(StrEnum):
@@ -112,30 +99,6 @@ class ExecutionType(StrEnum):
     TRADE_PREVENTION = "TRADE_PREVENTION"
 
 
-class OrderStatus(StrEnum):
-    """Order status after this report (``X``)."""
-
-    NEW = "NEW"
-    PENDING_NEW = "PENDING_NEW"
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"
-    FILLED = "FILLED"
-    CANCELED = "CANCELED"
-    PENDING_CANCEL = "PENDING_CANCEL"
-    REJECTED = "REJECTED"
-    EXPIRED = "EXPIRED"
-    EXPIRED_IN_MATCH = "EXPIRED_IN_MATCH"
-
-
-class SelfTradePreventionMode(StrEnum):
-    """Self-trade prevention mode of the order (``V``)."""
-
-    NONE = "NONE"
-    EXPIRE_TAKER = "EXPIRE_TAKER"
-    EXPIRE_MAKER = "EXPIRE_MAKER"
-    EXPIRE_BOTH = "EXPIRE_BOTH"
-    DECREMENT = "DECREMENT"
-
-
 class ExpiryReason(StrEnum):
     """Why an order expired (``eR``, added to the stream 2026-03-26)."""
 
@@ -147,44 +110,6 @@ class ExpiryReason(StrEnum):
     UNFILLED_FOK_ORDER_EXPIRED = "UNFILLED_FOK_ORDER_EXPIRED"
     INSUFFICIENT_LIQUIDITY = "INSUFFICIENT_LIQUIDITY"
     EXECUTION_RULE_PRICE_RANGE_EXCEEDED = "EXECUTION_RULE_PRICE_RANGE_EXCEEDED"
-
-
-class ContingencyType(StrEnum):
-    """Kind of order list (``listStatus.c``)."""
-
-    OCO = "OCO"
-    OTO = "OTO"
-
-
-class ListStatusType(StrEnum):
-    """State of the order list (``listStatus.l``)."""
-
-    RESPONSE = "RESPONSE"
-    EXEC_STARTED = "EXEC_STARTED"
-    UPDATED = "UPDATED"
-    ALL_DONE = "ALL_DONE"
-
-
-class ListOrderStatus(StrEnum):
-    """Status of the orders of the list (``listStatus.L``)."""
-
-    EXECUTING = "EXECUTING"
-    ALL_DONE = "ALL_DONE"
-    REJECT = "REJECT"
-
-
-class MarginLevelStatus(StrEnum):
-    """Margin level band, lowest risk first.
-
-    Documented for the account's ``marginLevelStatus``; assumed (UNCONFIRMED) to be the same set for
-    ``MARGIN_LEVEL_STATUS_CHANGE.s``.
-    """
-
-    EXCESSIVE = "EXCESSIVE"
-    NORMAL = "NORMAL"
-    MARGIN_CALL = "MARGIN_CALL"
-    PRE_LIQUIDATION = "PRE_LIQUIDATION"
-    FORCE_LIQUIDATION = "FORCE_LIQUIDATION"
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,6 +275,9 @@ class LiabilityChange:
 @dataclass(frozen=True, slots=True)
 class MarginLevelStatusChange:
     """The margin level moved to another band, e.g. a margin call (``MARGIN_LEVEL_STATUS_CHANGE``).
+
+    ``status`` values are assumed to be those of the account's ``marginLevelStatus``
+    (:class:`MarginLevelStatus`); Binance does not list them for the event (UNCONFIRMED).
 
     https://developers.binance.com/docs/margin_trading/risk-data-stream
     """
@@ -554,15 +482,6 @@ _ZERO8: Final = Decimal(_ZERO8S)
 _ZERO: Final = Decimal("0")
 
 
-def _opt_int(value: Any) -> int | None:
-    """Conditional ints (``d D j J v u U``): the SDK models some as strings, so take both."""
-    return None if value is None else int(value)
-
-
-def _opt_dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
 def normalize_ms(value: int | str) -> int:
     """Epoch time in ms from an int or digit string; more than 13 digits is read as µs.
 
@@ -578,39 +497,41 @@ def normalize_ms(value: int | str) -> int:
 # Decoders, one per wire type: (event dict, account) -> event.
 # --------------------------------------------------------------------------------------------
 
-# Keys every report has (the decoder indexes them, so a missing one is a malformed event) ...
+# Keys every report has (the decoder indexes them all, so a missing one makes it malformed).
 _EXEC_MANDATORY_KEYS: Final = tuple("eEscSofqpPFgCxXrilzLnNTtwmOZYQV")
-# ... and the usual optional ones: execution id, working time, "Ignore". A report with no other key
-# has none of the conditional fields, and the ~14 lookups of _execution_extras are skipped.
-_EXEC_USUAL_OPTIONAL_KEYS: Final = ("I", "W", "M")
 _NO_EXTRAS: Final[tuple[None, ...]] = (None,) * 14
 
 
 def _execution_extras(ev: dict[str, Any]) -> tuple[Any, ...]:
-    """The conditional fields of a report, in ExecutionReport field order (trailing_delta on)."""
+    """The conditional fields of a report, in ExecutionReport field order (trailing_delta on).
+
+    Inline conversions rather than helper calls: a Python call costs as much as the lookup. Ints
+    go through int() because the SDK models several of them as strings.
+    """
     get = ev.get
-    expiry = get("eR")
     return (
-        _opt_int(get("d")),
-        _opt_int(get("D")),
-        _opt_int(get("j")),
-        _opt_int(get("J")),
-        _opt_int(get("v")),
-        _opt_dec(get("A")),
-        _opt_dec(get("B")),
-        _opt_int(get("u")),
-        _opt_int(get("U")),
+        None if (v := get("d")) is None else int(v),
+        None if (v := get("D")) is None else int(v),
+        None if (v := get("j")) is None else int(v),
+        None if (v := get("J")) is None else int(v),
+        None if (v := get("v")) is None else int(v),
+        None if (v := get("A")) is None else Decimal(v),
+        None if (v := get("B")) is None else Decimal(v),
+        None if (v := get("u")) is None else int(v),
+        None if (v := get("U")) is None else int(v),
         get("Cs"),
-        _opt_dec(get("pl")),
-        _opt_dec(get("pL")),
-        _opt_dec(get("pY")),
-        None if expiry is None else _EXPIRY[expiry],
+        None if (v := get("pl")) is None else Decimal(v),
+        None if (v := get("pL")) is None else Decimal(v),
+        None if (v := get("pY")) is None else Decimal(v),
+        None if (v := get("eR")) is None else _EXPIRY[v],
     )
 
 
 def _execution_report(ev: dict[str, Any], account: str) -> ExecutionReport:
     execution_id = ev.get("I")
     working_time = ev.get("W")
+    # Keys besides the mandatory ones and the usual optional ones (execution id, working time,
+    # "M" ignore). Without any, the report has no conditional field: skip the ~14 lookups.
     others = len(ev) - (execution_id is not None) - (working_time is not None) - ("M" in ev)
     # Unpacked into names rather than splatted (*extras): a star call costs ~0.5 us here.
     (

@@ -11,25 +11,30 @@ What it tracks, and from where:
   (absolute amounts). :class:`~binance_margin_async.events.BalanceUpdate` deltas are *not* added:
   Binance follows every balance change with an ``outboundAccountPosition`` carrying the result;
 * borrowed/interest per asset: REST snapshot, then
-  :class:`~binance_margin_async.events.LiabilityChange` (risk stream, cross only);
+  :class:`~binance_margin_async.events.LiabilityChange` (risk stream, cross only), read as the
+  amounts *of the change*: ``BORROW`` and ``INTEREST`` add ``p``/``i``, ``REPAY`` subtracts them.
+  Binance documents neither that reading nor the type names beyond ``BORROW`` (UNCONFIRMED; the
+  fake exchange's ledger emits exactly this); changes of other types are left to the next REST
+  reload. Without a snapshot the base is unknown, so ``borrowed``/``interest`` stay ``None``;
 * margin level and status: REST snapshot (the cross account has no status there), then
   :class:`~binance_margin_async.events.MarginLevelStatusChange`;
 * open orders: :class:`~binance_margin_async.events.ExecutionReport`, and REST open orders.
 
-Re-applying events (the overlap of a make-before-break reconnect, or a replay after a resync) never
-double counts, because nothing is accumulated:
+Re-applying events (the overlap of a make-before-break reconnect, or a replay after a resync)
+never double counts:
 
-* balances and liabilities are absolute values stamped with their server time (``u`` of the
-  position, ``E`` of the liability event, ``as_of`` of a snapshot); an update older than the stored
-  stamp is ignored, an equal one rewrites the same values;
+* balances and the margin level are absolute values stamped with their server time (``u`` of the
+  position, ``E`` of the event); an update older than the stored stamp is ignored, an equal one
+  writes the same values again;
 * orders are keyed by ``order_id`` and ordered by (transaction time, cumulative filled quantity,
   final status, execution id); a report older than the stored one is ignored, the same report
   stores the same state again, and a finished order's id is remembered (the last
-  ``closed_order_memory`` per account) so a late replay of its ``NEW`` cannot resurrect it.
-
-One assumption Binance's docs do not settle: the liability event's ``p``/``i`` are read as the
-asset's outstanding principal and interest after the change, not as the change itself
-(UNCONFIRMED; a REST reload corrects any drift).
+  ``replay_memory`` per account) so a late replay of its ``NEW`` cannot resurrect it;
+* liability changes are deltas, so each one is remembered by (asset, ``E``, type, ``p``, ``i``)
+  (the last ``replay_memory`` per account) and applied once; those stamped at or before a
+  snapshot's ``as_of`` are taken as already in it. Binance gives these events no sequence number:
+  one that lands during the snapshot request's round trip may be counted twice or missed until
+  the next reload.
 
 REST shapes: https://developers.binance.com/docs/margin_trading/account/Query-Cross-Margin-Account-Details,
 https://developers.binance.com/docs/margin_trading/account/Query-Isolated-Margin-Account-Info,
@@ -41,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Final, Protocol, TypeAlias
 
 from .events import (
     _MARGIN_LEVEL_STATUS,
@@ -77,7 +82,7 @@ Snapshot: TypeAlias = Mapping[str, Any] | _HasRaw
 
 @dataclass(frozen=True, slots=True)
 class AssetBalance:
-    """One asset of one account. ``borrowed``/``interest`` are ``None`` until known."""
+    """One asset of one account. ``borrowed``/``interest`` are ``None`` until a snapshot."""
 
     asset: str
     free: Decimal
@@ -92,7 +97,8 @@ class MarginLevel:
 
     level: Decimal | None
     status: MarginLevelStatus | str | None
-    updated: int  # server time (ms) of the snapshot or event it came from
+    # Server time (ms) of the event or snapshot it came from; None: a snapshot without as_of.
+    updated: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +122,7 @@ class OpenOrder:
     updated: int  # ms
 
 
-_FINAL_STATUSES = frozenset(
+_FINAL_STATUSES: Final = frozenset(
     {
         OrderStatus.FILLED,
         OrderStatus.CANCELED,
@@ -125,23 +131,40 @@ _FINAL_STATUSES = frozenset(
         OrderStatus.EXPIRED_IN_MATCH,
     }
 )
+_LIABILITY_SIGN: Final = {"BORROW": 1, "INTEREST": 1, "REPAY": -1}
+_BEFORE_EVERYTHING: Final = -1  # stamp of a snapshot loaded without as_of
+_ZERO: Final = Decimal(0)
 
 # (time ms, cumulative filled, status is final, execution id): a later state compares greater.
 _OrderKey: TypeAlias = tuple[int, Decimal, bool, int]
+_OrderSource: TypeAlias = ExecutionReport | Mapping[str, Any]
 _Stamped: TypeAlias = tuple[int, Decimal, Decimal]  # (server time ms, amount, amount)
+_LiabilityId: TypeAlias = tuple[str, int, str, Decimal, Decimal]
+_OWES_NOTHING: Final[_Stamped] = (_BEFORE_EVERYTHING, _ZERO, _ZERO)  # an asset no snapshot listed
 
 
 class _Account:
     """Mutable state of one account. Values are plain tuples: cheap to store on every event."""
 
-    __slots__ = ("balances", "closed", "liabilities", "margin", "orders")
+    __slots__ = (
+        "balances",
+        "closed",
+        "liabilities",
+        "liabilities_seen",
+        "margin",
+        "margin_stamp",
+        "orders",
+    )
 
     def __init__(self) -> None:
-        self.balances: dict[str, _Stamped] = {}  # asset -> (time, free, locked)
-        self.liabilities: dict[str, _Stamped] = {}  # asset -> (time, borrowed, interest)
+        self.balances: dict[str, _Stamped] = {}  # asset -> (u, free, locked)
+        # asset -> (snapshot stamp, borrowed, interest); None until a snapshot gives the base.
+        self.liabilities: dict[str, _Stamped] | None = None
+        self.liabilities_seen: dict[_LiabilityId, None] = {}  # oldest first
         self.margin: MarginLevel | None = None
-        # order id -> (key, source); the source (event or REST dict) becomes an OpenOrder on query.
-        self.orders: dict[int, tuple[_OrderKey, ExecutionReport | Mapping[str, Any]]] = {}
+        self.margin_stamp = _BEFORE_EVERYTHING
+        # order id -> (key, source); the source becomes an OpenOrder only when queried.
+        self.orders: dict[int, tuple[_OrderKey, _OrderSource]] = {}
         self.closed: dict[int, None] = {}  # ids of finished orders, oldest first
 
 
@@ -149,37 +172,36 @@ def _raw(snapshot: Snapshot) -> Mapping[str, Any]:
     return snapshot if isinstance(snapshot, Mapping) else snapshot.raw
 
 
-def _replace_stamped(
-    old: dict[str, _Stamped], snapshot: dict[str, _Stamped], as_of: int
-) -> dict[str, _Stamped]:
-    """The snapshot, except entries the stream updated after it was taken."""
-    for asset, entry in old.items():
-        if entry[0] > as_of:
-            snapshot[asset] = entry
-    return snapshot
+def _remember(memory: dict[Any, None], key: Any, limit: int) -> None:
+    memory[key] = None
+    if len(memory) > limit:
+        del memory[next(iter(memory))]
 
 
 class AccountMirror:
     """Local state of margin accounts, built from REST snapshots and stream events.
 
     Args:
-        closed_order_memory: how many finished order ids to remember per account, so that a
-            replayed report of an old order is not mistaken for a new one.
+        replay_memory: how many finished order ids, and how many applied liability changes, to
+            remember per account, so that a replayed event is recognised as one.
 
-    Snapshots take ``as_of``: the server time (ms) at which the REST request was *sent*
-    (e.g. ``ServerClock.timestamp_ms(now)``). Everything the stream stamped later than that is
-    kept over the snapshot; everything stamped earlier is already in the snapshot.
+    Snapshots take an optional ``as_of``: the server time (ms) the snapshot reflects, e.g.
+    ``ServerClock.timestamp_ms(now)`` when the request was sent. With it, what the stream stamped
+    later is kept over the snapshot and what it stamped earlier is taken as included. Without it
+    the snapshot supersedes everything the mirror holds for the account and every event applied
+    afterwards lands on top: right when events received meanwhile are queued behind the reload,
+    as :class:`~binance_margin_async.stream.UserDataStream` does.
     """
 
-    __slots__ = ("_accounts", "_closed_order_memory")
+    __slots__ = ("_accounts", "_memory")
 
-    def __init__(self, *, closed_order_memory: int = 10_000) -> None:
+    def __init__(self, *, replay_memory: int = 10_000) -> None:
         self._accounts: dict[str, _Account] = {}
-        self._closed_order_memory = closed_order_memory
+        self._memory = replay_memory
 
     # ---------------------------------------------------------------- snapshots
 
-    def load_cross_snapshot(self, snapshot: Snapshot, *, as_of: int) -> None:
+    def load_cross_snapshot(self, snapshot: Snapshot, *, as_of: int | None = None) -> None:
         """Load ``GET /sapi/v1/margin/account`` (cross): balances, liabilities, margin level.
 
         https://developers.binance.com/docs/margin_trading/account/Query-Cross-Margin-Account-Details
@@ -187,7 +209,7 @@ class AccountMirror:
         raw = _raw(snapshot)
         self._load_account("CROSS", raw, raw["userAssets"], as_of)
 
-    def load_isolated_snapshot(self, snapshot: Snapshot, *, as_of: int) -> None:
+    def load_isolated_snapshot(self, snapshot: Snapshot, *, as_of: int | None = None) -> None:
         """Load ``GET /sapi/v1/margin/isolated/account``: each pair listed is one account.
 
         Pairs not listed (e.g. a ``symbols=`` subset was requested) are left as they are.
@@ -197,17 +219,19 @@ class AccountMirror:
         for pair in _raw(snapshot)["assets"]:
             self._load_account(pair["symbol"], pair, (pair["baseAsset"], pair["quoteAsset"]), as_of)
 
-    def load_open_orders(self, account: str, orders: Iterable[Snapshot], *, as_of: int) -> None:
+    def load_open_orders(
+        self, account: str, orders: Iterable[Snapshot], *, as_of: int | None = None
+    ) -> None:
         """Replace the open orders of ``account`` with ``GET /sapi/v1/margin/openOrders``.
 
         For an isolated account pass that pair's orders (``symbol=..., isIsolated=TRUE``); for
-        ``"CROSS"`` all cross orders. Orders the stream opened after ``as_of`` are kept; known
-        open orders missing from the list are taken as finished.
+        ``"CROSS"`` all cross orders. Known open orders missing from the list are taken as
+        finished, except (with ``as_of``) those the stream updated after ``as_of``.
 
         https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Open-Orders
         """
         state = self._account(account)
-        fresh: dict[int, tuple[_OrderKey, ExecutionReport | Mapping[str, Any]]] = {}
+        fresh: dict[int, tuple[_OrderKey, _OrderSource]] = {}
         for order in orders:
             raw = _raw(order)
             order_id = raw["orderId"]
@@ -216,34 +240,47 @@ class AccountMirror:
             updated = raw.get("updateTime", raw["time"])
             fresh[order_id] = ((updated, Decimal(raw["executedQty"]), False, -1), raw)
         for order_id, entry in state.orders.items():
-            if entry[0][0] > as_of and (order_id not in fresh or entry[0] > fresh[order_id][0]):
+            newer = as_of is not None and entry[0][0] > as_of
+            if newer and (order_id not in fresh or entry[0] > fresh[order_id][0]):
                 fresh[order_id] = entry
             elif order_id not in fresh:
-                self._close(state, order_id)
+                _remember(state.closed, order_id, self._memory)
         state.orders = fresh
 
     def _load_account(
-        self, account: str, raw: Mapping[str, Any], assets: Iterable[Mapping[str, Any]], as_of: int
+        self,
+        account: str,
+        raw: Mapping[str, Any],
+        assets: Iterable[Mapping[str, Any]],
+        as_of: int | None,
     ) -> None:
         state = self._account(account)
+        stamp = _BEFORE_EVERYTHING if as_of is None else as_of
         balances: dict[str, _Stamped] = {}
         liabilities: dict[str, _Stamped] = {}
         for entry in assets:
             asset = entry["asset"]
-            balances[asset] = (as_of, Decimal(entry["free"]), Decimal(entry["locked"]))
-            liabilities[asset] = (as_of, Decimal(entry["borrowed"]), Decimal(entry["interest"]))
-        state.balances = _replace_stamped(state.balances, balances, as_of)
-        state.liabilities = _replace_stamped(state.liabilities, liabilities, as_of)
-        if state.margin is None or state.margin.updated <= as_of:
+            balances[asset] = (stamp, Decimal(entry["free"]), Decimal(entry["locked"]))
+            liabilities[asset] = (stamp, Decimal(entry["borrowed"]), Decimal(entry["interest"]))
+        if as_of is not None:
+            # Entries the stream stamped after the snapshot's time are newer than it: keep them.
+            for asset, held in state.balances.items():
+                if held[0] > as_of:
+                    balances[asset] = held
+            for asset, owed in (state.liabilities or {}).items():
+                if owed[0] > as_of:
+                    liabilities[asset] = owed
+        state.balances = balances
+        state.liabilities = liabilities
+        if as_of is None or state.margin_stamp <= as_of:
             level = raw.get("marginLevel")
             status = raw.get("marginLevelStatus")  # isolated only; cross keeps the last known
-            state.margin = MarginLevel(
-                None if level is None else Decimal(level),
-                _MARGIN_LEVEL_STATUS[status]
-                if status is not None
-                else (None if state.margin is None else state.margin.status),
-                as_of,
-            )
+            if status is not None:
+                status = _MARGIN_LEVEL_STATUS[status]
+            elif state.margin is not None:
+                status = state.margin.status
+            state.margin = MarginLevel(None if level is None else Decimal(level), status, as_of)
+            state.margin_stamp = stamp
 
     # ---------------------------------------------------------------- events
 
@@ -262,15 +299,35 @@ class AccountMirror:
                 balances[balance.asset] = (stamp, balance.free, balance.locked)
 
     def _apply_liability(self, event: LiabilityChange) -> None:
-        liabilities = self._account(event.account).liabilities
-        current = liabilities.get(event.asset)
-        if current is None or event.event_time >= current[0]:
-            liabilities[event.asset] = (event.event_time, event.principal, event.interest)
+        state = self._account(event.account)
+        sign = _LIABILITY_SIGN.get(event.liability_type)
+        if sign is None or state.liabilities is None:
+            return  # unknown kind of change, or no base to apply it to: the next reload tells
+        asset = event.asset
+        change: _LiabilityId = (
+            asset,
+            event.event_time,
+            event.liability_type,
+            event.principal,
+            event.interest,
+        )
+        if change in state.liabilities_seen:
+            return
+        _remember(state.liabilities_seen, change, self._memory)
+        stamp, borrowed, interest = state.liabilities.get(asset, _OWES_NOTHING)
+        if event.event_time <= stamp:
+            return  # already in the snapshot
+        state.liabilities[asset] = (
+            stamp,
+            borrowed + sign * event.principal,
+            interest + sign * event.interest,
+        )
 
     def _apply_margin_level(self, event: MarginLevelStatusChange) -> None:
         state = self._account(event.account)
-        if state.margin is None or event.event_time >= state.margin.updated:
+        if event.event_time >= state.margin_stamp:
             state.margin = MarginLevel(event.margin_level, event.status, event.event_time)
+            state.margin_stamp = event.event_time
 
     def _apply_execution(self, event: ExecutionReport) -> None:
         state = self._account(event.account)
@@ -289,15 +346,9 @@ class AccountMirror:
             return  # older than what we have: arrived late or replayed
         if final:
             state.orders.pop(order_id, None)
-            self._close(state, order_id)
+            _remember(state.closed, order_id, self._memory)
         else:
             state.orders[order_id] = (key, event)
-
-    def _close(self, state: _Account, order_id: int) -> None:
-        closed = state.closed
-        closed[order_id] = None
-        if len(closed) > self._closed_order_memory:
-            del closed[next(iter(closed))]
 
     def _account(self, account: str) -> _Account:
         state = self._accounts.get(account)
@@ -317,21 +368,22 @@ class AccountMirror:
         if state is None:
             return None
         held = state.balances.get(asset)
-        owed = state.liabilities.get(asset)
+        owed = None if state.liabilities is None else state.liabilities.get(asset)
         if held is None and owed is None:
             return None
-        return _asset_balance(asset, held, owed)
+        return _asset_balance(asset, held, owed, state.liabilities is not None)
 
     def balances(self, account: str) -> dict[str, AssetBalance]:
         """Every known asset of ``account``."""
         state = self._accounts.get(account)
         if state is None:
             return {}
-        get_held = state.balances.get
-        get_owed = state.liabilities.get
+        liabilities = state.liabilities
+        known = liabilities is not None
+        owed = liabilities or {}
         return {
-            asset: _asset_balance(asset, get_held(asset), get_owed(asset))
-            for asset in dict.fromkeys([*state.balances, *state.liabilities])
+            asset: _asset_balance(asset, state.balances.get(asset), owed.get(asset), known)
+            for asset in dict.fromkeys([*state.balances, *owed])
         }
 
     def open_orders(self, account: str) -> tuple[OpenOrder, ...]:
@@ -347,7 +399,7 @@ class AccountMirror:
         return None if state is None else state.margin
 
 
-_HANDLERS: dict[type[Any], Callable[[AccountMirror, Any], None]] = {
+_HANDLERS: Final[dict[type[Any], Callable[[AccountMirror, Any], None]]] = {
     AccountPosition: AccountMirror._apply_position,
     LiabilityChange: AccountMirror._apply_liability,
     MarginLevelStatusChange: AccountMirror._apply_margin_level,
@@ -355,18 +407,20 @@ _HANDLERS: dict[type[Any], Callable[[AccountMirror, Any], None]] = {
 }
 
 
-def _asset_balance(asset: str, held: _Stamped | None, owed: _Stamped | None) -> AssetBalance:
-    zero = Decimal(0)
-    return AssetBalance(
-        asset,
-        zero if held is None else held[1],
-        zero if held is None else held[2],
-        None if owed is None else owed[1],
-        None if owed is None else owed[2],
-    )
+def _asset_balance(
+    asset: str, held: _Stamped | None, owed: _Stamped | None, liabilities_known: bool
+) -> AssetBalance:
+    """Join free/locked and borrowed/interest; an asset a snapshot did not list owes nothing."""
+    if owed is None:
+        borrowed = interest = _ZERO if liabilities_known else None
+    else:
+        borrowed, interest = owed[1], owed[2]
+    if held is None:
+        return AssetBalance(asset, _ZERO, _ZERO, borrowed, interest)
+    return AssetBalance(asset, held[1], held[2], borrowed, interest)
 
 
-def _open_order(source: ExecutionReport | Mapping[str, Any]) -> OpenOrder:
+def _open_order(source: _OrderSource) -> OpenOrder:
     if isinstance(source, ExecutionReport):
         return OpenOrder(
             symbol=source.symbol,

@@ -21,6 +21,13 @@ In practice a new window's budget is used only *m* seconds after its boundary, a
 charged to a window the server might already have counted as full. Bursts are not slowed: a full
 window waits exactly until ``boundary + m``, and then the whole next budget is available.
 
+Requests in flight. A granted request may wait in the HTTP connection pool or on the wire for
+longer than *m* (a burst of thousands granted at once), and the server counts it when it arrives.
+So every REST grant stays *pending* until its answer is reported; one not answered at least *m*
+before the boundary is carried into the next window as well. The pairing of answer and grant is
+per task (:meth:`RateLimiter.acquire` and :meth:`RateLimiter.on_response` in the same task, as
+the REST client does); a grant that is never answered is carried once, then forgotten.
+
 Feedback: the server's counts (response headers, WS API ``rateLimits``) replace the local count when
 higher (other processes on the same IP or account spend the same budget). HTTP 429 closes the pool
 until ``Retry-After`` (to the end of its window when absent); HTTP 418 bans the IP, and every
@@ -39,6 +46,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, Final
 
 from .endpoints import Endpoint, Pool
@@ -46,6 +54,7 @@ from .errors import IPBanned, ParameterError, RateLimited
 
 __all__ = [
     "API_IP_KEY",
+    "DEFAULT_ORDER_LIMITS",
     "ORDERS_KEY",
     "WS_CONNECT_KEY",
     "WS_CONNECT_WEIGHT",
@@ -72,8 +81,9 @@ _DEFAULT_BAN: Final = 120.0
 # Headers and WS API `rateLimits` name the 1-minute weight window; when tests shrink the window
 # (e.g. to 10 s, like the fake exchange), the 1-minute figures describe the shrunk window.
 _CANONICAL_WINDOW: Final = 60.0
-# Added to every computed wait so that, after sleeping it, float rounding cannot leave the clock a
-# hair before the boundary (which would cost one more round trip through the waiter loop).
+# Added to every computed wait: a refusal must be strictly positive (0.0 means "granted and
+# recorded") even where float rounding puts `now` on the boundary itself, and sleeping the wait
+# must land past the boundary rather than a hair before it.
 _EPSILON: Final = 1e-6
 
 _HEADER_UNIT: Final[Mapping[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -100,7 +110,7 @@ def _label(length: float) -> str:
 def _header_interval(suffix: str) -> float | None:
     """``"1m"`` → 60.0, ``"10s"`` → 10.0; ``None`` when the suffix is not ``<n><s|m|h|d>``."""
     unit = _HEADER_UNIT.get(suffix[-1:])
-    if unit is None or not suffix[:-1].isdigit():
+    if unit is None or not (suffix[:-1].isascii() and suffix[:-1].isdigit()):
         return None
     return int(suffix[:-1]) * unit
 
@@ -111,7 +121,8 @@ def _as_count(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value if value >= 0 else None
-    if isinstance(value, str) and value.isdigit():
+    # isascii: str.isdigit() also accepts digits like "²" that int() refuses.
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return None
 
@@ -134,12 +145,26 @@ def _soft_cap(limit: int, reserve: float) -> int:
 class _Window:
     """One fixed budget of ``limit`` per ``length`` seconds, windows aligned to epoch multiples.
 
-    ``idx`` is the index of the window that ``used`` refers to, as seen from ``now - margin``;
-    ``next_used`` is what was also charged to window ``idx + 1`` within ``margin`` of its start.
-    Invariant: ``next_used <= used`` (every charge to the next window is also a charge to this one).
+    ``idx`` is the index of the window that ``used`` refers to, as seen from ``now - margin``.
+    Charges that the server may count in window ``idx + 1`` instead are carried into it:
+    ``next_used`` holds grants made within ``margin`` of the boundary (clock offset), charged to
+    both windows at once; ``pending`` holds the other tracked grants of window ``idx`` not yet known
+    to have reached the server before the boundary (latency, queueing after ``acquire``).
+    At the roll the next window starts from ``next_used + pending``.
     """
 
-    __slots__ = ("idx", "length", "limit", "margin", "name", "next_used", "reserve", "soft", "used")
+    __slots__ = (
+        "idx",
+        "length",
+        "limit",
+        "margin",
+        "name",
+        "next_used",
+        "pending",
+        "reserve",
+        "soft",
+        "used",
+    )
 
     def __init__(self, name: str, length: float, limit: int, margin: float, reserve: float) -> None:
         self.name = name
@@ -153,6 +178,7 @@ class _Window:
         self.idx = -math.inf
         self.used = 0
         self.next_used = 0
+        self.pending = 0
 
     def set_limit(self, limit: int) -> None:
         self.limit = limit
@@ -162,8 +188,8 @@ class _Window:
         """Rolls to ``now``; 0.0 when ``weight`` fits, else the seconds until the next window."""
         lo = (now - self.margin) // self.length
         if lo > self.idx:
-            self.used = self.next_used if lo == self.idx + 1.0 else 0
-            self.next_used = 0
+            self.used = self.next_used + self.pending if lo == self.idx + 1.0 else 0
+            self.next_used = self.pending = 0
             self.idx = lo
         cap = self.limit if critical else self.soft
         if self.used + weight <= cap:
@@ -173,35 +199,49 @@ class _Window:
         # Also correct when the wall clock stepped back (idx > lo): wait for the window we counted.
         return max((self.idx + 1.0) * self.length + self.margin - now, 0.0) + _EPSILON
 
-    def record(self, weight: int, now: float) -> None:
-        """Charges ``weight``; call right after :meth:`wait` returned 0.0 for the same ``now``."""
+    def record(self, weight: int, now: float, track: bool) -> None:
+        """Charges ``weight``; call right after :meth:`wait` returned 0.0 for the same ``now``.
+
+        ``track``: the caller will report the answer (:meth:`settle`); until then the grant is
+        assumed to reach the server late and is carried into the next window at the roll.
+        """
         self.used += weight
         if (now + self.margin) // self.length > self.idx:
             self.next_used += weight
+        elif track:
+            self.pending += weight
+
+    def settle(self, weight: int, granted_at: float, now: float) -> None:
+        """The answer to a tracked grant made at ``granted_at`` arrived at ``now``."""
+        granted = (granted_at - self.margin) // self.length
+        if (
+            granted == self.idx
+            and (granted_at + self.margin) // self.length == granted
+            # Answered this close to the boundary, the server may have counted it after it.
+            and (now + self.margin) // self.length == granted
+        ):
+            self.pending = max(self.pending - weight, 0)
 
     def estimate(self, weight: int, total: int, now: float, critical: bool) -> float:
         """Seconds until ``total`` (queued weight ahead plus ``weight``) could have been granted.
 
         A lower bound that ignores how requests pack into windows; nothing is changed.
         """
-        lo = (now - self.margin) // self.length
-        idx, used = self.idx, self.used
-        if lo > idx:
-            used = self.next_used if lo == idx + 1.0 else 0
-            idx = lo
         cap = self.limit if critical else self.soft
         if weight > cap:
             raise self._too_heavy(weight, critical)
+        used = self.current(now)
         if used + total <= cap:
             return 0.0
         windows = math.ceil((used + total - cap) / max(cap, 1))
+        idx = max(self.idx, (now - self.margin) // self.length)
         return max((idx + windows) * self.length + self.margin - now, 0.0) + _EPSILON
 
     def _roll(self, now: float) -> None:
         lo = (now - self.margin) // self.length
         if lo > self.idx:
-            self.used = self.next_used if lo == self.idx + 1.0 else 0
-            self.next_used = 0
+            self.used = self.next_used + self.pending if lo == self.idx + 1.0 else 0
+            self.next_used = self.pending = 0
             self.idx = lo
 
     def observe(self, count: int, now: float) -> None:
@@ -221,7 +261,7 @@ class _Window:
         lo = (now - self.margin) // self.length
         if lo <= self.idx:
             return self.used
-        return self.next_used if lo == self.idx + 1.0 else 0
+        return self.next_used + self.pending if lo == self.idx + 1.0 else 0
 
     def _too_heavy(self, weight: int, critical: bool) -> ParameterError:
         if critical or self.soft == self.limit:
@@ -235,12 +275,11 @@ class _Window:
 
 
 class _Pool:
-    """One budget key: its windows (the first is the primary one) and a 429 closure."""
+    """One budget: its windows (the first is the primary one) and a 429 closure."""
 
-    __slots__ = ("closed_until", "key", "windows")
+    __slots__ = ("closed_until", "windows")
 
-    def __init__(self, key: str, windows: list[_Window]) -> None:
-        self.key = key
+    def __init__(self, windows: list[_Window]) -> None:
         self.windows = windows
         self.closed_until = 0.0
 
@@ -252,9 +291,13 @@ class _Pool:
                 wait = needed
         return wait
 
-    def record(self, weight: int, now: float) -> None:
+    def record(self, weight: int, now: float, track: bool) -> None:
         for window in self.windows:
-            window.record(weight, now)
+            window.record(weight, now, track)
+
+    def settle(self, weight: int, granted_at: float, now: float) -> None:
+        for window in self.windows:
+            window.settle(weight, granted_at, now)
 
     def estimate(self, weight: int, total: int, now: float, critical: bool) -> float:
         wait = self.closed_until - now + _EPSILON if self.closed_until > now else 0.0
@@ -346,15 +389,15 @@ class LimiterCore:
             Pool.SAPI_IP: sapi_ip_limit,
             Pool.SAPI_UID: sapi_uid_limit,
         }
-        self._api_ip = _Pool(API_IP_KEY, [self._new_window(API_IP_KEY, window, api_ip_limit)])
+        self._api_ip = _Pool([self._new_window(API_IP_KEY, window, api_ip_limit)])
         self._pools: dict[str, _Pool] = {API_IP_KEY: self._api_ip}
-        self._orders = _Pool(ORDERS_KEY, [])
+        self._orders = _Pool([])
         for length, limit in order_limits:
             self._orders.windows.append(self._order_window(length, limit))
         # Connection attempts are never refused for a critical reserve: a reconnect is what keeps
         # the user's fills flowing, so it always counts as critical.
         self._connects = _Pool(
-            WS_CONNECT_KEY, [self._new_window(WS_CONNECT_KEY, ws_connect_window, ws_connect_limit)]
+            [self._new_window(WS_CONNECT_KEY, ws_connect_window, ws_connect_limit)]
         )
         self._ban_until = 0.0
 
@@ -369,12 +412,17 @@ class LimiterCore:
         *,
         critical: bool = False,
         orders: int = 0,
+        track: bool = False,
     ) -> float:
         """Grants and records ``weight`` on ``pool_key`` (and ``orders`` order counts) if it fits.
 
         Returns 0.0 when granted and recorded, else the seconds to wait before it could be granted
         (nothing recorded; call again then). A pool closed by a 429 returns the time to its
         reopening. Non-critical requests may use only ``(1 - critical_reserve)`` of each budget.
+
+        ``track=True`` promises a :meth:`settle` call when the answer arrives: until then the
+        request may still be queued or on the wire, so if a window boundary passes first it is
+        also charged to the next window (the server counts it when it processes it).
 
         Raises:
             IPBanned: the IP is known to be banned (never send into a known ban).
@@ -395,10 +443,24 @@ class LimiterCore:
                 wait = needed
         if wait > 0.0:
             return wait
-        pool.record(weight, now)
+        pool.record(weight, now, track)
         if orders:
-            self._orders.record(orders, now)
+            self._orders.record(orders, now, track)
         return 0.0
+
+    def settle(
+        self, pool_key: str, weight: int, granted_at: float, now: float, *, orders: int = 0
+    ) -> None:
+        """The answer to a request granted by ``reserve(..., track=True)`` at ``granted_at``."
+
+        A request answered well before the window boundary was certainly counted in its own
+        window, so it is no longer carried into the next one.
+        """
+        pool = self._pools.get(pool_key)
+        if pool is not None:
+            pool.settle(weight, granted_at, now)
+        if orders:
+            self._orders.settle(orders, granted_at, now)
 
     def reserve_connect(self, now: float) -> float:
         """Like :meth:`reserve` for one WebSocket connection attempt (plus its 2 ``API_IP`` weight).
@@ -413,8 +475,9 @@ class LimiterCore:
         )
         if wait > 0.0:
             return wait
-        self._connects.record(1, now)
-        self._api_ip.record(WS_CONNECT_WEIGHT, now)
+        # Untracked: the handshake's answer is not reported, and attempts are few.
+        self._connects.record(1, now, False)
+        self._api_ip.record(WS_CONNECT_WEIGHT, now, False)
         return 0.0
 
     def estimate(
@@ -575,7 +638,7 @@ class LimiterCore:
             pool = self._api_ip
         else:
             limit = self._limits[Pool(ep_pool)]
-            pool = _Pool(pool_key, [self._new_window(pool_key, self._window, limit)])
+            pool = _Pool([self._new_window(pool_key, self._window, limit)])
         self._pools[pool_key] = pool
         return pool
 
@@ -593,10 +656,11 @@ class LimiterCore:
         elif ep_pool == Pool.API_IP:
             # SAPI counts describe one endpoint's own pool; never mix them into the shared one.
             return
+        # Either SAPI header is this endpoint's own count, even where the endpoint table names
+        # the other kind of pool (Binance has moved endpoints between IP and UID before).
         elif name.startswith(_SAPI_IP_WEIGHT):
             target, suffix = pool, name[len(_SAPI_IP_WEIGHT) :]
         elif name.startswith(_SAPI_UID_WEIGHT):
-            # Applied even if the table says IP: the count is still this endpoint's.
             target, suffix = pool, name[len(_SAPI_UID_WEIGHT) :]
         else:
             return
@@ -610,10 +674,13 @@ class LimiterCore:
             window.observe(count, now)
 
     def _observe_rate_limits(
-        self, rate_limits: Sequence[Mapping[str, Any]], now: float, *, replace_orders: bool
+        self, rate_limits: Sequence[object], now: float, *, replace_orders: bool
     ) -> None:
         order_windows: list[_Window] = []
         for item in rate_limits:
+            # Decoded JSON straight from the wire: skip anything that is not an object.
+            if not isinstance(item, Mapping):
+                continue
             interval = item.get("interval")
             unit = _WS_INTERVAL.get(interval) if isinstance(interval, str) else None
             num = _as_count(item.get("intervalNum"))
@@ -654,6 +721,15 @@ def _window_length(window: _Window) -> float:
     return window.length
 
 
+#: The last tracked grant of :meth:`RateLimiter.acquire` in this task, settled by
+#: :meth:`RateLimiter.on_response` in the same task: a context variable pairs a response with its
+#: grant without changing the acquire/on_response signatures. The grant is a list
+#: ``[core, pool key, weight, orders, grant time]`` (a list, not an object: this is the hot path);
+#: settling sets ``core`` to ``None``, so a task spawned after the grant, which inherits the same
+#: list, cannot settle it a second time.
+_GRANT: ContextVar[list[Any] | None] = ContextVar("binance_margin_async_grant", default=None)
+
+
 class _Waiter:
     __slots__ = ("future", "orders", "weight")
 
@@ -683,7 +759,8 @@ class RateLimiter:
 
     Share one instance between every client and stream that uses the same IP (and account): the
     ``/api`` + WebSocket API budget is per IP and the order counts per account. ``acquire`` is
-    called right before each request is sent and ``on_response`` right after it is answered.
+    called right before each request is sent and ``on_response`` right after it is answered, in
+    the same task (that pairs the answer with its grant; see the module docstring).
 
     Waiting: per pool key, waiters are served FIFO, critical ones before non-critical ones; only
     the head of each queue sleeps on a timer (no thundering herd). A request whose wait would
@@ -754,20 +831,19 @@ class RateLimiter:
         if critical is None:
             critical = endpoint.critical
         key = endpoint.pool_key
+        orders = endpoint.counts_order
         queue = self._queues.get(key)
+        now = self._clock()
         # Fast path: nobody queued ahead (critical requests only queue behind critical ones).
         if (
             queue is None or not (queue.critical or (queue.normal and not critical))
         ) and self._core.reserve(
-            endpoint.pool,
-            key,
-            weight,
-            self._clock(),
-            critical=critical,
-            orders=endpoint.counts_order,
+            endpoint.pool, key, weight, now, critical=critical, orders=orders, track=True
         ) == 0.0:
+            _GRANT.set([self._core, key, weight, orders, now])
             return
-        await self._wait_turn(endpoint.pool, key, weight, critical, endpoint.counts_order)
+        now = await self._wait_turn(endpoint.pool, key, weight, critical, orders, True)
+        _GRANT.set([self._core, key, weight, orders, now])
 
     async def acquire_ws(self, weight: int, *, critical: bool = False) -> None:
         """:meth:`acquire` for one WebSocket API request (charged to the shared ``API_IP`` pool).
@@ -781,7 +857,8 @@ class RateLimiter:
             Pool.API_IP, API_IP_KEY, weight, self._clock(), critical=critical
         ) == 0.0:
             return
-        await self._wait_turn(Pool.API_IP, API_IP_KEY, weight, critical, 0)
+        # Untracked: WS API answers are read by another task, so they cannot be paired.
+        await self._wait_turn(Pool.API_IP, API_IP_KEY, weight, critical, 0, False)
 
     async def acquire_ws_connect(self) -> None:
         """Waits for one WebSocket connection attempt (300 / 5 min per IP, plus 2 ``API_IP``).
@@ -791,17 +868,23 @@ class RateLimiter:
         """
         if WS_CONNECT_KEY not in self._queues and self._core.reserve_connect(self._clock()) == 0.0:
             return
-        await self._wait_turn(None, WS_CONNECT_KEY, WS_CONNECT_WEIGHT, True, 0)
+        await self._wait_turn(None, WS_CONNECT_KEY, WS_CONNECT_WEIGHT, True, 0, False)
 
     def on_response(self, endpoint: Endpoint, status: int, headers: Mapping[str, str]) -> None:
-        """Learns from one REST response of ``endpoint`` (see :meth:`LimiterCore.on_response`)."""
+        """Learns from one REST response of ``endpoint`` (see :meth:`LimiterCore.on_response`).
+
+        Call it from the task that called :meth:`acquire` for this request: the grant is then
+        settled, so that a request answered well before a window boundary is not also charged
+        to the next window.
+        """
+        now = self._clock()
+        key = endpoint.pool_key
+        grant = _GRANT.get()
+        if grant is not None and grant[0] is self._core and grant[1] == key:
+            grant[0] = None
+            self._core.settle(key, grant[2], grant[4], now, orders=grant[3])
         self._core.on_response(
-            endpoint.pool,
-            endpoint.pool_key,
-            status,
-            headers,
-            self._clock(),
-            counts_order=endpoint.counts_order,
+            endpoint.pool, key, status, headers, now, counts_order=endpoint.counts_order
         )
 
     def on_ws_response(
@@ -834,17 +917,19 @@ class RateLimiter:
 
     # The slow path
 
-    def _attempt(
-        self, ep_pool: Pool | None, key: str, weight: int, critical: bool, orders: int
-    ) -> float:
-        now = self._clock()
-        if ep_pool is None:
-            return self._core.reserve_connect(now)
-        return self._core.reserve(ep_pool, key, weight, now, critical=critical, orders=orders)
-
     async def _wait_turn(
-        self, ep_pool: Pool | None, key: str, weight: int, critical: bool, orders: int
-    ) -> None:
+        self,
+        ep_pool: Pool | None,
+        key: str,
+        weight: int,
+        critical: bool,
+        orders: int,
+        track: bool,
+    ) -> float:
+        """Queues, waits for the turn and the budget, and returns the grant time.
+
+        ``ep_pool`` is ``None`` for a WebSocket connection attempt.
+        """
         queue = self._queues.get(key)
         now = self._clock()
         # Everything queued ahead will be served first: refuse now if that already takes too long.
@@ -865,7 +950,7 @@ class RateLimiter:
                 ahead=ahead,
                 orders_ahead=orders_ahead,
             )
-        if False:
+        if wait > self._max_wait:
             raise RateLimited(retry_after=wait, pool=key)
         deadline = now + self._max_wait
         if queue is None:
@@ -881,14 +966,19 @@ class RateLimiter:
                 await waiter.future
             while True:
                 if not critical and queue.critical:
-                    idle = queue.critical_idle
-                    if idle is None or idle.done():
-                        idle = queue.critical_idle = asyncio.get_running_loop().create_future()
-                    await idle
+                    # Only this head awaits it, so any earlier one is already done.
+                    queue.critical_idle = asyncio.get_running_loop().create_future()
+                    await queue.critical_idle
                     continue
-                wait = self._attempt(ep_pool, key, weight, critical, orders)
+                now = self._clock()
+                if ep_pool is None:
+                    wait = self._core.reserve_connect(now)
+                else:
+                    wait = self._core.reserve(
+                        ep_pool, key, weight, now, critical=critical, orders=orders, track=track
+                    )
                 if wait == 0.0:
-                    return
+                    return now
                 if self._clock() + wait > deadline:
                     raise RateLimited(retry_after=wait, pool=key)
                 await self._sleep(wait)

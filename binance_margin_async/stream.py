@@ -22,7 +22,8 @@ How it stays alive (every background task lives in one :class:`asyncio.TaskGroup
 * **Planned reconnects** (connection age near ``connection_lifetime``, ``serverShutdown``) are
   make-before-break: the new connection is opened and subscribed while the old one still
   delivers; its events are held back until the old connection has been closed and drained, then
-  released through a per-account dedupe memory. Result: no gap, no duplicate, exchange order.
+  released, minus the copies the old one already delivered (matched on their full content, as
+  a multiset). Result: no gap, no duplicate, exchange order.
 * **Unplanned losses** (TCP reset, 1000/1001/1006 closes, a stall: nothing received for longer
   than the server's ping interval plus a grace, or no pong to our pings, ``listenKeyExpired``)
   reconnect with jittered exponential backoff (injectable, reset after a success), resubscribe
@@ -32,14 +33,15 @@ How it stays alive (every background task lives in one :class:`asyncio.TaskGroup
   WS API request through ``limiter.acquire_ws`` + ``on_ws_response``; every connection attempt
   through ``limiter.acquire_ws_connect``.
 
-Delivery: a reader task per connection only parses, routes and decodes frames and appends the
-events to one dispatch backlog; a single dispatcher task feeds the callbacks (sync ones called,
-async ones awaited, in order) and the bounded ``events()`` readers. A slow consumer therefore
-never stops the socket from being read (pings keep being answered). The backlog is bounded by
-``StreamConfig.max_backlog`` (100,000 events): past it the stream reports a
-:class:`~.errors.StreamError` and pauses reading until the callbacks catch up to half of it; if
-that takes so long that the server drops the connection, the reconnect reports a ``StreamGap``.
-Memory stays bounded and nothing is lost silently.
+Delivery: each connection's frame handler runs as frames are parsed (from the socket's
+``data_received``, not a ``recv()`` loop) and only parses, routes and decodes them, appending
+the typed events to one dispatch backlog; a single dispatcher task feeds the callbacks (sync
+ones called, async ones awaited, in order) and the bounded ``events()`` readers. A slow consumer
+therefore never stops the socket from being read (pings keep being answered). The backlog is
+bounded by ``StreamConfig.max_backlog`` (100,000 events): past it the stream reports a
+:class:`~.errors.StreamError` and pauses reading the socket until the callbacks have worked it
+down to half; if that takes so long that the server drops the connection, the reconnect reports
+a ``StreamGap``. Memory stays bounded and nothing is lost silently.
 """
 
 from __future__ import annotations
@@ -55,19 +57,23 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast, overload
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event as WsEvent
+from websockets.protocol import State
+from websockets.typing import BytesLike
 
 from ._streamcore import (
     BackoffPolicy,
-    RecentSet,
+    OverlapFilter,
     RenewalPolicy,
     StreamStats,
     SubscriptionTable,
-    dedupe_key,
+    event_key,
     expand_event_types,
     exponential_backoff,
     handlers_for,
@@ -81,8 +87,10 @@ from .errors import (
     EventQueueOverflow,
     InvalidListenKey,
     InvalidListenToken,
+    IPBanned,
     ListenKeyNotFound,
     ParameterError,
+    RateLimited,
     StreamError,
     SubscriptionActive,
     error_from_ws,
@@ -111,10 +119,9 @@ _UNSUBSCRIBE: Final = "userDataStream.unsubscribe"
 # userDataStream.subscribe.listenToken and userDataStream.unsubscribe both weigh 2 (§3.3-3.4).
 _WS_REQUEST_WEIGHT: Final = 2
 _TASK_PREFIX: Final = "binance-stream:"
-# The dispatcher gives the loop a turn after this many events in a row, so a burst handled by
-# sync callbacks cannot starve the readers (and their ping answers) of CPU.
-_YIELD_EVERY: Final = 256
-
+_TEXT: Final = Opcode.TEXT
+_BINARY: Final = Opcode.BINARY
+_CONT: Final = Opcode.CONT
 E = TypeVar("E")
 Callback = Callable[[Any], object]
 ErrorCallback = Callable[[Exception], object]
@@ -133,8 +140,8 @@ class StreamConfig:
         connection_lifetime: the server cuts connections after this many seconds (24 h);
             lifetime_margin: start the make-before-break replacement this much earlier.
         open_timeout, close_timeout, request_timeout: seconds for the opening handshake, the
-            closing handshake and a WS API answer. max_queue: frames websockets may buffer
-            before it stops reading the socket (the reader drains it continuously).
+            closing handshake and a WS API answer. max_message_size: larger messages close
+            the connection (websockets' ``max_size``).
 
     Liveness:
         server_ping_interval, stall_grace: the server pings every 20 s; a connection that
@@ -146,8 +153,9 @@ class StreamConfig:
 
     Recovery:
         backoff: factory of reconnect delays, called once per outage (so a success resets it).
-        dedupe_capacity: keys remembered per account during an overlap. dedupe_grace: how long
-            after an overlap the dedupe memory stays on (the new connection may lag the old).
+        dedupe_capacity: copies remembered per account during a make-before-break overlap.
+            dedupe_grace: longest life of that memory after the old connection closed (it
+            normally ends at the new connection's first new event).
         resync_attempts: REST attempts to reload the mirror after a gap.
 
     Delivery:
@@ -162,7 +170,7 @@ class StreamConfig:
     open_timeout: float = 10.0
     close_timeout: float = 2.0
     request_timeout: float = 10.0
-    max_queue: int = 256
+    max_message_size: int = 1 << 20
     server_ping_interval: float = 20.0
     stall_grace: float = 40.0
     ping_interval: float | None = 20.0
@@ -183,7 +191,7 @@ class StreamConfig:
             "request_timeout": self.request_timeout,
             "server_ping_interval": self.server_ping_interval,
             "risk_keepalive_interval": self.risk_keepalive_interval,
-            "max_queue": self.max_queue,
+            "max_message_size": self.max_message_size,
             "dedupe_capacity": self.dedupe_capacity,
             "resync_attempts": self.resync_attempts,
             "max_backlog": self.max_backlog,
@@ -209,13 +217,23 @@ class _State(Enum):
 
 
 class _Connection(ClientConnection):
-    """websockets client connection that stamps when bytes last arrived (liveness watchdog).
+    """websockets client connection that hands every message to ``on_message`` as it is parsed.
 
-    Any bytes prove the path works: server pings, pongs, events. Stamped per TCP read, not per
-    frame, so the cost does not grow with the event rate.
+    websockets' own path queues messages for ``recv()`` and stops reading the socket when the
+    queue is full. Here the stream's frame handler runs straight from ``data_received``: a
+    message is routed and decoded the moment its frame is parsed, nothing waits for a consumer,
+    and control frames (pings) are always processed. Flow control is explicit instead: after
+    each read ``on_read`` wakes the dispatcher and pauses the transport when the dispatch
+    backlog is over its bound.
+
+    ``last_received`` is the loop time bytes last arrived (any bytes prove the path works:
+    pings, pongs, events); stamped per TCP read, not per frame.
     """
 
     last_received: float = 0.0
+    on_message: Callable[[BytesLike], None] | None = None
+    on_read: Callable[[], None] | None = None
+    _fragments: list[BytesLike] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -224,25 +242,96 @@ class _Connection(ClientConnection):
     def data_received(self, data: bytes) -> None:
         self.last_received = self.loop.time()
         super().data_received(data)
+        on_read = self.on_read
+        if on_read is not None:
+            on_read()
+
+    def process_event(self, event: WsEvent) -> None:
+        # The handshake Response is the first event; every later one is a Frame.
+        handler = self.on_message
+        if handler is not None and type(event) is Frame:
+            opcode = event.opcode
+            if opcode is _TEXT or opcode is _BINARY:
+                if event.fin:
+                    handler(event.data)
+                else:
+                    self._fragments = [event.data]
+                return
+            if opcode is _CONT:
+                # The protocol layer already checked the sequence and the total size.
+                fragments = self._fragments
+                assert fragments is not None
+                fragments.append(event.data)
+                if event.fin:
+                    self._fragments = None
+                    handler(b"".join(fragments))
+                return
+        super().process_event(event)
+
+
+def _connection_factory(
+    on_message: Callable[[BytesLike], None], on_read: Callable[[], None]
+) -> type[ClientConnection]:
+    """A ``create_connection`` for websockets' ``connect`` whose connections call the handlers.
+
+    Set before the handshake, so not even a message sent right after it can miss them.
+    """
+
+    def create(*args: Any, **kwargs: Any) -> _Connection:
+        connection = _Connection(*args, **kwargs)
+        connection.on_message = on_message
+        connection.on_read = on_read
+        return connection
+
+    # websockets calls it like the class it expects; a factory function is what it needs here.
+    return cast("type[ClientConnection]", create)
 
 
 class _Route:
-    """Delivery state of one account on one channel: dedupe memory, held events."""
+    """Delivery state of one account on one channel: overlap filter, held events."""
 
-    __slots__ = ("dedupe_generation", "holding", "name", "plain", "recent")
+    __slots__ = (
+        "holding",
+        "name",
+        "overlap",
+        "overlap_generation",
+        "plain",
+        "primary",
+        "primary_sid",
+        "shadow",
+        "shadow_held",
+        "stale_sid",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.recent: RecentSet | None = None
-        self.dedupe_generation = 0
-        # Events received while the account's subscription is being restored after a
-        # termination: they follow the StreamGap, so they wait here until it is emitted.
-        self.holding: list[tuple[Any, Event]] | None = None
-        # True when neither applies: the reader then enqueues without looking further.
+        # While two sources carry this account, the old one (``primary`` connection, and
+        # ``primary_sid`` if only one subscription of it) is delivered and recorded; the new
+        # one's copies of it are dropped by the filter.
+        self.overlap: OverlapFilter | None = None
+        self.primary: _Link | None = None
+        self.primary_sid: int | None = None
+        self.overlap_generation = 0
+        # A renewal answered with a new subscriptionId (``shadow``) while the old one
+        # (``stale_sid``) still delivers, on the same connection: the new id's events wait in
+        # ``shadow_held`` until the old one is unsubscribed, then go through the filter; later
+        # events of the old id are copies.
+        self.shadow: int | None = None
+        self.shadow_held: list[tuple[_Link, Any, Event, int | None]] = []
+        self.stale_sid: int | None = None
+        # Events received while a terminated subscription is being restored: they follow the
+        # StreamGap, so they wait here until it is emitted.
+        self.holding: list[tuple[_Link, Any, Event, int | None]] | None = None
+        # True when none of the above applies: the frame handler enqueues without looking.
         self.plain = True
 
     def refresh(self) -> None:
-        self.plain = self.recent is None and self.holding is None
+        self.plain = (
+            self.overlap is None
+            and self.stale_sid is None
+            and self.shadow is None
+            and self.holding is None
+        )
 
 
 class _Account(_Route):
@@ -256,7 +345,6 @@ class _Account(_Route):
         "renew_at",
         "renew_now",
         "sid",
-        "stale_sid",
         "symbol",
         "token",
     )
@@ -271,12 +359,11 @@ class _Account(_Route):
         self.renew_now = asyncio.Event()
         self.link: _Link | None = None  # the connection of the current subscription
         self.sid: int | None = None  # its id; None after an unexpected termination
-        self.stale_sid: int | None = None  # replaced by a renewal, to be unsubscribed
         self.gap_started = 0.0
 
 
 class _Link:
-    """One WebSocket connection of a channel and what its reader needs."""
+    """One WebSocket connection of a channel and what its frame handler needs."""
 
     __slots__ = (
         "buffer",
@@ -289,27 +376,26 @@ class _Link:
         "next_id",
         "opened_at",
         "pending",
-        "reader",
         "reason",
         "retiring",
         "shutdown",
         "table",
         "wakeup",
-        "watchdog",
+        "watcher",
         "ws",
     )
 
-    def __init__(self, ws: _Connection, channel: _Channel, *, buffering: bool, now: float) -> None:
-        self.ws = ws
+    def __init__(self, channel: _Channel, *, buffering: bool) -> None:
+        self.ws: _Connection  # set once connected
         self.channel = channel
         self.table: SubscriptionTable[_Account] = SubscriptionTable()
         self.pending: dict[int, tuple[asyncio.Future[dict[str, Any]], _Account | None]] = {}
         self.next_id = 0
-        self.opened_at = now
-        self.live_at = now
-        self.live_wall = time.time()
+        self.opened_at = 0.0
+        self.live_at = 0.0
+        self.live_wall = 0.0
         # While not None, routed events are held here (a replacement that is not live yet).
-        self.buffer: list[tuple[_Route, Any, Event]] | None = [] if buffering else None
+        self.buffer: list[tuple[_Route, Any, Event, int | None]] | None = [] if buffering else None
         self.retiring = False  # closed on purpose: its end is not a loss
         self.shutdown = False  # serverShutdown received: replace it
         self.died_at: float | None = None  # loop time of an unexpected end
@@ -317,8 +403,11 @@ class _Link:
         self.last_raw: Any = None
         self.closed = asyncio.Event()
         self.wakeup = asyncio.Event()  # died or asked to be replaced
-        self.reader: asyncio.Task[None] | None = None
-        self.watchdog: asyncio.Task[None] | None = None
+        self.watcher: asyncio.Task[None] | None = None
+
+    def mark_live(self) -> None:
+        self.live_at = self.ws.loop.time()
+        self.live_wall = time.time()
 
     @property
     def dead(self) -> bool:
@@ -486,7 +575,7 @@ class UserDataStream:
         self._readers: tuple[EventIterator, ...] = ()
         self._backlog: deque[Any] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._relief: asyncio.Event | None = None
+        self._paused: list[_Link] = []
         self._links: set[_Link] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -636,9 +725,9 @@ class UserDataStream:
         group = self._task_group
         try:
             # Supervisors, renewals and keepalives first, so that nothing reconnects behind our
-            # back; readers and the dispatcher keep running for the polite unsubscribe's answer.
-            link_tasks = {t for link in self._links for t in (link.reader, link.watchdog) if t}
-            workers = [t for t in self._tasks if t is not self._dispatcher and t not in link_tasks]
+            # back; watchers and the dispatcher keep running for the polite unsubscribe's answer.
+            watchers = {link.watcher for link in self._links}
+            workers = [t for t in self._tasks if t is not self._dispatcher and t not in watchers]
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
@@ -665,22 +754,19 @@ class UserDataStream:
             with contextlib.suppress(BinanceError, TimeoutError):
                 async with asyncio.timeout(self._config.close_timeout):
                     await self._ws_request(trade, _UNSUBSCRIBE, {})
-        links = list(self._links)
-        for link in links:
-            link.retiring = True
-            if link.reader is not None:
-                link.reader.cancel()
-        await asyncio.gather(*[self._close_ws(link) for link in links], return_exceptions=True)
+        await asyncio.gather(*[self._retire(link) for link in list(self._links)])
 
-    async def _close_ws(self, link: _Link) -> None:
-        if link.watchdog is not None:
-            link.watchdog.cancel()
+    async def _retire(self, link: _Link) -> None:
+        """Close a connection on purpose; when this returns, every frame it received before the
+        close was handled, and its watcher has finished."""
+        if not link.dead:
+            link.retiring = True
         try:
-            await link.ws.close()
+            await link.ws.close()  # bounded by close_timeout, then websockets aborts
         except (OSError, WebSocketException) as exc:
             log.debug("closing a %s connection: %s", link.channel.kind, exc)
-        if link.reader is not None:
-            await asyncio.wait([link.reader])
+        if link.watcher is not None:
+            await asyncio.wait([link.watcher])
         self._links.discard(link)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -703,15 +789,17 @@ class UserDataStream:
     ) -> _Link:
         cfg = self._config
         await self._client.limiter.acquire_ws_connect()
+        link = _Link(channel, buffering=buffering)
+        handler = self._trade_handler(link) if channel.kind == "trade" else self._risk_handler(link)
         try:
             ws = await connect(
                 url,
-                create_connection=_Connection,
+                create_connection=_connection_factory(handler, self._after_read(link)),
                 open_timeout=cfg.open_timeout,
                 ping_interval=cfg.ping_interval,
                 ping_timeout=cfg.ping_timeout,
                 close_timeout=cfg.close_timeout,
-                max_queue=cfg.max_queue,
+                max_size=cfg.max_message_size,
             )
         except (OSError, TimeoutError, WebSocketException) as exc:
             text = f"{type(exc).__name__}: {exc}"
@@ -722,39 +810,45 @@ class UserDataStream:
                 raise StreamError(message) from None
             raise StreamError(message) from exc
         assert isinstance(ws, _Connection)
-        link = _Link(ws, channel, buffering=buffering, now=ws.loop.time())
+        link.ws = ws
+        link.opened_at = ws.loop.time()
+        link.mark_live()
         self._links.add(link)
-        reader = self._read_trade(link) if channel.kind == "trade" else self._read_risk(link)
-        link.reader = self._spawn(reader, f"{channel.kind}-reader")
-        link.watchdog = self._spawn(self._watch(link), f"{channel.kind}-watchdog")
+        link.watcher = self._spawn(self._watch(link), f"{channel.kind}-watcher")
         return link
 
     async def _watch(self, link: _Link) -> None:
-        """Abort a connection that received nothing for longer than the server's ping period."""
+        """Wait for the connection to end; abort it first if it goes silent (a stall).
+
+        Silence means nothing at all for longer than the server's ping period plus a grace: not
+        even a ping. Our own pings (websockets' keepalive) catch the other direction.
+        """
         cfg = self._config
         ws = link.ws
         loop = ws.loop
-        while True:
-            deadline = stall_deadline(ws.last_received, cfg.server_ping_interval, cfg.stall_grace)
-            now = loop.time()
-            if now >= deadline:
-                link.reason = f"stalled: nothing received for {now - ws.last_received:.1f} s"
-                ws.transport.abort()
-                return
-            await asyncio.sleep(deadline - now)
+        try:
+            while True:
+                deadline = stall_deadline(
+                    ws.last_received, cfg.server_ping_interval, cfg.stall_grace
+                )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(deadline):
+                        await ws.wait_closed()
+                    return
+                silent = loop.time() - ws.last_received
+                if silent >= cfg.server_ping_interval + cfg.stall_grace:
+                    link.reason = f"stalled: nothing received for {silent:.1f} s"
+                    ws.transport.abort()
+                    await ws.wait_closed()
+                    return
+        finally:
+            self._link_lost(link)
 
-    async def _retire(self, link: _Link) -> None:
-        """Close a connection on purpose and wait until its reader delivered every frame."""
-        if not link.dead:
-            link.retiring = True
-        await self._close_ws(link)
-
-    def _link_lost(self, link: _Link, exc: BaseException | None) -> None:
-        """Reader epilogue: fail pending requests, wake the supervisor, report a loss."""
-        if link.watchdog is not None:
-            link.watchdog.cancel()
+    def _link_lost(self, link: _Link) -> None:
+        """Watcher epilogue: fail pending requests, wake the supervisor, report a loss."""
         if not link.reason:
-            link.reason = str(exc) if exc is not None else "closed"
+            close = link.ws.protocol.close_exc if link.ws.protocol.state is State.CLOSED else None
+            link.reason = str(close) if close is not None else "closed"
         unexpected = not (link.retiring or self._closing)
         if unexpected:
             link.died_at = link.ws.loop.time()
@@ -762,6 +856,7 @@ class UserDataStream:
             if not future.done():
                 future.set_exception(StreamError(f"{link.channel.kind} connection closed"))
         link.pending.clear()
+        self._paused = [paused for paused in self._paused if paused is not link]
         link.closed.set()
         link.wakeup.set()
         if unexpected and link.channel.link is link:
@@ -809,100 +904,109 @@ class UserDataStream:
             now=time.time(),
         )
 
-    # Readers (the hot path: frame → orjson → route → decode → backlog)
+    # Frame handlers (the hot path: frame → orjson → route → decode → backlog). They run inside
+    # the connection's data_received: synchronous, and never raising into websockets.
 
-    async def _read_trade(self, link: _Link) -> None:
-        recv = link.ws.recv
+    def _trade_handler(self, link: _Link) -> Callable[[BytesLike], None]:
         loads = orjson.loads
         decode = decode_event
         by_id = link.table.by_id
-        enqueue = self._enqueue
-        backlog = self._backlog
-        high = self._config.max_backlog
+        append = self._backlog.append
         special = _TRADE_SPECIAL
-        failure: BaseException | None = None
-        try:
-            while True:
-                frame = await recv(False)
+
+        def on_message(frame: BytesLike) -> None:
+            try:
                 try:
                     message = loads(frame)
                     sid = message.get("subscriptionId")
-                    if sid is None:
-                        self._trade_message(link, message, frame)
-                        continue
-                    account = by_id.get(sid)
-                    raw = message["event"]
+                    if sid is not None:
+                        account = by_id.get(sid)
+                        raw = message["event"]
                 except Exception:  # not JSON, not an object, no "event", unhashable id
                     self._malformed(link, frame)
-                    continue
+                    return
+                if sid is None:
+                    self._trade_message(link, message, frame)
+                    return
                 if account is None:
-                    self._unroutable(link, sid, frame)
-                    continue
+                    self._unroutable(sid, frame)
+                    return
                 event = decode(raw, account.name)
                 link.last_raw = raw
                 if event.__class__ in special and self._trade_special(link, sid, account, event):
-                    continue
+                    return
                 if account.plain and link.buffer is None:
-                    enqueue(event)
-                    if len(backlog) > high:
-                        await self._relieve()
+                    append(event)
                 else:
-                    self._route_slow(link, account, raw, event)
-        except ConnectionClosed as exc:
-            failure = exc
-        except Exception as exc:  # a bug of ours must not kill the stream: report, reconnect
-            failure = exc
-            self._report(StreamError(f"trade reader failed: {exc!r}"))
-            link.ws.transport.abort()
-        finally:
-            self._link_lost(link, failure)
+                    self._route_slow(link, account, raw, event, sid)
+            except Exception as exc:  # a bug of ours: report it and start over on a new connection
+                self._handler_failed(link, exc)
 
-    async def _read_risk(self, link: _Link) -> None:
+        return on_message
+
+    def _risk_handler(self, link: _Link) -> Callable[[BytesLike], None]:
         channel = link.channel
         assert isinstance(channel, _RiskChannel)
         route = channel.route
-        recv = link.ws.recv
         loads = orjson.loads
         decode = decode_event
-        enqueue = self._enqueue
-        backlog = self._backlog
-        high = self._config.max_backlog
-        failure: BaseException | None = None
-        try:
-            while True:
-                frame = await recv(False)
+        append = self._backlog.append
+
+        def on_message(frame: BytesLike) -> None:
+            try:
                 try:
                     raw = loads(frame)
                 except orjson.JSONDecodeError:
                     self._malformed(link, frame)
-                    continue
+                    return
                 event = decode(raw, CROSS)
                 cls = event.__class__
                 if cls is ListenKeyExpired:
-                    # The key is dead: no more events on this connection. A new key and a new
-                    # connection follow (unplanned path, with a StreamGap).
-                    channel.key = None
-                    link.reason = "listen key expired"
-                    enqueue(event)
+                    self._risk_key_expired(link, event)
                     return
                 if cls is UnknownEvent:
                     self._undecodable(event, CROSS)
                 if route.plain and link.buffer is None:
-                    enqueue(event)
-                    if len(backlog) > high:
-                        await self._relieve()
+                    append(event)
                 else:
-                    self._route_slow(link, route, raw, event)
-        except ConnectionClosed as exc:
-            failure = exc
-        except Exception as exc:  # see _read_trade
-            failure = exc
-            self._report(StreamError(f"risk reader failed: {exc!r}"))
-            link.ws.transport.abort()
-        finally:
-            self._link_lost(link, failure)
+                    self._route_slow(link, route, raw, event, None)
+            except Exception as exc:  # see _trade_handler
+                self._handler_failed(link, exc)
 
-    def _trade_message(self, link: _Link, message: Any, frame: bytes) -> None:
+        return on_message
+
+    def _after_read(self, link: _Link) -> Callable[[], None]:
+        """Once per socket read (not per frame): wake the dispatcher, enforce the bound."""
+        backlog = self._backlog
+        high = self._config.max_backlog
+
+        def after_read() -> None:
+            if backlog:
+                if self._waiter is not None:
+                    self._wake()
+                if len(backlog) > high:
+                    self._pause(link)
+
+        return after_read
+
+    def _risk_key_expired(self, link: _Link, event: Event) -> None:
+        """The listen key is dead: no more events here. A new key and connection follow (the
+        unplanned path, with a StreamGap)."""
+        channel = link.channel
+        assert isinstance(channel, _RiskChannel)
+        if link.retiring or link.dead:
+            return
+        channel.key = None
+        link.reason = "listen key expired"
+        self._enqueue(event)
+        link.ws.transport.abort()
+
+    def _handler_failed(self, link: _Link, exc: Exception) -> None:
+        self._report(StreamError(f"{link.channel.kind} frame handler failed: {exc!r}"))
+        link.reason = f"frame handler failed: {exc!r}"
+        link.ws.transport.abort()
+
+    def _trade_message(self, link: _Link, message: Any, frame: BytesLike) -> None:
         """A trade frame without ``subscriptionId``: a WS API answer or a connection event."""
         if "id" in message or "status" in message:
             self._on_answer(link, message)
@@ -940,16 +1044,33 @@ class UserDataStream:
         if not future.done():
             future.set_result(message)
 
-    @staticmethod
-    def _bind(link: _Link, account: _Account, sid: int) -> None:
-        if account.link is link and account.sid is not None and account.sid != sid:
-            # A renewal answered with a new id: the old subscription still delivers until it is
-            # unsubscribed; its end is expected, not a gap.
-            link.table.retire(account.sid)
-            account.stale_sid = account.sid
+    def _bind(self, link: _Link, account: _Account, sid: int) -> None:
+        old = account.sid
+        if account.link is link and old is not None and old != sid:
+            # A renewal answered with a new id while the old one still delivers: the old one's
+            # end is expected (not a gap) and until then the new one's events are held back.
+            link.table.retire(old)
+            account.stale_sid = old
+            account.shadow = sid
+            self._begin_overlap([account], link, old)
+        elif account.link is not link:
+            # Ids are per connection: whatever was pending on the previous one is moot here.
+            self._end_shadow(account)
+            account.stale_sid = None
+            account.refresh()
         link.table.bind(sid, account)
         account.link = link
         account.sid = sid
+
+    def _end_shadow(self, account: _Account) -> None:
+        """The old subscription is gone: release the new one's held events, minus copies."""
+        if account.shadow is None:
+            return
+        account.shadow = None
+        account.refresh()
+        held, account.shadow_held = account.shadow_held, []
+        for link, raw, event, sid in held:
+            self._admit(link, account, raw, event, sid)
 
     def _trade_special(self, link: _Link, sid: int, account: _Account, event: Event) -> bool:
         """Handle a control or undecodable event; True if it must not be delivered."""
@@ -958,6 +1079,10 @@ class UserDataStream:
             return False
         # eventStreamTerminated
         _, expected = link.table.terminated(sid)
+        if expected and sid == account.stale_sid:
+            account.stale_sid = None  # the replaced subscription is gone for good
+            self._end_shadow(account)
+            account.refresh()
         if expected or link.retiring or self._closing:
             return True  # our own unsubscribe
         if account.link is not link or account.sid != sid:
@@ -973,29 +1098,44 @@ class UserDataStream:
         self._enqueue(event)
         return True
 
-    def _route_slow(self, link: _Link, route: _Route, raw: Any, event: Event) -> None:
+    def _route_slow(
+        self, link: _Link, route: _Route, raw: Any, event: Event, sid: int | None
+    ) -> None:
         if link.buffer is not None:
-            link.buffer.append((route, raw, event))
+            link.buffer.append((route, raw, event, sid))
         else:
-            self._admit(route, raw, event)
+            self._admit(link, route, raw, event, sid)
 
-    def _admit(self, route: _Route, raw: Any, event: Event) -> None:
+    def _admit(self, link: _Link, route: _Route, raw: Any, event: Event, sid: int | None) -> None:
+        """Deliver an event that needs a look: held, or while two sources carry the account."""
+        if sid is not None:
+            if sid == route.shadow:
+                route.shadow_held.append((link, raw, event, sid))
+                return
+            if sid == route.stale_sid and route.shadow is None:
+                self.stats.duplicates_dropped += 1  # the new subscription delivers these now
+                return
         if route.holding is not None:
-            route.holding.append((raw, event))
+            route.holding.append((link, raw, event, sid))
             return
-        recent = route.recent
-        if recent is not None and recent.seen(dedupe_key(raw)):
-            self.stats.duplicates_dropped += 1
-            return
+        overlap = route.overlap
+        if overlap is not None:
+            if link is route.primary and (route.primary_sid is None or sid == route.primary_sid):
+                overlap.record(event_key(raw))
+            elif overlap.duplicate(event_key(raw)):
+                self.stats.duplicates_dropped += 1
+                return
+            elif overlap.done:
+                self._end_overlap(route)
         self._enqueue(event)
 
     def _flush(self, link: _Link) -> None:
         """Release the events a replacement connection held while it was not live yet."""
         buffer, link.buffer = link.buffer, None
-        for route, raw, event in buffer or ():
-            self._admit(route, raw, event)
+        for route, raw, event, sid in buffer or ():
+            self._admit(link, route, raw, event, sid)
 
-    def _malformed(self, link: _Link, frame: bytes) -> None:
+    def _malformed(self, link: _Link, frame: BytesLike) -> None:
         """A frame that is not a well-formed message: skip it, report it, and report a gap.
 
         Which account it was for cannot be known, and it may have been an event, so every
@@ -1013,7 +1153,7 @@ class UserDataStream:
         if isinstance(event, UnknownEvent) and event.error is not None:
             self._report(StreamError(f"undecodable event for {account}: {event.error}"))
 
-    def _unroutable(self, link: _Link, sid: Any, frame: bytes) -> None:
+    def _unroutable(self, sid: Any, frame: BytesLike) -> None:
         self.stats.malformed_frames += 1
         excerpt = bytes(frame[:120]).decode("utf-8", "replace")
         self._report(StreamError(f"event for unknown subscriptionId {sid!r}: {excerpt!r}"))
@@ -1022,38 +1162,44 @@ class UserDataStream:
 
     def _enqueue(self, item: object) -> None:
         self._backlog.append(item)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        if self._waiter is not None:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake the dispatcher, which waits on ``_waiter`` when the backlog is empty."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _report(self, error: Exception) -> None:
         """Hand ``error`` to the ``on_error`` callbacks, in order with the events."""
         self._enqueue(_Failure(error))
 
-    async def _relieve(self) -> None:
-        """Pause this reader while the dispatch backlog is over its bound (slow callbacks)."""
-        relief = self._relief
-        if relief is None:
-            relief = self._relief = asyncio.Event()
-            size = len(self._backlog)
-            log.warning(
-                "dispatch backlog at %d events; reads paused until callbacks catch up", size
+    def _pause(self, link: _Link) -> None:
+        """Stop reading ``link`` while the dispatch backlog is over its bound (slow callbacks).
+
+        Explicit, never silent: reported once per episode. If it lasts longer than the server
+        tolerates unanswered pings, the connection is cut and the reconnect reports a StreamGap.
+        """
+        if link in self._paused:
+            return
+        if not self._paused:
+            text = (
+                f"{len(self._backlog)} events wait for slow callbacks; "
+                "reading paused until they catch up"
             )
-            self._report(
-                StreamError(
-                    f"{size} events wait for slow callbacks; reads paused until they catch up"
-                )
-            )
-        await relief.wait()
+            log.warning("user-data stream: %s", text)
+            self._report(StreamError(text))
+        self._paused.append(link)
+        link.ws.transport.pause_reading()
 
     def _relieved(self) -> None:
-        """Dispatcher side of :meth:`_relieve`: resume the readers once half the backlog is gone."""
-        relief = self._relief
-        if relief is not None and len(self._backlog) <= self._config.max_backlog // 2:
-            self._relief = None
-            relief.set()
+        """Dispatcher side of :meth:`_pause`: resume reading once half the backlog is gone."""
+        if self._paused and len(self._backlog) <= self._config.max_backlog // 2:
+            paused, self._paused = self._paused, []
+            for link in paused:
+                if not link.dead:
+                    link.ws.transport.resume_reading()
 
     def _handlers_for(self, cls: type) -> tuple[Callback, ...]:
         handlers = handlers_for(cls, self._registrations)
@@ -1061,6 +1207,7 @@ class UserDataStream:
         return handlers
 
     async def _dispatch(self) -> None:
+        """The one consumer of the backlog: mirror, callbacks, ``events()`` readers, in order."""
         loop = asyncio.get_running_loop()
         backlog = self._backlog
         popleft = backlog.popleft
@@ -1068,50 +1215,51 @@ class UserDataStream:
         stats = self.stats
         mirror = self._mirror
         isawaitable = inspect.isawaitable
-        streak = 0
         while True:
             if not backlog:
                 self._relieved()
                 waiter = loop.create_future()
                 self._waiter = waiter
                 await waiter
-                streak = 0
                 continue
-            item = popleft()
-            cls = item.__class__
-            handlers = table.get(cls)
-            if handlers is None:
-                if cls is _Failure:
-                    await self._deliver_error(item.error)
-                    continue
-                if cls is _Resync:
-                    await self._resync(item)
-                    continue
-                handlers = self._handlers_for(cls)
-            if mirror is not None:
-                try:
-                    mirror.apply(item)
-                except Exception as exc:
-                    await self._deliver_error(exc)
-            for handler in handlers:
-                try:
-                    result = handler(item)
-                    if result is not None and isawaitable(result):
-                        await result
-                except Exception as exc:
-                    stats.callback_errors += 1
-                    exc.add_note(f"raised by {handler!r} for {item!r}")
-                    await self._deliver_error(exc)
-            stats.events_delivered += 1
-            readers = self._readers
-            if readers:
-                for reader in readers:
-                    if not reader._offer(item):
-                        stats.overflows += 1
-                        self._detach(reader)
-            streak += 1
-            if streak >= _YIELD_EVERY:
-                streak = 0
+            # One batch = what is queued now (typically the events of one socket read); then the
+            # loop gets a turn, so socket reads and pings interleave with long bursts.
+            delivered = 0
+            for _ in range(len(backlog)):
+                item = popleft()
+                cls = item.__class__
+                handlers = table.get(cls)
+                if handlers is None:
+                    if cls is _Failure:
+                        await self._deliver_error(item.error)
+                        continue
+                    if cls is _Resync:
+                        await self._resync(item)
+                        continue
+                    handlers = self._handlers_for(cls)
+                if mirror is not None:
+                    try:
+                        mirror.apply(item)
+                    except Exception as exc:
+                        await self._deliver_error(exc)
+                for handler in handlers:
+                    try:
+                        result = handler(item)
+                        if result is not None and isawaitable(result):
+                            await result
+                    except Exception as exc:
+                        stats.callback_errors += 1
+                        exc.add_note(f"raised by {handler!r} for {item!r}")
+                        await self._deliver_error(exc)
+                delivered += 1
+                readers = self._readers
+                if readers:
+                    for reader in readers:
+                        if not reader._offer(item):
+                            stats.overflows += 1
+                            self._detach(reader)
+            stats.events_delivered += delivered
+            if backlog:
                 self._relieved()
                 await asyncio.sleep(0)
 
@@ -1128,7 +1276,12 @@ class UserDataStream:
                 log.exception("on_error callback %r raised", callback)
 
     async def _resync(self, item: _Resync) -> None:
-        """Reload the mirror of one account from REST (dispatcher: later events wait for it)."""
+        """Reload the mirror of one account from REST (in the dispatcher: later events wait).
+
+        Balances, liabilities, margin level and open orders. ``as_of`` is the server time the
+        requests were sent: the mirror keeps whatever the stream stamped later, so events that
+        arrived meanwhile and are applied after the snapshot are never double counted.
+        """
         mirror = self._mirror
         try:
             if mirror is None:
@@ -1136,12 +1289,7 @@ class UserDataStream:
             delays = self._config.backoff()
             for attempt in range(self._config.resync_attempts):
                 try:
-                    if item.account == CROSS:
-                        mirror.load_cross_snapshot(await self._client.get_account())
-                    else:
-                        mirror.load_isolated_snapshot(
-                            await self._client.get_isolated_account(symbols=[item.account])
-                        )
+                    await self._load_snapshot(mirror, item.account)
                 except BinanceError as exc:
                     await self._deliver_error(
                         StreamError(f"mirror resync of {item.account} failed: {exc}")
@@ -1159,6 +1307,19 @@ class UserDataStream:
         finally:
             if item.done is not None:
                 item.done.set()
+
+    async def _load_snapshot(self, mirror: AccountMirror, account: str) -> None:
+        client = self._client
+        as_of = client.clock.timestamp_ms(time.time())
+        if account == CROSS:
+            mirror.load_cross_snapshot(await client.get_account(), as_of=as_of)
+            orders = await client.get_open_orders()
+        else:
+            mirror.load_isolated_snapshot(
+                await client.get_isolated_account(symbols=[account]), as_of=as_of
+            )
+            orders = await client.get_open_orders(account, is_isolated=True)
+        mirror.load_open_orders(account, orders, as_of=as_of)
 
     def _emit_gap(
         self,
@@ -1179,28 +1340,36 @@ class UserDataStream:
             return
         held, route.holding = route.holding, None
         route.refresh()
-        for raw, event in held or ():
-            self._admit(route, raw, event)
+        for link, raw, event, sid in held or ():
+            self._admit(link, route, raw, event, sid)
 
     # Dedupe windows
 
-    def _begin_dedupe(self, routes: Iterable[_Route]) -> None:
+    def _begin_overlap(
+        self, routes: Iterable[_Route], primary: _Link, primary_sid: int | None = None
+    ) -> None:
         for route in routes:
-            route.dedupe_generation += 1
-            if route.recent is None:
-                route.recent = RecentSet(self._config.dedupe_capacity)
-                route.refresh()
+            route.overlap_generation += 1
+            route.overlap = OverlapFilter(self._config.dedupe_capacity)
+            route.primary = primary
+            route.primary_sid = primary_sid
+            route.refresh()
 
-    def _end_dedupe_later(self, routes: Sequence[_Route]) -> None:
-        generations = [(route, route.dedupe_generation) for route in routes]
-        self._spawn(self._end_dedupe(generations), "dedupe-expiry")
+    def _end_overlap(self, route: _Route) -> None:
+        route.overlap = None
+        route.primary = None
+        route.primary_sid = None
+        route.refresh()
 
-    async def _end_dedupe(self, generations: list[tuple[_Route, int]]) -> None:
+    async def _end_overlap_later(self, routes: Sequence[_Route]) -> None:
+        """Safety net: a filter normally ends at the new source's first new event."""
+        generations = [(route, route.overlap_generation) for route in routes]
         await asyncio.sleep(self._config.dedupe_grace)
         for route, generation in generations:
-            if route.dedupe_generation == generation:  # no newer overlap began meanwhile
-                route.recent = None
-                route.refresh()
+            if route.overlap_generation == generation:  # no newer overlap began meanwhile
+                if isinstance(route, _Account):
+                    self._end_shadow(route)
+                self._end_overlap(route)
 
     # Supervision: planned replacement and unplanned recovery
 
@@ -1225,10 +1394,10 @@ class UserDataStream:
         while not old.dead:
             async with channel.lock:
                 routes = channel.routes()
-                self._begin_dedupe(routes)
+                self._begin_overlap(routes, old)
                 try:
                     new = await channel.open(buffering=True)
-                except (BinanceError, OSError, WebSocketException) as exc:
+                except Exception as exc:  # the old connection still serves: report, retry later
                     self._report(StreamError(f"replacing the {channel.kind} connection: {exc}"))
                 else:
                     channel.link = new
@@ -1242,9 +1411,10 @@ class UserDataStream:
                             )
                     self._flush(new)
                     channel.live.set()
-                    self._end_dedupe_later(routes)
+                    self._spawn(self._end_overlap_later(routes), "overlap-expiry")
                     return
-                self._end_dedupe_later(routes)
+                for route in routes:
+                    self._end_overlap(route)
             if delays is None:
                 delays = self._config.backoff()
             # Retry later, unless the old connection dies meanwhile (then recovery takes over).
@@ -1264,8 +1434,9 @@ class UserDataStream:
                 await asyncio.sleep(next(delays))
                 try:
                     new = await channel.open(buffering=True, fresh_key=True)
-                except (BinanceError, OSError, WebSocketException) as exc:
+                except Exception as exc:  # keep trying (with backoff); the user sees each failure
                     self._report(StreamError(f"reconnecting the {channel.kind} stream: {exc}"))
+                    await asyncio.sleep(_server_wait(exc))
                     continue
                 break
             channel.link = new
@@ -1353,7 +1524,10 @@ class UserDataStream:
                     attempt += 1
                     self._report(StreamError(f"renewing the {account.name} subscription: {exc}"))
                     retry = self._config.renewal.retry_delay(
-                        int(time.time() * 1000), account.expiration_ms, attempt
+                        int(time.time() * 1000),
+                        account.expiration_ms,
+                        attempt,
+                        at_least=_server_wait(exc),
                     )
                     account.renew_at = loop.time() + retry
                 else:
@@ -1361,22 +1535,17 @@ class UserDataStream:
 
     async def _renew(self, link: _Link, account: _Account) -> None:
         terminated = account.sid is None
-        if not terminated:
-            # The answer may carry a new subscriptionId while the old one still delivers: record
-            # from before the request, so the overlap is deduplicated whichever way it goes.
-            self._begin_dedupe([account])
-        try:
-            await self._subscribe(link, account, reuse=False)
-        finally:
-            if not terminated:
-                self._end_dedupe_later([account])
+        await self._subscribe(link, account, reuse=False)
         self.stats.renewals += 1
-        stale, account.stale_sid = account.stale_sid, None
-        if stale is not None:
+        if account.shadow is not None and account.stale_sid is not None:
+            # Answered with a new id (see _bind): end the old subscription. Its answer follows
+            # every event the old id delivered, so from here the held events can be released.
             try:
-                await self._ws_request(link, _UNSUBSCRIBE, {"subscriptionId": stale})
-            except BinanceError as exc:  # it ends at its own expiry anyway; dedupe covers it
+                await self._ws_request(link, _UNSUBSCRIBE, {"subscriptionId": account.stale_sid})
+            except BinanceError as exc:
                 self._report(StreamError(f"unsubscribing a replaced subscription: {exc}"))
+            self._end_shadow(account)
+            self._spawn(self._end_overlap_later([account]), "overlap-expiry")
         if terminated:
             self._emit_gap(
                 account, "trade", account.gap_started, time.time(), "subscription terminated"
@@ -1407,7 +1576,7 @@ class UserDataStream:
                 self._report(StreamError(f"risk listen key keepalive failed: {exc}"))
                 delay = min(interval, 60.0) / 4  # the key lives 60 min: retry well before
             else:
-                self.stats.renewals += 1
+                self.stats.keepalives += 1
 
 
 class _Channel:
@@ -1461,8 +1630,7 @@ class _TradeChannel(_Channel):
                     account.link, account.sid = old_link, old_sid
             await stream._retire(link)
             raise
-        link.live_at = link.ws.loop.time()
-        link.live_wall = time.time()
+        link.mark_live()
         return link
 
 
@@ -1491,6 +1659,15 @@ class _RiskChannel(_Channel):
             display=f"{base}/ws/<listenKey>",
             secret=self.key,
         )
+
+
+def _server_wait(exc: BaseException) -> float:
+    """Seconds the server asked us to wait (rate limit or ban), 0 when it did not."""
+    if isinstance(exc, IPBanned):
+        return max(0.0, exc.until - time.time())
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        return exc.retry_after
+    return 0.0
 
 
 def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:

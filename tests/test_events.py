@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binance_margin_async.events import (
+    _EXEC_MANDATORY_KEYS,
     EVENT_TYPES,
     AccountPosition,
     Balance,
@@ -204,6 +205,15 @@ def test_conditional_fields_found_without_usual_optional_keys(dropped: tuple[str
     assert isinstance(event, ExecutionReport)
     assert event.strategy_id == 5
     assert event.execution_id == (None if "I" in dropped else 8641984)
+
+
+@pytest.mark.parametrize("key", [k for k in _EXEC_MANDATORY_KEYS if k != "e"])
+def test_every_mandatory_report_key_is_required(key: str) -> None:
+    # The conditional-field shortcut counts on the decoder indexing every key of this list.
+    ev = {k: v for k, v in bare("execution_report").items() if k != key}
+    event = decode_event(ev, "CROSS")
+    assert isinstance(event, UnknownEvent)
+    assert event.error == f"malformed executionReport: KeyError: {key!r}"
 
 
 def test_report_without_conditional_fields_has_them_none() -> None:

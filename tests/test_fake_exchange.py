@@ -368,6 +368,7 @@ async def test_429_then_418_for_an_ip_that_keeps_sending() -> None:
         status, headers, body = await rest.call("GET", RATE_LIMIT_ORDER, creds)
         assert (status, error_code(body)) == (429, -1003)
         assert headers["Retry-After"] == "20"  # the window ends at 1_000_020
+        assert headers["X-SAPI-USED-IP-WEIGHT-1M"] == "40"  # the rejected 20 is not counted
         assert "12000" not in body["msg"] and "50" in body["msg"]
         status, headers, body = await rest.call("GET", RATE_LIMIT_ORDER, creds)
         assert (status, error_code(body)) == (418, -1003)

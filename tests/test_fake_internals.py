@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from decimal import Decimal
+import random
 
 import pytest
 
@@ -15,13 +15,15 @@ from binance_margin_async.testing._limits import (
     WeightBook,
     retry_after_seconds,
 )
-from binance_margin_async.testing._params import ApiError, Params, check_timestamp, parse_payload
+from binance_margin_async.testing._params import Params, check_timestamp, parse_payload
+from binance_margin_async.testing._streams import Session, StreamBook
+from binance_margin_async.testing.ledger import LedgerError
 
 # Payload parsing (PROTOCOL.md §1.1-1.2)
 
 
 def test_signature_is_stripped_from_the_signed_bytes() -> None:
-    payload = parse_payload("symbol=BTCUSDT&timestamp=1&signature=abc", "")
+    payload = parse_payload("symbol=BTCUSDT&timestamp=1&signature=abc", b"")
     assert payload.signed == b"symbol=BTCUSDT&timestamp=1"
     assert payload.signature == "abc"
     assert payload.params == {"symbol": "BTCUSDT", "timestamp": "1", "signature": "abc"}
@@ -31,7 +33,7 @@ def test_query_and_body_are_concatenated_without_separator() -> None:
     # The documented mixed example: query "...timeInForce=GTC" + body "quantity=1...".
     payload = parse_payload(
         "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC",
-        "quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559&signature=x",
+        b"quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559&signature=x",
     )
     assert payload.signed == (
         b"symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC"
@@ -41,7 +43,7 @@ def test_query_and_body_are_concatenated_without_separator() -> None:
 
 def test_signed_bytes_stay_percent_encoded_and_values_are_decoded() -> None:
     query = encode_params([("symbol", "１２３"), ("note", "a b+c")])
-    payload = parse_payload(query + "&signature=s%2Fg%3D", "")
+    payload = parse_payload(query + "&signature=s%2Fg%3D", b"")
     assert payload.signed == query.encode()
     assert payload.params["symbol"] == "１２３"
     assert payload.params["note"] == "a b+c"
@@ -49,20 +51,21 @@ def test_signed_bytes_stay_percent_encoded_and_values_are_decoded() -> None:
 
 
 def test_query_string_wins_over_body() -> None:
-    assert parse_payload("a=1", "a=2&b=3").params == {"a": "1", "b": "3"}
+    assert parse_payload("a=1", b"a=2&b=3").params == {"a": "1", "b": "3"}
 
 
 @pytest.mark.parametrize(
     ("query", "body", "code"),
     [
-        ("a=1&a=2", "", -1101),
-        ("signature=x", "signature=y", -1101),
-        ("a=1&signature=x&b=2", "", -1022),
-        ("a=%FF", "", -1100),
+        ("a=1&a=2", b"", -1101),
+        ("signature=x", b"signature=y", -1101),
+        ("a=1&signature=x&b=2", b"", -1022),
+        ("a=%FF", b"", -1100),
+        ("", b"a=\xff", -1100),
     ],
 )
-def test_payload_rejections(query: str, body: str, code: int) -> None:
-    with pytest.raises(ApiError) as info:
+def test_payload_rejections(query: str, body: bytes, code: int) -> None:
+    with pytest.raises(LedgerError) as info:
         parse_payload(query, body)
     assert info.value.code == code
 
@@ -71,13 +74,13 @@ def test_payload_rejections(query: str, body: str, code: int) -> None:
 
 
 def test_params_typed_reads_and_unread_detection() -> None:
-    p = Params({"qty": "1.50000000", "id": "12", "iso": "true", "side": "BUY", "extra": "x"})
-    assert p.decimal("qty") == Decimal("1.5")
+    p = Params({"qty": "1.5", "id": "12", "iso": "true", "side": "BUY", "extra": "x"})
+    assert p.text("qty") == "1.5"
     assert p.long("id") == 12
     assert p.flag("iso") is True
     assert p.enum("side", ("BUY", "SELL")) == "BUY"
     assert p.text("missing") is None
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(LedgerError) as info:
         p.finish()
     assert info.value.code == -1104
     assert "read '4' parameter(s) but was sent '5'" in info.value.msg
@@ -92,21 +95,16 @@ def test_params_typed_reads_and_unread_detection() -> None:
         ({"symbol": ""}, lambda p: p.text("symbol", required=True), -1102),
         ({"symbol": ""}, lambda p: p.text("symbol"), -1105),
         ({"orderId": "-1"}, lambda p: p.long("orderId"), -1100),
-        ({"qty": "1e5"}, lambda p: p.decimal("qty"), -1100),
-        ({"qty": "0.123456789"}, lambda p: p.decimal("qty"), -1111),
+        ({"orderId": "1e5"}, lambda p: p.long("orderId"), -1100),
         ({"isIsolated": "yes"}, lambda p: p.flag("isIsolated"), -1100),
         ({"side": "UP"}, lambda p: p.enum("side", ("BUY", "SELL")), -1100),
     ],
 )
 def test_params_rejections(values: dict[str, str], read: object, code: int) -> None:
     p = Params(values)
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(LedgerError) as info:
         read(p)  # type: ignore[operator]
     assert info.value.code == code
-
-
-def test_trailing_zeros_do_not_count_as_precision() -> None:
-    assert Params({"q": "0.100000000000"}).decimal("q") == Decimal("0.1")
 
 
 @pytest.mark.parametrize(
@@ -122,7 +120,7 @@ def test_trailing_zeros_do_not_count_as_precision() -> None:
 )
 def test_timestamp_rejections(timestamp: str | None, recv_window: str | None, code: int) -> None:
     values = {k: v for k, v in (("timestamp", timestamp), ("recvWindow", recv_window)) if v}
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(LedgerError) as info:
         check_timestamp(Params(values), 100_000)
     assert info.value.code == code
 
@@ -181,10 +179,10 @@ def test_order_counts_over_10s_and_day_windows() -> None:
     orders = OrderCounts(limit_10s=2, limit_1d=3)
     assert orders.place("a", 0.0) is None
     assert orders.place("a", 1.0) is None
-    assert orders.place("a", 2.0) == ("10 SECOND", 10.0)
+    assert orders.place("a", 2.0) == (2, "10 SECOND", 10.0)
     assert orders.counts("a", 2.0) == (2, 2)
     assert orders.place("a", 10.0) is None
-    assert orders.place("a", 11.0) == ("1 DAY", 86400.0)
+    assert orders.place("a", 11.0) == (3, "1 DAY", 86400.0)
     assert orders.counts("b", 11.0) == (0, 0)
 
 
@@ -232,3 +230,60 @@ def test_credentials_repr_hides_secrets(key_type: str) -> None:
             assert secret not in text
             assert secret[20:40] not in text
     assert "acct1" in text and key_type in text
+
+
+# Stream bookkeeping
+
+
+def _session() -> Session:
+    # The book only stores the connection; any object stands in for one.
+    return Session(conn=object(), connected_ms=0, return_rate_limits=True)  # type: ignore[arg-type]
+
+
+def test_subscriptions_renew_in_place_and_ids_run_out() -> None:
+    book = StreamBook(random.Random(0))
+    session = _session()
+    first = book.issue_token("a", "CROSS", 1_000)
+    second = book.issue_token("a", "CROSS", 2_000)
+    sub = book.subscribe(session, first, 0)
+    assert book.subscribe(session, second, 0) is sub
+    assert (sub.sid, sub.expires_ms, sub.token) == (0, 2_000, second)
+    with pytest.raises(LedgerError) as info:
+        book.subscribe(session, second, 0)
+    assert info.value.code == -2035
+    session.next_id = 65_536
+    other = book.issue_token("a", "BTCUSDT", 1_000)
+    with pytest.raises(LedgerError) as info:
+        book.subscribe(session, other, 0)
+    assert info.value.code == -2042
+
+
+def test_token_expiry_ends_subscriptions_and_keeps_fresh_ones() -> None:
+    book = StreamBook(random.Random(0))
+    session = _session()
+    short = book.issue_token("a", "CROSS", 100)
+    long = book.issue_token("b", "CROSS", 10_000)
+    ended_sub = book.subscribe(session, short, 0)
+    kept = book.subscribe(session, long, 0)
+    assert book.expire_tokens(100) == [ended_sub]
+    assert dict(book.subscribers("a", "CROSS")) == {}
+    assert list(book.subscribers("b", "CROSS").values()) == [kept]
+    with pytest.raises(LedgerError) as info:
+        book.subscribe(session, short, 50)
+    assert info.value.code == -1209
+    book.close_session(session)
+    assert dict(book.subscribers("b", "CROSS")) == {}
+
+
+def test_listen_keys_one_per_account() -> None:
+    book = StreamBook(random.Random(0))
+    key = book.open_listen_key("a", 100.0)
+    assert book.open_listen_key("a", 200.0) is key and key.expires_at == 200.0
+    assert book.owned_listen_key("a", None) is key
+    with pytest.raises(LedgerError) as info:
+        book.owned_listen_key("b", key.key)
+    assert info.value.code == -1125
+    assert book.expired_listen_keys(199.0) == []
+    assert book.expired_listen_keys(200.0) == [key]
+    assert book.listen_key(key.key) is None and book.listen_key_of("a") is None
+    assert book.open_listen_key("a", 300.0).key != key.key

@@ -196,7 +196,7 @@ async def test_token_expiry_terminates_the_subscription(
     rest: FakeRest, exchange: FakeExchange
 ) -> None:
     creds = exchange.add_account()
-    token = await listen_token(rest, creds, [("validity", "200")])
+    token = await listen_token(rest, creds, [("validity", "600")])
     async with websockets.connect(exchange.ws_api_url) as ws:
         answer = await request(ws, SUBSCRIBE, {"listenToken": token["token"]})
         assert answer["status"] == 200
@@ -298,6 +298,17 @@ async def test_banned_ip_gets_418_on_ws_api_and_handshake() -> None:
         assert info.value.response.headers["Retry-After"] == "120"
 
 
+async def test_plain_http_on_websocket_paths_is_a_binance_error(
+    rest: FakeRest, exchange: FakeExchange
+) -> None:
+    key = await listen_key(rest, exchange.add_account())
+    for path in ("/ws-api/v3", f"/ws/{key}"):
+        async with rest.session.get(exchange.rest_url + path) as resp:
+            assert resp.status == 400
+            assert orjson.loads(await resp.read())["code"] == -1020
+    assert exchange.stats.connections_opened == 0
+
+
 async def test_connection_attempts_are_limited() -> None:
     async with FakeExchange(ws_connect_limit=2, ws_connect_window=300.0) as ex:
         for _ in range(2):
@@ -352,7 +363,7 @@ async def test_risk_stream_closed_with_its_key_and_unknown_key_refused(
 
 async def test_listen_key_expiry_event_then_close() -> None:
     async with (
-        FakeExchange(listen_key_validity=0.2, expiry_check_interval=0.02) as ex,
+        FakeExchange(listen_key_validity=0.6, expiry_check_interval=0.02) as ex,
         aiohttp.ClientSession() as session,
     ):
         rest = FakeRest(session, ex)
@@ -442,9 +453,10 @@ async def test_stall_freezes_output_and_pongs() -> None:
         FakeExchange(ws_ping_interval=0.05) as ex,
         websockets.connect(ex.ws_api_url, ping_interval=None) as ws,
     ):
-        ex.stall(0.3)
+        ex.stall(0.5)
         await ws.send(orjson.dumps({"id": 1, "method": "ping"}).decode())
         pong_waiter = await ws.ping(b"hello")
+        assert isinstance(pong_waiter, asyncio.Future)
         # Nothing comes back while stalled; afterwards the held response is delivered...
         answer = await receive(ws)
         assert answer["id"] == 1

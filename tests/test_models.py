@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import inspect
 import typing
 from decimal import Decimal
@@ -26,12 +27,14 @@ from binance_margin_async.models import (
     DustAssets,
     DustConversion,
     DustLog,
+    Fill,
     ForceLiquidationRecords,
     InterestHistory,
     InterestRate,
     InterestType,
     IsolatedMarginAccount,
     IsolatedMarginFeeData,
+    IsolatedPairAccount,
     ListenKey,
     ListenToken,
     ListSchedule,
@@ -681,18 +684,18 @@ def _example(cls: type) -> Any:
 
 @pytest.mark.parametrize(("cls", "payload", "expected"), SINGLE_CASES)
 def test_decode_doc_examples(cls: type, payload: Any, expected: dict[str, Any]) -> None:
-    model = decode(cls, payload)
-    assert model.raw is payload  # type: ignore[attr-defined]
+    model: Any = decode(cls, payload)
+    assert model.raw is payload
     for name, value in expected.items():
         assert getattr(model, name) == value, name
 
 
 @pytest.mark.parametrize(("cls", "payload"), LIST_CASES)
 def test_decode_list_doc_examples(cls: type, payload: list[Any]) -> None:
-    items = decode_list(cls, payload)
+    items: list[Any] = decode_list(cls, payload)
     assert len(items) == len(payload)
     assert all(type(item) is cls for item in items)
-    assert [item.raw for item in items] == payload  # type: ignore[attr-defined]
+    assert [item.raw for item in items] == payload
 
 
 def test_decoded_values_are_typed() -> None:
@@ -798,17 +801,20 @@ def test_lenient_scalar_forms() -> None:
     assert record.from_uid == 1000277033525 and record.assets[0].amount == D("17750.6316")
 
 
-def test_plans_are_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plans_and_decoders_are_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
     decode(Order, NEW_ORDER_FULL)
-    plan = models._PLANS[Order]
+    plan, decoder = models._PLANS[Order], models._DECODERS[Order]
 
     def forbidden(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("decode must not reflect on annotations per call")
+        raise AssertionError("decode must not reflect on annotations or compile per call")
 
     monkeypatch.setattr(typing, "get_type_hints", forbidden)
+    monkeypatch.setattr(models, "_build_decoder", forbidden)
     decode(Order, NEW_ORDER_FULL)
     decode_list(Order, [NEW_ORDER_FULL])
-    assert models._PLANS[Order] is plan
+    with pytest.raises(DecodeError):  # the error path reuses the reference plan
+        decode(Order, {"price": "abc"})
+    assert models._PLANS[Order] is plan and models._DECODERS[Order] is decoder
 
 
 def _model_classes() -> list[type]:
@@ -836,7 +842,188 @@ def test_every_model_is_frozen_slotted_and_keeps_raw(cls: type) -> None:
     # Required identity fields get a value; every other field is optional.
     for name in required:
         payload[models._camel(name)] = "x" if name != "tran_id" else 1
-    model = decode(cls, payload)
-    assert model.raw is payload  # type: ignore[attr-defined]
+    model: Any = decode(cls, payload)
+    assert model.raw is payload
     with pytest.raises(dataclasses.FrozenInstanceError):
-        model.raw = {}  # type: ignore[attr-defined]
+        model.raw = {}
+    # The generated decoder fills every slot with the same defaults as __init__ would.
+    built = cls(**{name: getattr(model, name) for name in required})
+    assert _snapshot(model, raw=False) == _snapshot(built, raw=False)
+
+
+def _snapshot(value: Any, *, raw: bool = True) -> Any:
+    """``value`` with the exact type of every part: ``==`` alone equates an enum and its string."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        return (
+            type(value),
+            id(value.raw) if raw else None,  # type: ignore[attr-defined]  # the input itself
+            [
+                (f.name, _snapshot(getattr(value, f.name), raw=raw))
+                for f in fields
+                if f.name != "raw"
+            ],
+        )
+    if isinstance(value, tuple | list):
+        return (type(value), [_snapshot(item, raw=raw) for item in value])
+    if isinstance(value, dict):
+        return (type(value), {key: _snapshot(item, raw=raw) for key, item in value.items()})
+    return (type(value), value)
+
+
+def _outcome(decoder: Any, cls: type, payload: Any) -> Any:
+    try:
+        return _snapshot(decoder(cls, payload))
+    except DecodeError as exc:
+        return ("DecodeError", str(exc))
+
+
+# Values of every JSON kind, well and badly formed for each field type.
+ODD_VALUES: list[Any] = [
+    *(None, "", "1.5", "7", "-0.00000001", "1e3", "Infinity", "NaN", "sNaN", "abc", "NEW"),
+    *("true", "FALSE", 3, -4, 2.0, 2.5, True, False, [], [{}], ["a", 1], [[1]], {}, {"a": "1"}),
+]
+
+
+@pytest.mark.parametrize("cls", _model_classes(), ids=lambda cls: cls.__name__)
+def test_generated_decoder_agrees_with_the_reference(cls: type) -> None:
+    # Same model (every type included) or the same DecodeError message, field by field and value
+    # by value: the generated code is only a faster spelling of the plan-driven reference.
+    base = {"tranId": 1, "token": "t", "listenKey": "k"}
+    for f in dataclasses.fields(cls):
+        wire = f.metadata.get("wire") or models._camel(f.name)
+        for value in ODD_VALUES:
+            payload = dict(base, **{wire: value})
+            expected = _outcome(models._decode_reference, cls, payload)
+            assert _outcome(decode, cls, payload) == expected, (f.name, value)
+    examples = [payload for case_cls, payload, _ in SINGLE_CASES if case_cls is cls]
+    examples += [item for case_cls, items in LIST_CASES if case_cls is cls for item in items]
+    for payload in [*examples, {}, [], "x", None]:
+        expected = _outcome(models._decode_reference, cls, payload)
+        assert _outcome(decode, cls, payload) == expected
+
+
+# Valid but unusual forms: blank optional numbers, numbers as strings and back, unknown enums.
+LENIENT_CASES: list[tuple[type, Any]] = [
+    (
+        Order,
+        {
+            "stopPrice": "",
+            "orderId": "28",
+            "price": 1.1,
+            "origQty": 3,
+            "isWorking": "true",
+            "symbol": 5,
+            "status": "BRAND_NEW",
+            "fills": [],
+        },
+    ),
+    (AvailableInventory, {"assets": {"BTC": 1}, "updateTime": ""}),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "payload"), [*((cls, payload) for cls, payload, _ in SINGLE_CASES), *LENIENT_CASES]
+)
+def test_valid_payloads_never_take_the_reference_path(
+    monkeypatch: pytest.MonkeyPatch, cls: type, payload: Any
+) -> None:
+    decode(cls, payload)  # builds the decoders of cls and of its nested models
+
+    def forbidden(*args: Any) -> Any:
+        raise AssertionError("a valid payload fell back to the reference decoder")
+
+    for decoder in models._DECODERS.values():
+        monkeypatch.setitem(decoder.__globals__, "_reference", forbidden)
+    model: Any = decode(cls, payload)
+    assert _snapshot(model) == _snapshot(models._decode_reference(cls, payload))
+
+
+@pytest.mark.parametrize(
+    ("cls", "payload", "message"),
+    [
+        (
+            MarginAccount,
+            {"userAssets": [{"free": "1"}, {"free": []}]},
+            "MarginAccount.user_assets[1]: UserAsset.free: expected a decimal, got list []",
+        ),
+        (
+            Order,
+            {"fills": [{"tradeId": 1}, "x"]},
+            "Order.fills[1]: Fill: expected an object, got str 'x'",
+        ),
+        (
+            LoanGroupLiquidationTransfers,
+            {"rows": [{"liquidationTransferRecord": [{"assets": [{}, {"amount": "abc"}]}]}]},
+            "LoanGroupLiquidationTransfers.rows[0]: "
+            "LoanGroupLiquidationTransferRecord.liquidation_transfer_record[0]: "
+            "LiquidationTransfer.assets[1]: AssetAmount.amount: expected a decimal, got str 'abc'",
+        ),
+        (
+            IsolatedMarginAccount,
+            {"assets": [{"baseAsset": {"free": "x"}}]},
+            "IsolatedMarginAccount.assets[0]: IsolatedPairAccount.base_asset: "
+            "IsolatedAsset.free: expected a decimal, got str 'x'",
+        ),
+        (
+            AvailableInventory,
+            {"assets": {"BTC": "1", "ETH": "one"}},
+            "AvailableInventory.assets['ETH']: expected a decimal, got str 'one'",
+        ),
+        (
+            RestrictedAssets,
+            {"openLongRestrictedAsset": ["CHZ", None]},
+            "RestrictedAssets.open_long_restricted_asset[1]: expected a string, got NoneType None",
+        ),
+        (
+            IsolatedPairAccount,
+            {"marginLevelStatus": 1},
+            "IsolatedPairAccount.margin_level_status: "
+            "expected a MarginLevelStatus string, got int 1",
+        ),
+    ],
+)
+def test_wrong_shape_names_the_path(cls: type, payload: Any, message: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode(cls, payload)
+    assert str(info.value) == message
+
+
+def test_decode_list_names_the_item() -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_list(Trade, [{"id": 1}, {"id": 2}, {"price": "abc"}])
+    assert str(info.value) == "list of Trade[2]: Trade.price: expected a decimal, got str 'abc'"
+
+
+def test_invalid_decimal_is_rejected_even_without_the_trap() -> None:
+    # With InvalidOperation untrapped, Decimal("abc") is NaN instead of an exception.
+    with decimal.localcontext() as context:
+        context.traps[decimal.InvalidOperation] = False
+        with pytest.raises(DecodeError, match=r"^Fill\.price: expected a decimal"):
+            decode(Fill, {"price": "abc"})
+        with pytest.raises(DecodeError, match=r"^Fill\.qty: expected a decimal"):
+            decode(Fill, {"qty": "-sNaN"})
+    assert "abc" not in models._DECIMAL_MEMO and "-sNaN" not in models._DECIMAL_MEMO
+
+
+def test_decimal_memo_is_bounded() -> None:
+    size = models._DECIMAL_MEMO_SIZE
+    texts = [f"{index}.25" for index in range(size + 10)]
+    for text in texts:
+        assert decode(Fill, {"price": text}).price == Decimal(text)
+    assert len(models._DECIMAL_MEMO) <= size
+    # Entries cleared on the way come back right.
+    assert decode(Fill, {"price": texts[0]}).price == Decimal(texts[0])
+    assert decode(Fill, {"qty": texts[-1]}).qty == Decimal(texts[-1])
+
+
+def test_default_factories_give_fresh_objects() -> None:
+    first, second = decode(AvailableInventory, {}), decode(AvailableInventory, {})
+    assert first.assets == {} and first.assets is not second.assets
+
+
+def test_generated_source_is_inspectable() -> None:
+    decode(Fill, {})
+    source = inspect.getsource(models._DECODERS[Fill])
+    assert source.startswith("def decode_Fill(data):")
+    assert "get('commissionAsset')" in source

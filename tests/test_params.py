@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from decimal import Decimal
 from typing import Any
@@ -104,7 +105,7 @@ def test_time_windows_cover_the_range_without_gaps_or_overlap() -> None:
     windows = P.time_windows(0, 3 * week, week)
     assert windows[0] == (0, week - 1)
     assert windows[-1][1] == 3 * week
-    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(windows):
         assert start == end + 1
     assert all(end - start < week for start, end in windows)
     assert len(windows) == 4

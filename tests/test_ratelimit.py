@@ -7,6 +7,7 @@ import random
 from collections import defaultdict
 
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from binance_margin_async.endpoints import ENDPOINTS, SERVER_TIME, Endpoint, Pool, Security
 from binance_margin_async.errors import IPBanned, ParameterError, RateLimited
@@ -106,6 +107,71 @@ def test_a_clock_stepping_back_keeps_the_count() -> None:
     assert wait == pytest.approx(BOUNDARY + 2 * W + M - T0)
 
 
+# Requests in flight across a boundary
+
+
+def tracked(c: LimiterCore, ep: Endpoint, weight: int, now: float) -> float:
+    return c.reserve(ep.pool, ep.pool_key, weight, now, orders=ep.counts_order, track=True)
+
+
+NEXT = BOUNDARY + W + M + 0.01  # the next window, past its margin
+
+
+def test_unanswered_tracked_grant_is_carried_into_the_next_window() -> None:
+    # It may still be queued or on the wire: the server would count it when it arrives.
+    c = core()
+    assert tracked(c, READ_A, 60, T0) == 0.0
+    assert c.usage(NEXT)[READ_A.pool_key] == 60
+    assert take(c, READ_A, 41, NEXT) > 0.0
+    assert take(c, READ_A, 40, NEXT) == 0.0
+
+
+def test_answered_grant_is_not_carried() -> None:
+    c = core()
+    assert tracked(c, READ_A, 60, T0) == 0.0
+    c.settle(READ_A.pool_key, 60, T0, T0 + 1.0)
+    assert c.usage(NEXT)[READ_A.pool_key] == 0
+
+
+def test_answer_close_to_the_boundary_keeps_the_carry() -> None:
+    c = core()
+    assert tracked(c, READ_A, 60, T0) == 0.0
+    c.settle(READ_A.pool_key, 60, T0, BOUNDARY + W - 0.1)
+    assert c.usage(NEXT)[READ_A.pool_key] == 60
+
+
+def test_carry_lasts_one_window_and_late_answers_change_nothing() -> None:
+    c = core()
+    assert tracked(c, READ_A, 60, T0) == 0.0
+    assert take(c, READ_A, 10, NEXT) == 0.0
+    c.settle(READ_A.pool_key, 60, T0, NEXT)
+    assert c.usage(NEXT)[READ_A.pool_key] == 70
+    assert c.usage(NEXT + W)[READ_A.pool_key] == 0
+
+
+def test_tracked_grant_near_the_boundary_is_charged_to_the_next_window_once() -> None:
+    c = core()
+    assert tracked(c, READ_A, 50, BOUNDARY + W - 0.1) == 0.0
+    assert c.usage(NEXT)[READ_A.pool_key] == 50
+    c.settle(READ_A.pool_key, 50, BOUNDARY + W - 0.1, BOUNDARY + W - 0.05)
+    assert c.usage(NEXT)[READ_A.pool_key] == 50
+
+
+def test_tracked_orders_are_carried_and_settled_too() -> None:
+    c = LimiterCore(window=W, critical_reserve=0.0, order_limits=((10.0, 3),))
+    assert tracked(c, NEW_ORDER, 6, T0) == 0.0
+    assert tracked(c, NEW_ORDER, 6, T0) == 0.0
+    c.settle(NEW_ORDER.pool_key, 6, T0, T0 + 0.5, orders=1)
+    assert c.usage(NEXT)["ORDERS:10S"] == 1
+    assert c.usage(NEXT)[NEW_ORDER.pool_key] == 6
+
+
+def test_settle_of_an_unknown_pool_is_ignored() -> None:
+    c = core()
+    c.settle("SAPI_IP:GET /sapi/v1/never", 5, T0, T0)
+    assert "SAPI_IP:GET /sapi/v1/never" not in c.usage(T0)
+
+
 # Pools
 
 
@@ -121,6 +187,13 @@ def test_sapi_pools_are_per_endpoint_and_api_ip_is_shared() -> None:
     usage = c.usage(T0)
     assert usage[API_IP_KEY] == 100
     assert usage[READ_B.pool_key] == 100
+
+
+def test_any_key_of_the_api_pool_is_the_shared_pool() -> None:
+    c = core()
+    assert c.reserve(Pool.API_IP, "API_IP:alias", 60, T0) == 0.0
+    assert take(c, API_EP, 41, T0) > 0.0
+    assert c.usage(T0)[API_IP_KEY] == 60
 
 
 def test_sapi_limits_come_from_the_pool_type() -> None:
@@ -192,6 +265,11 @@ def test_header_names_are_case_insensitive_and_sapi_uid_is_read() -> None:
     c = core()
     c.on_response(UID_EP.pool, UID_EP.pool_key, 200, {"x-sapi-used-uid-weight-1m": "70"}, T0)
     assert c.usage(T0)[UID_EP.pool_key] == 70
+    # What aiohttp hands over.
+    headers = CIMultiDictProxy(CIMultiDict({"X-SAPI-USED-UID-WEIGHT-1M": "80", "Retry-After": "4"}))
+    c.on_response(UID_EP.pool, UID_EP.pool_key, 429, headers, T0)
+    assert c.usage(T0)[UID_EP.pool_key] == 80
+    assert take(c, UID_EP, 1, T0) == pytest.approx(4.0, abs=1e-5)
 
 
 def test_mbx_weight_headers_feed_the_shared_pool() -> None:
@@ -212,10 +290,19 @@ def test_sapi_headers_never_touch_the_shared_pool_and_junk_is_ignored() -> None:
         "X-SAPI-USED-IP-WEIGHT-1M": "99",
         "X-MBX-USED-WEIGHT-1M": "not a number",
         "X-MBX-USED-WEIGHT-": "50",
+        "X-MBX-USED-WEIGHT-²M": "50",
+        "X-MBX-USED-WEIGHT-10S": "²",
         "X-Other": "1",
     }
     c.on_response(API_EP.pool, API_EP.pool_key, 200, headers, T0)
     assert c.usage(T0)[API_IP_KEY] == 0
+
+
+def test_unrelated_headers_are_ignored() -> None:
+    c = core()
+    headers = {"Content-Type": "application/json", "X-Trace-Id": "7", "X-SAPI-USED-IP-WEIGHT": "5"}
+    c.on_response(READ_A.pool, READ_A.pool_key, 200, headers, T0)
+    assert c.usage(T0)[READ_A.pool_key] == 0
 
 
 def test_header_counts_apply_to_the_current_window_only() -> None:
@@ -245,6 +332,16 @@ def test_429_without_retry_after_closes_to_the_end_of_the_window() -> None:
     assert take(c, SERVER_TIME, 1, T0) > 0.0
     assert take(c, READ_A, 1, T0) == 0.0
     assert take(c, API_EP, 1, BOUNDARY + W + M) == 0.0
+
+
+def test_a_429_never_shortens_a_known_closure() -> None:
+    c = core()
+    c.on_response(READ_A.pool, READ_A.pool_key, 429, {"Retry-After": "7"}, T0)
+    c.on_response(READ_A.pool, READ_A.pool_key, 429, {"Retry-After": "3"}, T0)
+    assert take(c, READ_A, 1, T0 + 5.0) == pytest.approx(2.0, abs=1e-5)
+    c.on_response(READ_B.pool, READ_B.pool_key, 200, {"X-SAPI-USED-IP-WEIGHT-1M": "100"}, T0)
+    c.on_response(READ_B.pool, READ_B.pool_key, 429, {}, T0)
+    assert c.usage(T0)[READ_B.pool_key] == 100
 
 
 def test_429_with_malformed_retry_after_counts_as_absent() -> None:
@@ -284,6 +381,8 @@ def test_418_bans_every_pool_until_retry_after() -> None:
         c.reserve_connect(T0 + 1)
     with pytest.raises(IPBanned):
         c.estimate(READ_A.pool, READ_A.pool_key, 1, T0 + 1)
+    with pytest.raises(IPBanned):
+        c.estimate_connect(T0 + 1)
     assert take(c, READ_A, 1, T0 + 300) == 0.0
 
 
@@ -389,10 +488,17 @@ def test_ws_rate_limits_learn_a_new_interval_and_ws_orders() -> None:
         200,
         [
             {"rateLimitType": "REQUEST_WEIGHT", "interval": "HOUR", "intervalNum": 1, "limit": 150},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 2},
+            {
+                "rateLimitType": "ORDERS",
+                "interval": "SECOND",
+                "intervalNum": 10,
+                "limit": 2,
+                "count": True,
+            },
             {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 9},
             {"rateLimitType": "ORDERS", "interval": "WEEK", "intervalNum": 1, "limit": 2},
             {"rateLimitType": "ORDERS", "interval": 7, "intervalNum": 1, "limit": 2},
+            "junk",  # type: ignore[list-item]
         ],
         None,
         T0,
@@ -460,6 +566,8 @@ def test_estimate_counts_the_queue_ahead_without_recording() -> None:
     behind = c.estimate(READ_A.pool, READ_A.pool_key, 10, T0, ahead=150)
     assert behind == pytest.approx(BOUNDARY + 2 * W + M - T0)
     assert c.usage(T0)[READ_A.pool_key] == 100
+    with pytest.raises(ParameterError):
+        c.estimate(READ_A.pool, READ_A.pool_key, 101, T0)
     assert c.estimate_connect(T0, ahead=0) == 0.0
     assert c.estimate(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, T0, orders=1) == 0.0
 
@@ -504,6 +612,14 @@ class ManualTime(FakeTime):
         self.sleepers.clear()
 
 
+async def send(
+    lim: RateLimiter, ep: Endpoint, weight: int, *, critical: bool | None = None
+) -> None:
+    """What the REST client does around one request answered at once: acquire, then report."""
+    await lim.acquire(ep, weight, critical=critical)
+    lim.on_response(ep, 200, {})
+
+
 def limiter(time: FakeTime, **kwargs: float) -> RateLimiter:
     settings: dict[str, float] = {
         "api_ip_limit": 100,
@@ -520,8 +636,8 @@ def limiter(time: FakeTime, **kwargs: float) -> RateLimiter:
 async def test_acquire_with_budget_does_not_sleep() -> None:
     t = FakeTime()
     lim = limiter(t)
-    await lim.acquire(READ_A, 60)
-    await lim.acquire(NEW_ORDER, 6)
+    await send(lim, READ_A, 60)
+    await send(lim, NEW_ORDER, 6)
     assert t.sleeps == []
     usage = lim.usage()
     assert usage[READ_A.pool_key] == 60
@@ -531,8 +647,8 @@ async def test_acquire_with_budget_does_not_sleep() -> None:
 async def test_acquire_waits_for_the_next_window() -> None:
     t = FakeTime()
     lim = limiter(t)
-    await lim.acquire(READ_A, 100)
-    await lim.acquire(READ_A, 10)
+    await send(lim, READ_A, 100)
+    await send(lim, READ_A, 10)
     assert t.sleeps == [pytest.approx(BOUNDARY + W + M - T0, abs=1e-5)]
     assert lim.usage()[READ_A.pool_key] == 10
 
@@ -545,14 +661,19 @@ async def test_thousand_concurrent_acquires_never_exceed_any_window() -> None:
     grants: list[tuple[int, float, int]] = []
 
     async def one(i: int, weight: int) -> None:
-        await lim.acquire(READ_A, weight)
+        await send(lim, READ_A, weight)
         grants.append((i, t.clock(), weight))
 
     await asyncio.gather(*(one(i, w) for i, w in enumerate(weights)))
+    # Also as a server whose clock is up to the margin ahead or behind would count them.
+    for offset in (-M + 1e-3, 0.0, M - 1e-3):
+        shifted: dict[float, int] = defaultdict(int)
+        for _, at, weight in grants:
+            shifted[(at + offset) // W] += weight
+        assert max(shifted.values()) <= 100
     per_window: dict[float, int] = defaultdict(int)
     for _, at, weight in grants:
         per_window[at // W] += weight
-    assert max(per_window.values()) <= 100
     # FIFO: granted in arrival order.
     assert [i for i, _, _ in grants] == list(range(1000))
     # No budget wasted: each window is filled up to the last request that fit.
@@ -570,7 +691,7 @@ async def test_thousand_acquires_with_critical_ones_mixed_in() -> None:
 
     async def one(i: int) -> None:
         critical = i % 10 == 0
-        await lim.acquire(READ_A, 5, critical=critical)
+        await send(lim, READ_A, 5, critical=critical)
         grants.append((t.clock(), 5, critical))
 
     await asyncio.gather(*(one(i) for i in range(1000)))
@@ -588,12 +709,12 @@ async def test_thousand_acquires_with_critical_ones_mixed_in() -> None:
 async def test_critical_request_passes_queued_non_critical_ones() -> None:
     t = ManualTime()
     lim = limiter(t, critical_reserve=0.1)
-    await lim.acquire(READ_A, 90)
-    waiting = asyncio.create_task(lim.acquire(READ_A, 10))
+    await send(lim, READ_A, 90)
+    waiting = asyncio.create_task(send(lim, READ_A, 10))
     await asyncio.sleep(0)
     assert lim.queued() == {READ_A.pool_key: 1}
     # The reserve is there for it: no wait although a read is queued.
-    await lim.acquire(READ_A, 10, critical=True)
+    await send(lim, READ_A, 10, critical=True)
     assert lim.usage()[READ_A.pool_key] == 100
     t.advance(W)
     await waiting
@@ -602,11 +723,11 @@ async def test_critical_request_passes_queued_non_critical_ones() -> None:
 async def test_critical_waiters_are_served_before_earlier_non_critical_ones() -> None:
     t = ManualTime()
     lim = limiter(t)
-    await lim.acquire(READ_A, 100)
+    await send(lim, READ_A, 100)
     order: list[str] = []
 
     async def one(name: str, weight: int, critical: bool) -> None:
-        await lim.acquire(READ_A, weight, critical=critical)
+        await send(lim, READ_A, weight, critical=critical)
         order.append(name)
 
     tasks = [
@@ -629,9 +750,9 @@ async def test_critical_waiters_are_served_before_earlier_non_critical_ones() ->
 async def test_max_wait_refuses_at_once_without_sleeping() -> None:
     t = FakeTime()
     lim = limiter(t, max_wait=1.0)
-    await lim.acquire(READ_A, 100)
+    await send(lim, READ_A, 100)
     with pytest.raises(RateLimited) as info:
-        await lim.acquire(READ_A, 1)
+        await send(lim, READ_A, 1)
     assert info.value.retry_after == pytest.approx(BOUNDARY + W + M - T0, abs=1e-5)
     assert info.value.pool == READ_A.pool_key
     assert info.value.status is None
@@ -642,12 +763,12 @@ async def test_max_wait_refuses_at_once_without_sleeping() -> None:
 async def test_max_wait_counts_the_queue_ahead() -> None:
     t = ManualTime()
     lim = limiter(t, max_wait=15.0)
-    await lim.acquire(READ_A, 100)
-    first = asyncio.create_task(lim.acquire(READ_A, 100))
+    await send(lim, READ_A, 100)
+    first = asyncio.create_task(send(lim, READ_A, 100))
     await asyncio.sleep(0)
     # This one fits only two windows ahead (> 15 s): refused now, not after waiting.
     with pytest.raises(RateLimited) as info:
-        await lim.acquire(READ_A, 50)
+        await send(lim, READ_A, 50)
     assert info.value.retry_after is not None
     assert info.value.retry_after > 15.0
     assert t.sleeps == [pytest.approx(BOUNDARY + W + M - T0, abs=1e-5)]
@@ -655,15 +776,29 @@ async def test_max_wait_counts_the_queue_ahead() -> None:
     await first
 
 
+async def test_a_waiter_is_refused_when_the_pool_closes_meanwhile() -> None:
+    t = ManualTime()
+    lim = limiter(t, max_wait=30.0)
+    await send(lim, READ_A, 100)
+    waiting = asyncio.create_task(send(lim, READ_A, 10))
+    await asyncio.sleep(0)
+    lim.on_response(READ_A, 429, {"Retry-After": "120"})
+    t.advance(W)
+    with pytest.raises(RateLimited) as info:
+        await waiting
+    assert info.value.retry_after == pytest.approx(120.0 - W, abs=1e-5)
+    assert lim.queued() == {}
+
+
 async def test_max_wait_refuses_a_closed_pool() -> None:
     t = FakeTime()
     lim = limiter(t, max_wait=5.0)
     lim.on_response(READ_A, 429, {"Retry-After": "60"})
     with pytest.raises(RateLimited) as info:
-        await lim.acquire(READ_A, 1)
+        await send(lim, READ_A, 1)
     assert info.value.retry_after == pytest.approx(60.0, abs=1e-5)
     lim.on_response(READ_B, 429, {"Retry-After": "2"})
-    await lim.acquire(READ_B, 1)
+    await send(lim, READ_B, 1)
     assert t.sleeps == [pytest.approx(2.0, abs=1e-5)]
 
 
@@ -683,15 +818,15 @@ async def test_ban_fails_every_acquire_fast() -> None:
     assert t.sleeps == []
     lim.ban(T0 + 900)
     with pytest.raises(IPBanned) as info:
-        await lim.acquire(READ_B, 1)
+        await send(lim, READ_B, 1)
     assert info.value.until == T0 + 900
 
 
 async def test_queued_waiters_fail_with_ipbanned_when_a_ban_arrives() -> None:
     t = ManualTime()
     lim = limiter(t)
-    await lim.acquire(READ_A, 100)
-    tasks = [asyncio.create_task(lim.acquire(READ_A, 10)) for _ in range(3)]
+    await send(lim, READ_A, 100)
+    tasks = [asyncio.create_task(send(lim, READ_A, 10)) for _ in range(3)]
     await asyncio.sleep(0)
     lim.ban(T0 + 1000)
     t.advance(W)
@@ -704,10 +839,10 @@ async def test_queued_waiters_fail_with_ipbanned_when_a_ban_arrives() -> None:
 async def test_cancelled_waiters_leave_no_weight_and_no_stuck_queue() -> None:
     t = ManualTime()
     lim = limiter(t)
-    await lim.acquire(READ_A, 100)
-    head = asyncio.create_task(lim.acquire(READ_A, 30))
-    middle = asyncio.create_task(lim.acquire(READ_A, 30))
-    tail = asyncio.create_task(lim.acquire(READ_A, 30))
+    await send(lim, READ_A, 100)
+    head = asyncio.create_task(send(lim, READ_A, 30))
+    middle = asyncio.create_task(send(lim, READ_A, 30))
+    tail = asyncio.create_task(send(lim, READ_A, 30))
     await asyncio.sleep(0)
     assert lim.queued() == {READ_A.pool_key: 3}
     assert len(t.sleeps) == 1  # only the head sleeps
@@ -720,23 +855,23 @@ async def test_cancelled_waiters_leave_no_weight_and_no_stuck_queue() -> None:
     assert lim.usage()[READ_A.pool_key] == 30
     assert lim.queued() == {}
     # The fast path is open again.
-    await lim.acquire(READ_A, 70)
+    await send(lim, READ_A, 70)
     assert lim.usage()[READ_A.pool_key] == 100
 
 
 async def test_waiter_cancelled_right_after_being_woken_passes_the_turn_on() -> None:
     t = ManualTime()
     lim = limiter(t)
-    await lim.acquire(READ_A, 100)
+    await send(lim, READ_A, 100)
 
     async def head_then_cancel_second() -> None:
-        await lim.acquire(READ_A, 10)
+        await send(lim, READ_A, 10)
         # The head has just handed the turn to `second`, which has not run yet: cancel it now.
         second.cancel()
 
     head = asyncio.create_task(head_then_cancel_second())
-    second = asyncio.create_task(lim.acquire(READ_A, 10))
-    third = asyncio.create_task(lim.acquire(READ_A, 10))
+    second = asyncio.create_task(send(lim, READ_A, 10))
+    third = asyncio.create_task(send(lim, READ_A, 10))
     await asyncio.sleep(0)
     t.advance(W)
     await asyncio.wait_for(asyncio.gather(head, third), 1.0)
@@ -748,10 +883,10 @@ async def test_waiter_cancelled_right_after_being_woken_passes_the_turn_on() -> 
 async def test_cancelled_non_critical_head_waiting_behind_a_critical_one() -> None:
     t = ManualTime()
     lim = limiter(t)
-    await lim.acquire(READ_A, 100)
-    read = asyncio.create_task(lim.acquire(READ_A, 10))
+    await send(lim, READ_A, 100)
+    read = asyncio.create_task(send(lim, READ_A, 10))
     await asyncio.sleep(0)
-    cancel = asyncio.create_task(lim.acquire(READ_A, 10, critical=True))
+    cancel = asyncio.create_task(send(lim, READ_A, 10, critical=True))
     await asyncio.sleep(0)
     t.advance(W)
     await asyncio.sleep(0)
@@ -763,10 +898,83 @@ async def test_cancelled_non_critical_head_waiting_behind_a_critical_one() -> No
     assert lim.queued() == {}
 
 
+async def test_acquire_is_settled_by_the_response_in_the_same_task() -> None:
+    t = FakeTime()
+    lim = limiter(t)
+    await lim.acquire(READ_A, 60)
+    # A response for another pool does not settle this grant.
+    lim.on_response(READ_B, 200, {})
+    t.now = NEXT
+    assert lim.usage()[READ_A.pool_key] == 60
+    await lim.acquire(READ_A, 30)
+    lim.on_response(READ_A, 200, {})
+    t.now = NEXT + W
+    assert lim.usage()[READ_A.pool_key] == 0
+
+
+async def test_response_read_by_another_task_does_not_settle() -> None:
+    # Like a stream reader: a task that already runs when the request is granted.
+    t = FakeTime()
+    lim = limiter(t)
+    answered = asyncio.Event()
+
+    async def reader() -> None:
+        await answered.wait()
+        lim.on_response(READ_A, 200, {})
+
+    reading = asyncio.create_task(reader())
+    await lim.acquire(READ_A, 60)
+    other = RateLimiter(clock=t.clock, sleep=t.sleep, window=W)
+    other.on_response(READ_A, 200, {})  # another limiter's response: not ours either
+    answered.set()
+    await reading
+    t.now = NEXT
+    assert lim.usage()[READ_A.pool_key] == 60
+
+
+async def test_a_grant_is_settled_once_even_if_a_spawned_task_reports_it() -> None:
+    t = FakeTime()
+    lim = limiter(t)
+    unanswered = asyncio.create_task(lim.acquire(READ_A, 40))
+    await unanswered
+    await lim.acquire(READ_A, 30)
+
+    async def report() -> None:
+        lim.on_response(READ_A, 200, {})
+
+    await asyncio.create_task(report())  # inherits this task's grant and settles it
+    lim.on_response(READ_A, 200, {})  # the same grant again: nothing more to settle
+    t.now = NEXT
+    assert lim.usage()[READ_A.pool_key] == 40
+
+
+async def test_requests_delivered_after_the_boundary_use_the_next_window() -> None:
+    # Granted late in a window but stuck in the HTTP connection pool until after the boundary:
+    # the server counts them in the next window, so that budget must not be spent again.
+    t = FakeTime(start=BOUNDARY + W - 1.0)
+    lim = limiter(t)
+    delivered = asyncio.Event()
+
+    async def queued_request() -> None:
+        await lim.acquire(READ_A, 1)
+        await delivered.wait()
+        lim.on_response(READ_A, 200, {})
+
+    first = [asyncio.create_task(queued_request()) for _ in range(100)]
+    await asyncio.sleep(0)
+    assert lim.usage()[READ_A.pool_key] == 100
+    t.now = BOUNDARY + W + 0.5  # the server receives and counts all 100 now
+    delivered.set()
+    await asyncio.gather(*first)
+    assert lim.usage()[READ_A.pool_key] == 100
+    await send(lim, READ_A, 1)
+    assert t.now >= BOUNDARY + 2 * W
+
+
 async def test_ws_requests_share_the_api_pool_with_rest() -> None:
     t = FakeTime()
     lim = limiter(t)
-    await lim.acquire(SERVER_TIME, 50)
+    await send(lim, SERVER_TIME, 50)
     await lim.acquire_ws(50)
     assert lim.usage()[API_IP_KEY] == 100
     await lim.acquire_ws(2, critical=True)
@@ -822,9 +1030,9 @@ async def test_order_limits_from_the_rate_limit_endpoint() -> None:
             }
         ]
     )
-    await lim.acquire(NEW_ORDER, 6)
+    await send(lim, NEW_ORDER, 6)
     assert t.sleeps == []
-    await lim.acquire(NEW_ORDER, 6)
+    await send(lim, NEW_ORDER, 6)
     assert len(t.sleeps) == 1
     lim.on_response(NEW_ORDER, 200, {"X-MBX-ORDER-COUNT-10S": "2"})
     assert lim.usage()["ORDERS:10S"] == 2
@@ -833,13 +1041,13 @@ async def test_order_limits_from_the_rate_limit_endpoint() -> None:
 async def test_invalid_weight_raises_from_acquire() -> None:
     lim = limiter(FakeTime())
     with pytest.raises(ParameterError):
-        await lim.acquire(READ_A, 101)
+        await send(lim, READ_A, 101)
     with pytest.raises(ParameterError, match="max_wait"):
         RateLimiter(max_wait=-1.0)
 
 
 async def test_default_clock_and_sleep() -> None:
     lim = RateLimiter()
-    await lim.acquire(SERVER_TIME, 1)
+    await send(lim, SERVER_TIME, 1)
     assert lim.usage()[API_IP_KEY] >= 1
     assert isinstance(lim.core, LimiterCore)

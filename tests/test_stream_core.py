@@ -10,11 +10,11 @@ from typing import Union
 import pytest
 
 from binance_margin_async._streamcore import (
-    RecentSet,
+    OverlapFilter,
     RenewalPolicy,
     StreamStats,
     SubscriptionTable,
-    dedupe_key,
+    event_key,
     expand_event_types,
     exponential_backoff,
     handlers_for,
@@ -82,10 +82,16 @@ def test_renewal_never_spins_on_an_expired_token() -> None:
 
 def test_renewal_retry_is_bounded_by_the_remaining_validity() -> None:
     policy = RenewalPolicy()
-    assert policy.retry_delay(0, 3_600_000, 1) == 1.0
-    assert policy.retry_delay(0, 3_600_000, 3) == 4.0
-    assert policy.retry_delay(0, 4_000, 5) == 2.0
-    assert policy.retry_delay(0, 0, 1) == 0.05
+    assert [policy.retry_delay(0, 3_600_000, n) for n in (1, 2, 3)] == [1.0, 2.0, 4.0]
+    assert policy.retry_delay(0, 4_000, 5) == 2.0  # half of what remains
+    assert policy.retry_delay(0, 50, 1) == 0.05  # never a busy loop
+
+
+def test_renewal_retry_after_expiry_backs_off_and_honours_the_server() -> None:
+    policy = RenewalPolicy()
+    expired = [policy.retry_delay(10_000, 5_000, n) for n in range(1, 10)]
+    assert expired == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    assert policy.retry_delay(0, 3_600_000, 1, at_least=30.0) == 30.0
 
 
 @pytest.mark.parametrize(("low", "high"), [(0.0, 0.5), (0.8, 0.6), (0.5, 1.0)])
@@ -177,21 +183,6 @@ def test_stall_deadline() -> None:
 # --- dedupe -------------------------------------------------------------------------------------
 
 
-def test_recent_set_detects_duplicates_and_evicts_oldest() -> None:
-    recent = RecentSet(3)
-    assert not recent.seen("a")
-    assert not recent.seen("b")
-    assert recent.seen("a")
-    assert not recent.seen("c")
-    assert not recent.seen("d")  # evicts "a"
-    assert len(recent) == 3
-    assert "a" not in recent
-    assert not recent.seen("a")  # forgotten, so new again
-    assert recent.seen("d")
-    with pytest.raises(ValueError):
-        RecentSet(0)
-
-
 EXECUTION = {
     "e": "executionReport",
     "E": 1499405658658,
@@ -206,50 +197,106 @@ EXECUTION = {
 }
 
 
-def test_dedupe_key_identifies_the_same_event_across_connections() -> None:
-    copy = dict(EXECUTION)
-    assert dedupe_key(EXECUTION) == dedupe_key(copy)
-    # A second fill of the same order at the same millisecond differs by execution and trade id.
+def test_event_key_identifies_the_same_event_across_connections() -> None:
+    copy = dict(reversed(list(EXECUTION.items())))  # another parse, another key order
+    assert event_key(EXECUTION) == event_key(copy)
     second = {**EXECUTION, "I": 8641985, "t": 18, "z": "1.0"}
-    assert dedupe_key(second) != dedupe_key(EXECUTION)
+    assert event_key(second) != event_key(EXECUTION)
+
+
+def test_event_key_separates_positions_of_the_same_millisecond() -> None:
+    # The case that breaks field-subset keys: same E and u, different balances.
+    first = {"e": "outboundAccountPosition", "E": 1, "u": 1, "B": [{"a": "BTC", "f": "1"}]}
+    second = {"e": "outboundAccountPosition", "E": 1, "u": 1, "B": [{"a": "BTC", "f": "2"}]}
+    assert event_key(first) != event_key(second)
+    assert event_key(first) == event_key(
+        {"u": 1, "B": [{"f": "1", "a": "BTC"}], "E": 1, "e": "outboundAccountPosition"}
+    )
+
+
+def merge(old: list[str], new: list[str], capacity: int = 64) -> list[str]:
+    """What the stream delivers: the old connection fully, then the new one through the filter."""
+    overlap = OverlapFilter(capacity)
+    for event in old:
+        overlap.record(event)
+    return old + [event for event in new if not overlap.duplicate(event)]
 
 
 @pytest.mark.parametrize(
-    ("first", "second"),
-    [
-        (
-            {"e": "outboundAccountPosition", "E": 1, "u": 1, "B": []},
-            {"e": "outboundAccountPosition", "E": 1, "u": 2, "B": []},
-        ),
-        (
-            {"e": "balanceUpdate", "E": 1, "a": "BTC", "d": "1", "T": 1},
-            {"e": "balanceUpdate", "E": 1, "a": "BTC", "d": "-1", "T": 1},
-        ),
-        (
-            {"e": "USER_LIABILITY_CHANGE", "E": 1, "a": "BTC", "t": "BORROW", "p": "1", "i": "0"},
-            {"e": "USER_LIABILITY_CHANGE", "E": 1, "a": "BTC", "t": "REPAY", "p": "1", "i": "0"},
-        ),
-        (
-            {"e": "somethingNew", "E": 1, "x": [1, 2]},
-            {"e": "somethingNew", "E": 1, "x": [1, 3]},
-        ),
-    ],
+    ("old_end", "new_start"),
+    [(12, 7), (7, 7), (7, 3), (20, 0), (3, 3)],
+    ids=["overlap", "touching", "new-started-earlier", "new-lags", "nothing-shared"],
 )
-def test_dedupe_key_separates_distinct_events(
-    first: dict[str, object], second: dict[str, object]
-) -> None:
-    assert dedupe_key(first) != dedupe_key(second)
-    assert dedupe_key(first) == dedupe_key(dict(reversed(list(first.items()))))
+def test_overlap_merge_is_exactly_once_and_in_order(old_end: int, new_start: int) -> None:
+    events = [f"e{n}" for n in range(20)]
+    old = events[:old_end]  # the old connection delivered up to here before it closed
+    new = events[new_start:]  # the new subscription started here
+    assert merge(old, new) == events
 
 
-def test_overlap_merge_is_exactly_once_and_in_order() -> None:
-    """Old connection fully, then the new one's buffer through the same dedupe memory."""
-    events = [{"e": "balanceUpdate", "E": n, "a": "BTC", "d": str(n), "T": n} for n in range(20)]
-    old = events[:12]  # old connection delivered up to event 11 before it closed
-    new = events[7:]  # new subscription started at event 7
-    recent = RecentSet(64)
-    merged = [ev for ev in old + new if not recent.seen(dedupe_key(ev))]
-    assert merged == events
+def test_overlap_keeps_genuinely_identical_events() -> None:
+    # Two identical events (same content, same millisecond) are two events, on either side.
+    events = ["a", "x", "x", "b", "x", "c"]
+    assert merge(events[:4], events[2:]) == events
+    assert merge(events[:2], events[1:]) == events
+    assert merge(events[:5], events[5:]) == events
+
+
+def is_done(overlap: OverlapFilter) -> bool:
+    return overlap.done
+
+
+def test_overlap_filter_is_done_at_the_first_new_event() -> None:
+    overlap = OverlapFilter(8)
+    for event in ["a", "b", "c"]:
+        overlap.record(event)
+    assert len(overlap) == 3
+    assert overlap.duplicate("b")  # the new subscription started after "a"
+    assert overlap.duplicate("c")
+    assert not is_done(overlap)
+    assert not overlap.duplicate("d")
+    assert is_done(overlap) and len(overlap) == 0
+    # From there on nothing is a copy, not even a replay of an old value.
+    assert not overlap.duplicate("a")
+    overlap.record("z")
+    assert not overlap.duplicate("z")
+
+
+def test_overlap_filter_narrows_ambiguous_alignments() -> None:
+    # After "x" the new source may be at either "x"; "b" settles it on the second one.
+    overlap = OverlapFilter(8)
+    for event in ["a", "x", "x", "b"]:
+        overlap.record(event)
+    assert overlap.duplicate("x")
+    assert overlap.duplicate("b")
+    assert not overlap.duplicate("x")  # new: the old source had nothing after "b"
+    assert is_done(overlap)
+
+
+def test_overlap_filter_forgets_the_oldest_beyond_capacity() -> None:
+    overlap = OverlapFilter(3)
+    for event in ["a", "b", "c", "d"]:
+        overlap.record(event)
+    assert len(overlap) == 3
+    assert not overlap.duplicate("a")  # forgotten: taken as new
+    fresh = OverlapFilter(3)
+    for event in ["a", "b", "c", "d"]:
+        fresh.record(event)
+    assert fresh.duplicate("b") and fresh.duplicate("c") and fresh.duplicate("d")
+    assert not fresh.duplicate("e")
+    with pytest.raises(ValueError):
+        OverlapFilter(0)
+
+
+def test_overlap_filter_memory_is_bounded() -> None:
+    overlap = OverlapFilter(100)
+    for n in range(10_000):
+        overlap.record(n % 7)
+    assert len(overlap) == 100
+    assert sum(len(positions) for positions in overlap._index.values()) == 100
+    # The last 100 keys are 9900 % 7 ... 9999 % 7: the run starting at 9995 matches.
+    assert all(overlap.duplicate(n % 7) for n in range(9995, 10_000))
+    assert not overlap.duplicate("new")
 
 
 # --- routing ------------------------------------------------------------------------------------

@@ -14,10 +14,13 @@ testable::
         # MarginClient(creds.api_key, creds.api_secret, base_url=ex.rest_url,
         #              ws_api_url=ex.ws_api_url, risk_stream_url=ex.risk_stream_url)
 
-Run it standalone with ``python -m binance_margin_async.testing --port 8080``.
+The venue (symbols, prices, fees, interest, risk thresholds) is a :class:`Ledger`; pass your own
+``FakeExchange(ledger=Ledger(symbols=[SymbolSpec(...)]))`` to change it. Run the exchange
+standalone with ``python -m binance_margin_async.testing --port 8080``.
 """
 
 from ._keys import Credentials
+from .ledger import Ledger, LedgerError, SymbolSpec
 from .server import ExchangeStats, FakeExchange
 
-__all__ = ["Credentials", "ExchangeStats", "FakeExchange"]
+__all__ = ["Credentials", "ExchangeStats", "FakeExchange", "Ledger", "LedgerError", "SymbolSpec"]

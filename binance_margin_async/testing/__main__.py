@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 from .server import FakeExchange
 
-#: What the demo account starts with (same meaning as ``FakeExchange.add_account(balances=...)``).
-DEMO_BALANCES = {"USDT": "10000", "BTC": "0.5"}
+#: The demo account's spot and cross-margin wallets.
+DEMO_SPOT = {"USDT": "10000"}
+DEMO_MARGIN = {"USDT": "10000", "BTC": "0.5"}
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -37,12 +38,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> None:
     """Start the exchange, print its URLs and demo keys, serve until cancelled."""
     async with FakeExchange(seed=args.seed, port=args.port) as exchange:
-        creds = exchange.add_account(DEMO_BALANCES, key_type=args.key_type)
+        creds = exchange.add_account(DEMO_SPOT, margin_balances=DEMO_MARGIN, key_type=args.key_type)
         lines = [
             f"REST:        {exchange.rest_url}",
             f"WS API:      {exchange.ws_api_url}",
             f"Risk stream: {exchange.risk_stream_url}",
-            f"Demo account {creds.account_id} ({creds.key_type})",
+            f"Demo account {creds.account_id} ({creds.key_type}): spot {DEMO_SPOT}, "
+            f"cross margin {DEMO_MARGIN}",
             f"  api_key:     {creds.api_key}",
         ]
         if creds.api_secret is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import WSCloseCode
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 __all__ = ["Connection"]
+
+log = logging.getLogger(__name__)
 
 
 class _Close:
@@ -142,6 +145,9 @@ class Connection:
         except ConnectionError:
             # The peer went away (or `abort`): the reader side notices and cleans up.
             self.closed = True
+        except Exception:
+            log.exception("fake exchange: WebSocket writer failed; dropping the connection")
+            self.abort()
 
     async def _keepalive(self, ping_interval: float, pong_timeout: float, lifetime: float) -> None:
         loop = asyncio.get_running_loop()
@@ -176,3 +182,6 @@ class Connection:
                 await asyncio.sleep(max(0.0, wake - loop.time()))
         except ConnectionError:
             self.closed = True
+        except Exception:
+            log.exception("fake exchange: WebSocket keepalive failed; dropping the connection")
+            self.abort()

@@ -145,13 +145,13 @@ class OrderCounts:
         """Orders placed by ``account`` in the current 10 s and 1 day windows."""
         return self._book_10s.used(account, now), self._book_1d.used(account, now)
 
-    def place(self, account: str, now: float) -> tuple[str, float] | None:
-        """Count one new order; ``None`` when accepted, else ``(interval, window_end)`` of the
-        limit that is full (nothing counted)."""
+    def place(self, account: str, now: float) -> tuple[int, str, float] | None:
+        """Count one new order; ``None`` when accepted, else ``(limit, interval, window_end)``
+        of the limit that is full (nothing counted)."""
         if self._book_10s.used(account, now) >= self.limit_10s:
-            return "10 SECOND", self._book_10s.window_end(now)
+            return self.limit_10s, "10 SECOND", self._book_10s.window_end(now)
         if self._book_1d.used(account, now) >= self.limit_1d:
-            return "1 DAY", self._book_1d.window_end(now)
+            return self.limit_1d, "1 DAY", self._book_1d.window_end(now)
         self._book_10s.charge(account, 1, self.limit_10s, now)
         self._book_1d.charge(account, 1, self.limit_1d, now)
         return None

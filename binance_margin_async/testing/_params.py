@@ -9,7 +9,8 @@ Binance rules followed here (PROTOCOL.md §1):
   must be the last parameter of the part that carries it;
 * a parameter present in both parts: the query string wins; twice in one part: ``-1101``;
 * every parameter sent must be read by the endpoint (``-1104``); a mandatory one missing or empty is
-  ``-1102``; malformed values are ``-1100``; too many decimals ``-1111``;
+  ``-1102``; malformed values are ``-1100`` (amounts, enums and the like are checked by the
+  ledger, with the same codes);
 * ``timestamp`` must satisfy ``serverTime - recvWindow <= timestamp < serverTime + 1000``
   (``-1021``); ``recvWindow`` above 60000 is ``-1131``.
 
@@ -20,51 +21,47 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote_plus
+
+from .ledger import LedgerError
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-__all__ = ["ApiError", "Params", "Payload", "check_timestamp", "parse_payload"]
+__all__ = [
+    "Params",
+    "Payload",
+    "check_timestamp",
+    "illegal",
+    "mandatory",
+    "not_required",
+    "parse_payload",
+]
 
 _LONG_RANGE: Final = "^[0-9]{1,20}$"
-_DECIMAL_RANGE: Final = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
 _LONG_RE: Final = re.compile(r"[0-9]{1,20}")
-_DECIMAL_RE: Final = re.compile(r"([0-9]{1,20})(?:\.([0-9]{1,20}))?")
-_MAX_SCALE: Final = 8  # Binance margin amounts carry at most 8 decimals
 _MAX_RECV_WINDOW: Final = 60_000
 _DEFAULT_RECV_WINDOW: Final = 5_000
 
 
-class ApiError(Exception):
-    """A Binance-style rejection: HTTP ``status`` and body ``{"code": code, "msg": msg}``."""
-
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
-        super().__init__(f"HTTP {status}, code {code}: {msg}")
-        self.code = code
-        self.msg = msg
-        self.status = status
-
-
-def mandatory(name: str) -> ApiError:
+def mandatory(name: str) -> LedgerError:
     """``-1102`` for a missing, empty or malformed mandatory parameter."""
-    return ApiError(
+    return LedgerError(
         -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
     )
 
 
-def illegal(name: str, legal_range: str) -> ApiError:
+def illegal(name: str, legal_range: str) -> LedgerError:
     """``-1100`` for a value outside its legal range."""
-    return ApiError(
+    return LedgerError(
         -1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal_range}'."
     )
 
 
-def not_required(name: str) -> ApiError:
+def not_required(name: str) -> LedgerError:
     """``-1106`` for a parameter that this combination does not take."""
-    return ApiError(-1106, f"Parameter '{name}' sent when not required.")
+    return LedgerError(-1106, f"Parameter '{name}' sent when not required.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +89,14 @@ def _split(part: str, params: dict[str, str], seen: set[str]) -> tuple[str, str 
             key = unquote_plus(raw_key, errors="strict")
             value = unquote_plus(raw_value, errors="strict")
         except UnicodeDecodeError:
-            raise ApiError(-1100, "Illegal characters found in a parameter.") from None
+            raise LedgerError(-1100, "Illegal characters found in a parameter.") from None
         if key in seen:
-            raise ApiError(-1101, "Duplicate values for a parameter detected.")
+            raise LedgerError(-1101, "Duplicate values for a parameter detected.")
         seen.add(key)
         if key == "signature":
             if position != len(segments) - 1:
                 # Binance signs "everything before the signature": anything after it is unsigned.
-                raise ApiError(-1022, "Signature for this request is not valid.")
+                raise LedgerError(-1022, "Signature for this request is not valid.")
             signature = value
             signed = "&".join(segments[:position])
             continue
@@ -107,13 +104,17 @@ def _split(part: str, params: dict[str, str], seen: set[str]) -> tuple[str, str 
     return signed, signature
 
 
-def parse_payload(query: str, body: str) -> Payload:
+def parse_payload(query: str, body: bytes) -> Payload:
     """Parse the raw (still percent-encoded) query string and form body of one request."""
+    try:
+        body_text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LedgerError(-1100, "Illegal characters found in a parameter.") from None
     params: dict[str, str] = {}
     query_signed, query_signature = _split(query, params, set())
-    body_signed, body_signature = _split(body, params, set())
+    body_signed, body_signature = _split(body_text, params, set())
     if query_signature is not None and body_signature is not None:
-        raise ApiError(-1101, "Duplicate values for a parameter detected.")
+        raise LedgerError(-1101, "Duplicate values for a parameter detected.")
     signature = query_signature if query_signature is not None else body_signature
     if signature is not None:
         params["signature"] = signature
@@ -149,7 +150,7 @@ class Params:
             if required:
                 raise mandatory(name)
             if value == "":
-                raise ApiError(-1105, f"Parameter '{name}' was empty.")
+                raise LedgerError(-1105, f"Parameter '{name}' was empty.")
             return None
         return value
 
@@ -161,19 +162,6 @@ class Params:
         if _LONG_RE.fullmatch(value) is None:
             raise illegal(name, _LONG_RANGE)
         return int(value)
-
-    def decimal(self, name: str, *, required: bool = False) -> Decimal | None:
-        """A non-negative decimal parameter with at most 8 significant decimals."""
-        value = self.text(name, required=required)
-        if value is None:
-            return None
-        match = _DECIMAL_RE.fullmatch(value)
-        if match is None:
-            raise illegal(name, _DECIMAL_RANGE)
-        decimals = match.group(2)
-        if decimals is not None and len(decimals.rstrip("0")) > _MAX_SCALE:
-            raise ApiError(-1111, f"Parameter '{name}' has too much precision.")
-        return Decimal(value)
 
     def flag(self, name: str) -> bool:
         """A ``TRUE``/``FALSE`` parameter (any case); absent means false."""
@@ -191,7 +179,7 @@ class Params:
         allowed: Collection[str],
         *,
         required: bool = False,
-        error: ApiError | None = None,
+        error: LedgerError | None = None,
     ) -> str | None:
         """One of ``allowed``; else ``error`` (default ``-1100`` listing the legal values)."""
         value = self.text(name, required=required)
@@ -209,7 +197,7 @@ class Params:
         """``-1104`` when some parameter was sent but never read."""
         if not self._read.issuperset(self._values):
             read = len(self._read.intersection(self._values))
-            raise ApiError(
+            raise LedgerError(
                 -1104,
                 "Not all sent parameters were read; read "
                 f"'{read}' parameter(s) but was sent '{len(self._values)}'.",
@@ -225,8 +213,10 @@ def check_timestamp(params: Params, server_ms: int) -> None:
     if recv_window is None:
         recv_window = _DEFAULT_RECV_WINDOW
     elif recv_window > _MAX_RECV_WINDOW:
-        raise ApiError(-1131, f"recvWindow must be less than {_MAX_RECV_WINDOW}.")
+        raise LedgerError(-1131, f"recvWindow must be less than {_MAX_RECV_WINDOW}.")
     if timestamp >= server_ms + 1000:
-        raise ApiError(-1021, "Timestamp for this request was 1000ms ahead of the server's time.")
+        raise LedgerError(
+            -1021, "Timestamp for this request was 1000ms ahead of the server's time."
+        )
     if server_ms - timestamp > recv_window:
-        raise ApiError(-1021, "Timestamp for this request is outside of the recvWindow.")
+        raise LedgerError(-1021, "Timestamp for this request is outside of the recvWindow.")

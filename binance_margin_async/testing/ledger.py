@@ -13,9 +13,10 @@ Conventions the shell can rely on
 * Return values are the JSON-able REST bodies, shaped like Binance's (keys in Binance's order).
 * A rejected request raises :class:`LedgerError` (Binance code, message, HTTP status) **before**
   changing anything: a failed call leaves no state change and no event.
-* Events go to an outbox of :class:`LedgerEvent`: ``channel="trade"`` for the listen-token stream of
-  ``scope`` (``"CROSS"`` or the isolated symbol), ``channel="risk"`` (scope ``"CROSS"``) for the risk
-  stream. Payloads are the wire dicts of PROTOCOL.md §4 (without the ``subscriptionId`` envelope).
+* Events go to an outbox of :class:`LedgerEvent`: ``channel="trade"`` for the listen-token stream
+  of ``scope`` (``"CROSS"`` or the isolated symbol), ``channel="risk"`` (scope ``"CROSS"``) for the
+  risk stream. Payloads are the wire dicts of PROTOCOL.md §4 (without the ``subscriptionId``
+  envelope).
 
 The venue
 ---------
@@ -92,7 +93,7 @@ import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
 __all__ = [
@@ -101,6 +102,7 @@ __all__ = [
     "DEFAULT_SYMBOLS",
     "Amount",
     "BalanceView",
+    "Channel",
     "InvariantViolation",
     "Ledger",
     "LedgerError",
@@ -113,6 +115,7 @@ Amount = Decimal | str | int
 """An amount as the ledger accepts it: a Decimal, a decimal string (``"0.001"``) or an int."""
 
 Channel = Literal["trade", "risk"]
+"""The stream an event goes to: the listen-token trade stream or the (cross-only) risk stream."""
 
 
 class LedgerError(Exception):
@@ -392,6 +395,7 @@ class Ledger:
             self._graph.setdefault(spec.base, []).append((spec.quote, sym, True))
             self._graph.setdefault(spec.quote, []).append((spec.base, sym, False))
         self._assets: tuple[str, ...] = tuple(sorted(self._graph))
+        self._asset_set = frozenset(self._assets)
         self._btc = btc_asset
         self._usdt = usdt_asset if usdt_asset in self._graph else None
         self._rates: dict[str, Decimal] = {}
@@ -456,7 +460,7 @@ class Ledger:
         """
         if account_id in self._accounts:
             raise ValueError(f"account {account_id!r} already exists")
-        acct = _Account(account_id, self._cross_risk.status(_NO_DEBT_LEVEL))
+        acct = _Account(account_id, self._cross_risk.status(_NO_DEBT_LEVEL), self._asset_set)
         plan: list[tuple[_Wallet, str, Decimal]] = []
         for wallet, balances in ((acct.spot, spot), (acct.cross, cross)):
             for asset, amount in (balances or {}).items():
@@ -545,9 +549,7 @@ class Ledger:
     def symbols(self) -> list[SymbolSpec]:
         """The configured symbols with their current prices."""
         return [
-            SymbolSpec(
-                s.name, s.base, s.quote, s.price, s.tick_size, s.step_size, s.min_notional
-            )
+            SymbolSpec(s.name, s.base, s.quote, s.price, s.tick_size, s.step_size, s.min_notional)
             for s in self._symbols.values()
         ]
 
@@ -617,7 +619,7 @@ class Ledger:
                 raise LedgerError(-3027, "Not a valid margin asset.")
         src = self._transfer_wallet(acct, src_kind, from_symbol)
         if src.kind == _SPOT:
-            if src.bal(asset).free < qty:
+            if _free(src, asset) < qty:
                 raise LedgerError(-3041, "Balance is not enough.")
         elif qty > self._max_transferable(src, asset):
             raise LedgerError(-3020, "Transfer out amount exceeds max amount.")
@@ -648,7 +650,7 @@ class Ledger:
         acct = self._account(account_id)
         self._known_asset(asset)
         wallet = self._margin_wallet(acct, isolated_symbol)
-        if isolated_symbol is not None and asset not in wallet.allowed:
+        if asset not in wallet.allowed:
             raise LedgerError(-3027, "Not a valid margin asset.")
         return {"amount": _fmt(self._max_transferable(wallet, asset))}
 
@@ -756,7 +758,7 @@ class Ledger:
                 raise err
             tran_id = self._borrow_now(acct, wallet, asset, qty, now, auto=False)
         else:
-            bal = wallet.bal(asset)
+            bal = wallet.balances.get(asset) or _Balance()
             if qty > bal.borrowed + bal.interest:
                 raise LedgerError(-3015, "Repay amount exceeds borrow amount.")
             if qty > bal.free:
@@ -936,9 +938,8 @@ class Ledger:
             sym, side, type, time_in_force, quantity, quote_order_qty, price, stop_price,
             iceberg_qty, new_client_order_id, "",
         )  # fmt: skip
-        resp_type = _enum_or(new_order_resp_type, _RESP_TYPES, "newOrderRespType", None)
-        if resp_type is None:
-            resp_type = "FULL" if spec.type in (_MARKET, _LIMIT) else "ACK"
+        default_resp = "FULL" if spec.type in (_MARKET, _LIMIT) else "ACK"
+        resp_type = _enum_or(new_order_resp_type, _RESP_TYPES, "newOrderRespType", default_resp)
         effect = _enum_or(side_effect_type, _SIDE_EFFECTS, "sideEffectType", _NO_SIDE_EFFECT)
         stp = _enum_or(self_trade_prevention_mode, _STP_MODES, "selfTradePreventionMode", "NONE")
         auto_repay = _flag(auto_repay_at_cancel, "autoRepayAtCancel")
@@ -994,11 +995,7 @@ class Ledger:
             raise LedgerError(-2011, "Unknown order sent.")
         lst = acct.lists.get(order.list_id)
         if lst is not None and lst.phase != _PHASE_DONE:
-            self._cancel_list(acct, lst, now)
-            # The list cancel generated the client ids of its reports; the requested order's
-            # answer carries the one the caller chose, if any.
-            if new_client_order_id is not None:
-                order.cancel_client_id = cancel_id
+            self._cancel_list(acct, lst, now, chosen=(order.order_id, cancel_id))
         else:
             self._close(order, _CANCELED, now, cancel_id=cancel_id)
         response = self._cancel_json(order, now)
@@ -1017,7 +1014,7 @@ class Ledger:
         acct = self._account(account_id)
         sym = self._order_symbol(symbol)
         wallet = self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
-        open_orders = [o for o in self._scope_orders(acct, wallet, sym.name) if o.is_live]
+        open_orders = self._live_orders(acct, wallet, sym.name)
         if not open_orders:
             raise LedgerError(-2011, "Unknown order sent.")
         result: list[dict[str, Any]] = []
@@ -1077,12 +1074,10 @@ class Ledger:
         if symbol is None:
             if isolated:
                 raise _mandatory("symbol")
-            return [self._order_json(o) for o in acct.orders.values()
-                    if o.scope == _CROSS and o.is_live]  # fmt: skip
+            return [self._order_json(o) for o in acct.live.values() if o.scope == _CROSS]
         sym = self._order_symbol(symbol)
         wallet = self._trading_wallet(acct, sym, isolated)
-        return [self._order_json(o) for o in self._scope_orders(acct, wallet, sym.name)
-                if o.is_live]  # fmt: skip
+        return [self._order_json(o) for o in self._live_orders(acct, wallet, sym.name)]
 
     def all_orders(
         self,
@@ -1204,11 +1199,12 @@ class Ledger:
             sym, side_v, stop_type, stop_limit_time_in_force, quantity, None, stop_limit_price,
             stop_price, stop_iceberg_qty, stop_client_order_id, "",
             names={"price": "stopLimitPrice", "timeInForce": "stopLimitTimeInForce",
-                   "icebergQty": "stopIcebergQty"},
+                   "icebergQty": "stopIcebergQty", "newClientOrderId": "stopClientOrderId"},
         )  # fmt: skip
         limit_spec = self._parse_spec(
             sym, side_v, _LIMIT_MAKER, None, quantity, None, price, None, limit_iceberg_qty,
-            limit_client_order_id, "", names={"icebergQty": "limitIcebergQty"},
+            limit_client_order_id, "",
+            names={"icebergQty": "limitIcebergQty", "newClientOrderId": "limitClientOrderId"},
         )  # fmt: skip
         list_client_id = self._client_id(list_client_order_id, "listClientOrderId")
         self._check_list_client_id(acct, wallet, sym, list_client_id)
@@ -1380,11 +1376,12 @@ class Ledger:
                 -1102, "Param 'listClientOrderId' or 'orderListId' must be sent, but both were "
                 "empty/null!",
             )  # fmt: skip
+        # Validated and accepted; the list keeps its own listClientOrderId in the answer.
         self._client_id(new_client_order_id, "newClientOrderId")
         lst = self._find_list(acct, wallet, sym.name, lid, list_client_order_id)
         if lst is None or lst.phase == _PHASE_DONE:
             raise LedgerError(-2011, "Unknown order list sent.")
-        self._cancel_list(acct, lst, now, list_cancel_id=new_client_order_id)
+        self._cancel_list(acct, lst, now)
         response = self._list_json(lst, now, reports="cancel")
         self._flush(now)
         return response
@@ -1702,6 +1699,9 @@ class Ledger:
     def _scope_orders(self, acct: _Account, wallet: _Wallet, symbol: str) -> list[_Order]:
         return [o for o in acct.orders.values() if o.scope == wallet.scope and o.symbol == symbol]
 
+    def _live_orders(self, acct: _Account, wallet: _Wallet, symbol: str) -> list[_Order]:
+        return [o for o in acct.live.values() if o.scope == wallet.scope and o.symbol == symbol]
+
     def _find_order(
         self,
         acct: _Account,
@@ -1721,7 +1721,8 @@ class Ledger:
             if client_id is not None and order.client_order_id != client_id:
                 return None
             return order if order.is_live or not live_only else None
-        for order in reversed(acct.orders.values()):
+        candidates = acct.live if live_only else acct.orders
+        for order in reversed(candidates.values()):
             if (
                 order.scope == wallet.scope
                 and order.symbol == sym.name
@@ -1826,7 +1827,7 @@ class Ledger:
 
     def _max_transferable(self, wallet: _Wallet, asset: str) -> Decimal:
         """Free balance, capped so that (A - x·r) / L >= initial level when there is debt."""
-        free = wallet.balances[asset].free if asset in wallet.balances else _ZERO
+        free = _free(wallet, asset)
         assets, liabilities = self._values(wallet)
         if liabilities == 0:
             return free
@@ -1844,7 +1845,7 @@ class Ledger:
     def _funding_error(
         self, wallet: _Wallet, asset: str, need: Decimal, effect: str
     ) -> LedgerError | None:
-        free = wallet.balances[asset].free if asset in wallet.balances else _ZERO
+        free = _free(wallet, asset)
         if need <= free:
             return None
         if effect in _BORROWING:
@@ -1937,7 +1938,11 @@ class Ledger:
         def name(base: str) -> str:
             if names is not None and base in names:
                 return names[base]
-            return base if not prefix else prefix + base[0].upper() + base[1:]
+            if not prefix:
+                return base
+            if base == "newClientOrderId":
+                return prefix + "ClientOrderId"
+            return prefix + base[0].upper() + base[1:]
 
         side_v = _enum(side, _SIDES, -1117, "Invalid side.")
         type_v = _enum(type_, _TYPE_RULES.keys(), -1116, "Invalid orderType.")
@@ -2010,7 +2015,7 @@ class Ledger:
             raise LedgerError(-1116, "Invalid orderType.")
         spec = self._parse_spec(
             sym, working_side, working_type, time_in_force, quantity, None, price, None, iceberg,
-            client_id, "working", names={"newClientOrderId": "workingClientOrderId"},
+            client_id, "working",
         )  # fmt: skip
         self._check_placement(sym, spec)
         return spec
@@ -2018,10 +2023,7 @@ class Ledger:
     def _check_placement(self, sym: _Symbol, spec: _Spec) -> None:
         """Checks that depend on the current price: NOTIONAL, LIMIT_MAKER, stop triggers."""
         if spec.type == _MARKET:
-            if spec.quote_qty is not None:
-                notional = spec.quote_qty
-            else:
-                notional = spec.qty * sym.price
+            notional = spec.quote_qty if spec.quote_qty is not None else spec.qty * sym.price
         else:
             ref = spec.price if spec.price is not None else spec.stop
             assert ref is not None  # every non-MARKET type has a price or a stop price
@@ -2044,7 +2046,9 @@ class Ledger:
         else:
             ok = limit.price < sym.price < stop.stop
         if not ok:
-            raise LedgerError(-1013, "The relationship of the prices for the orders is not correct.")
+            raise LedgerError(
+                -1013, "The relationship of the prices for the orders is not correct."
+            )
         for spec in (limit, stop):
             self._check_placement(sym, spec)
 
@@ -2055,11 +2059,13 @@ class Ledger:
         if legs[0].type not in above_ok or (len(legs) > 1 and legs[1].type not in below_ok):
             raise LedgerError(-1116, "Invalid orderType.")
         for leg in legs:
-            if leg.tif != _GTC and leg.type != _LIMIT_MAKER and leg.type not in _STOP_MARKET_TYPES:
+            if leg.tif != _GTC:
                 # Pending OCO legs rest until triggered: IOC/FOK would expire them at once.
                 raise LedgerError(-1115, "Invalid timeInForce.")
         if len(legs) > 1 and _trigger_price(legs[0]) <= _trigger_price(legs[1]):
-            raise LedgerError(-1013, "The relationship of the prices for the orders is not correct.")
+            raise LedgerError(
+                -1013, "The relationship of the prices for the orders is not correct."
+            )
 
     def _check_client_ids(
         self, acct: _Account, wallet: _Wallet, sym: _Symbol, client_ids: list[str]
@@ -2068,10 +2074,9 @@ class Ledger:
         if len(set(client_ids)) != len(client_ids):
             raise LedgerError(-2010, "Duplicate order sent.")
         wanted = set(client_ids)
-        for order in acct.orders.values():
+        for order in acct.live.values():
             if (
-                order.is_live
-                and order.scope == wallet.scope
+                order.scope == wallet.scope
                 and order.symbol == sym.name
                 and order.client_order_id in wanted
             ):
@@ -2132,6 +2137,7 @@ class Ledger:
         )
         self._next_order_id += 1
         acct.orders[order.order_id] = order
+        acct.live[order.order_id] = order
         return order
 
     def _open(self, order: _Order, now: int) -> None:
@@ -2151,9 +2157,7 @@ class Ledger:
             order.on_book = order.tif == _GTC
             if order.type == _LIMIT:
                 assert order.price is not None
-                order.taker_due = order.tif != _GTC or _crosses(
-                    order.side, order.price, sym.price
-                )
+                order.taker_due = order.tif != _GTC or _crosses(order.side, order.price, sym.price)
 
     def _fund(
         self, acct: _Account, res: _Reservation, effect: str, now: int, owner: _Order
@@ -2206,6 +2210,7 @@ class Ledger:
     ) -> dict[str, Any]:
         """Validate funding and place an OCO (``first`` = both legs), OTO or OTOCO (``first`` =
         the working order, ``pending`` = what its fill places)."""
+        # Validated only: list answers always carry orderReports (see the module docstring).
         _enum_or(new_order_resp_type, _RESP_TYPES, "newOrderRespType", "ACK")
         effect = _enum_or(side_effect_type, _SIDE_EFFECTS, "sideEffectType", _NO_SIDE_EFFECT)
         stp = _enum_or(self_trade_prevention_mode, _STP_MODES, "selfTradePreventionMode", "NONE")
@@ -2263,8 +2268,7 @@ class Ledger:
         need = self._res_need(res)
         if self._funding_error(wallet, asset, need, pending[0].side_effect) is not None:
             for order in pending:
-                order.status = _EXPIRED
-                order.update_time = now
+                self._retire(acct, order, _EXPIRED, now)
                 self._report(order, now, "EXPIRED", reason="REJECTED")
             self._end_list(lst, now)
             return
@@ -2280,6 +2284,15 @@ class Ledger:
         else:
             self._end_list(lst, now)
 
+    def _retire(self, acct: _Account, order: _Order, status: str, now: int) -> None:
+        """The one place a live order takes a final status: off the book and the live index."""
+        order.status = status
+        order.on_book = False
+        order.taker_due = False
+        order.update_time = now
+        self._book[order.symbol].pop(order.order_id, None)
+        acct.live.pop(order.order_id, None)
+
     def _end_list(self, lst: _OrderList, now: int) -> None:
         lst.phase = _PHASE_DONE
         lst.status_type = "ALL_DONE"
@@ -2287,13 +2300,16 @@ class Ledger:
         self._list_status(lst, now)
 
     def _cancel_list(
-        self, acct: _Account, lst: _OrderList, now: int, *, list_cancel_id: str | None = None
+        self, acct: _Account, lst: _OrderList, now: int, *, chosen: tuple[int, str] | None = None
     ) -> None:
+        """Cancel every live order of ``lst``; ``chosen`` = (order id, its cancel client id)."""
         for order in lst.orders:
             if order.is_live:
-                self._close(order, _CANCELED, now, cancel_id=self._gen_id(), cascade=False)
-        if list_cancel_id is not None:
-            lst.client_id_on_cancel = list_cancel_id
+                if chosen is not None and chosen[0] == order.order_id:
+                    cancel_id = chosen[1]
+                else:
+                    cancel_id = self._gen_id()
+                self._close(order, _CANCELED, now, cancel_id=cancel_id, cascade=False)
         self._end_list(lst, now)
 
     def _close(
@@ -2311,11 +2327,7 @@ class Ledger:
         it."""
         acct = self._accounts[order.account_id]
         was_pending = order.status == _PENDING_NEW
-        order.status = status
-        order.on_book = False
-        order.taker_due = False
-        order.update_time = now
-        self._book[order.symbol].pop(order.order_id, None)
+        self._retire(acct, order, status, now)
         released = _ZERO
         res = order.res
         if res is not None:
@@ -2348,26 +2360,29 @@ class Ledger:
                         self._close(other, _EXPIRED, now, reason=why, cascade=False)
             self._end_list(lst, now)
 
-    def _resolve_oco(self, acct: _Account, order: _Order, now: int) -> list[_Order]:
+    def _resolve_oco(
+        self, acct: _Account, order: _Order, now: int
+    ) -> tuple[_OrderList | None, list[_Order]]:
         """``order``, an OCO leg, filled or triggered: its siblings expire (state only; the
-        caller reports them) and the list is resolved."""
+        caller reports them with :meth:`_announce`) and the list is resolved."""
         lst = acct.lists.get(order.list_id)
         if lst is None or lst.phase != _PHASE_OCO or order.role not in (_ROLE_LEG, _ROLE_PENDING):
-            return []
+            return None, []
         siblings = [o for o in lst.orders if o is not order and o.is_live and o.role == order.role]
         for other in siblings:
-            other.status = _EXPIRED
-            other.on_book = False
-            other.taker_due = False
-            other.update_time = now
-            self._book[other.symbol].pop(other.order_id, None)
+            self._retire(acct, other, _EXPIRED, now)
         if order.res is not None:
             self._rebalance(order.res)
             self._touch(acct, order.res.wallet, order.res.asset)
         lst.phase = _PHASE_DONE
         lst.status_type = "ALL_DONE"
         lst.order_status = "ALL_DONE"
-        return siblings
+        return lst, siblings
+
+    def _announce(self, lst: _OrderList, siblings: list[_Order], now: int) -> None:
+        for other in siblings:
+            self._report(other, now, "EXPIRED", reason="OCO_TRIGGER")
+        self._list_status(lst, now)
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -2454,15 +2469,9 @@ class Ledger:
         order.triggered = True
         order.working_time = now
         order.update_time = now
-        siblings = self._resolve_oco(acct, order, now)
-        if siblings:
-            for other in siblings:
-                self._report(other, now, "EXPIRED", reason="OCO_TRIGGER")
-            self._list_status(acct.lists[order.list_id], now)
-        elif order.list_id in acct.lists and order.role in (_ROLE_LEG, _ROLE_PENDING):
-            lst = acct.lists[order.list_id]
-            if lst.phase == _PHASE_OCO:  # a one-legged OTOCO pair resolves by itself
-                self._end_list(lst, now)
+        resolved, siblings = self._resolve_oco(acct, order, now)
+        if resolved is not None:
+            self._announce(resolved, siblings, now)
         if order.type in _STOP_MARKET_TYPES:
             order.taker_due = True
         else:
@@ -2478,15 +2487,13 @@ class Ledger:
         acct = self._accounts[order.account_id]
         wallet = self._wallet(acct, order.scope)
         sym = self._symbols[order.symbol]
-        siblings = self._resolve_oco(acct, order, now)
+        resolved, siblings = self._resolve_oco(acct, order, now)
         quote_qty = qty * price
         order.executed += qty
         order.cum_quote += quote_qty
         order.update_time = now
         if order.executed == order.orig_qty:
-            order.status = _FILLED
-            order.on_book = False
-            self._book[order.symbol].pop(order.order_id, None)
+            self._retire(acct, order, _FILLED, now)
         else:
             order.status = _PARTIALLY_FILLED
         if sym.liquidity is not None:
@@ -2509,19 +2516,15 @@ class Ledger:
         _add(self._trade_net, receive, gross)
         _add(self._trade_net, spend, -cost)
         _add(self._fees, receive, commission)
-        trade = _Trade(
-            self._next_trade_id, order, price, qty, commission, receive, now, maker
-        )
+        trade = _Trade(self._next_trade_id, order, price, qty, commission, receive, now, maker)
         self._next_trade_id += 1
         acct.trades.append(trade)
         self._op_trades.append(trade)
         self._touch(acct, wallet, spend)
         self._touch(acct, wallet, receive)
         self._report(order, now, "TRADE", trade=trade)
-        if siblings:
-            for other in siblings:
-                self._report(other, now, "EXPIRED", reason="OCO_TRIGGER")
-            self._list_status(acct.lists[order.list_id], now)
+        if resolved is not None:
+            self._announce(resolved, siblings, now)
         if order.side_effect in _REPAYING:
             self._auto_repay(acct, wallet, receive, gross - commission, now)
         if order.status == _FILLED:
@@ -2700,9 +2703,7 @@ class Ledger:
         )
         if order.borrowed > 0:
             body["marginBuyBorrowAmount"] = _fmt(order.borrowed)
-            body["marginBuyBorrowAsset"] = _reserve_asset(
-                self._symbols[order.symbol], order.side
-            )
+            body["marginBuyBorrowAsset"] = _reserve_asset(self._symbols[order.symbol], order.side)
         body["isIsolated"] = order.scope != _CROSS
         body["selfTradePreventionMode"] = order.stp
         if resp_type == "FULL":
@@ -2775,9 +2776,7 @@ class Ledger:
             "contingencyType": lst.contingency,
             "listStatusType": lst.status_type,
             "listOrderStatus": lst.order_status,
-            "listClientOrderId": lst.client_id_on_cancel
-            if reports == "cancel" and lst.client_id_on_cancel is not None
-            else lst.client_id,
+            "listClientOrderId": lst.client_id,
             "transactionTime": now,
             "symbol": lst.symbol,
         }
@@ -2889,6 +2888,8 @@ class Ledger:
         where = f"{acct.account_id}/order {order.order_id}"
         if not _ZERO <= order.executed <= order.orig_qty:
             _fail(f"{where}: executed {order.executed} outside [0, {order.orig_qty}]")
+        if (order.order_id in acct.live) != order.is_live:
+            _fail(f"{where}: status {order.status} but live index disagrees")
         booked = order.order_id in self._book[order.symbol]
         if booked != (order.status in (_NEW, _PARTIALLY_FILLED)):
             _fail(f"{where}: status {order.status} but booked={booked}")
@@ -2945,7 +2946,7 @@ class _Wallet:
 
     __slots__ = ("allowed", "anchors", "balances", "kind", "scope")
 
-    def __init__(self, kind: str, scope: str, allowed: frozenset[str] | None = None) -> None:
+    def __init__(self, kind: str, scope: str, allowed: frozenset[str]) -> None:
         self.kind = kind
         self.scope = scope
         self.allowed = allowed
@@ -2960,15 +2961,16 @@ class _Wallet:
 
 
 class _Account:
-    __slots__ = ("account_id", "cross", "cross_status", "interests", "isolated", "lists",
+    __slots__ = ("account_id", "cross", "cross_status", "interests", "isolated", "lists", "live",
                  "loans", "orders", "spot", "trades", "transfers")  # fmt: skip
 
-    def __init__(self, account_id: str, cross_status: str) -> None:
+    def __init__(self, account_id: str, cross_status: str, assets: frozenset[str]) -> None:
         self.account_id = account_id
-        self.spot = _Wallet(_SPOT, _SPOT)
-        self.cross = _Wallet(_CROSS, _CROSS)
+        self.spot = _Wallet(_SPOT, _SPOT, assets)
+        self.cross = _Wallet(_CROSS, _CROSS, assets)
         self.isolated: dict[str, _Wallet] = {}
-        self.orders: dict[int, _Order] = {}
+        self.orders: dict[int, _Order] = {}  # every order ever placed, by id (= time order)
+        self.live: dict[int, _Order] = {}  # the open ones (NEW, PARTIALLY_FILLED, PENDING_NEW)
         self.lists: dict[int, _OrderList] = {}
         self.trades: list[_Trade] = []
         self.loans: list[_LoanRecord] = []
@@ -3071,7 +3073,7 @@ class _Order:
 
 
 class _OrderList:
-    __slots__ = ("client_id", "client_id_on_cancel", "contingency", "list_id", "order_status",
+    __slots__ = ("client_id", "contingency", "list_id", "order_status",
                  "orders", "phase", "scope", "status_type", "symbol", "time")  # fmt: skip
 
     def __init__(
@@ -3079,7 +3081,6 @@ class _OrderList:
     ) -> None:
         self.list_id = list_id
         self.client_id = client_id
-        self.client_id_on_cancel: str | None = None
         self.contingency = contingency
         self.symbol = symbol
         self.scope = scope
@@ -3163,6 +3164,11 @@ def _fmt(value: Decimal) -> str:
 
 def _fmt_opt(value: Decimal | None) -> str:
     return _ZERO8 if value is None else _fmt(value)
+
+
+def _free(wallet: _Wallet, asset: str) -> Decimal:
+    bal = wallet.balances.get(asset)
+    return _ZERO if bal is None else bal.free
 
 
 def _add(counter: dict[str, Decimal], asset: str, amount: Decimal) -> None:
@@ -3312,16 +3318,19 @@ def _positive(value: Amount, name: str) -> Decimal:
 
 def _non_negative(value: Amount, name: str) -> Decimal:
     result = _opt_amount(value, name)
-    assert result is not None
+    assert result is not None  # _opt_amount returns None only for None
     return result
 
 
 def _config_amount(value: Amount, name: str) -> Decimal:
+    """A configuration amount (any precision); ``ValueError`` unless finite and >= 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a finite non-negative amount")
     try:
-        result = _opt_amount(value, name) if not isinstance(value, Decimal) else value
-    except LedgerError as exc:
-        raise ValueError(f"{name}: {exc.msg}") from None
-    if result is None or not result.is_finite() or result < 0:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{name} must be a finite non-negative amount") from None
+    if not result.is_finite() or result < 0:
         raise ValueError(f"{name} must be a finite non-negative amount")
     return result
 
@@ -3349,7 +3358,8 @@ def _enum(value: str, allowed: Iterable[str], code: int, msg: str) -> str:
     return value
 
 
-def _enum_or(value: str | None, allowed: frozenset[str], name: str, default: str | None) -> Any:
+def _enum_or(value: str | None, allowed: frozenset[str], name: str, default: str) -> str:
+    """An optional enum parameter: ``default`` when absent, ``-1100`` when not in ``allowed``."""
     if value is None:
         return default
     if value not in allowed:

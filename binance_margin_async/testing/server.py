@@ -12,6 +12,11 @@ One aiohttp server on a random free port serves:
   the ledger's ``USER_LIABILITY_CHANGE``/``MARGIN_LEVEL_STATUS_CHANGE`` events and
   ``listenKeyExpired``.
 
+Public surface: ``add_account``, ``deposit``, ``set_price``, ``ledger`` (inspection), ``stats``,
+``on_emit`` (a probe on every event sent), ``server_time_ms`` and the fault switches
+``drop_connections``, ``stall``, ``server_shutdown``, ``expire_listen_tokens``,
+``expire_listen_keys``, ``fail_next``, ``set_clock_skew``, ``send_malformed_frame``.
+
 Answers the fake gives to questions Binance's docs leave open (PROTOCOL.md §9):
 
 * subscribe ``expirationTime`` is in **milliseconds**, like the REST token answer (§9 item 5);
@@ -21,7 +26,10 @@ Answers the fake gives to questions Binance's docs leave open (PROTOCOL.md §9):
   every token stays usable until its own ``expirationTime`` (so a reconnect may reuse it);
 * ``userListenToken`` and the listen-key endpoints need the API key only; a ``timestamp``/
   ``signature`` sent anyway is ignored, not rejected (§9 item 4);
-* order-count 429s carry ``Retry-After`` (§9 item 9);
+* order-count 429s carry ``Retry-After`` (§9 item 9); order counts are per account (cross and
+  isolated together);
+* unknown paths answer 404 and wrong methods 405, both with ``{"code": -1020, "msg": ...}``;
+  WebSocket API frames that are not JSON get ``-1135``, unknown methods ``-1100``;
 * weight headers keep Binance's names (``...-1M``) even when ``window`` is shrunk for tests: the
   fake's "minute" simply lasts ``window`` seconds.
 
@@ -35,42 +43,54 @@ import contextlib
 import logging
 import random
 import re
-import string
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, Final
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..endpoints import Pool, Security
+from ..endpoints import Endpoint, Pool, Security
 from ._conn import Connection
 from ._keys import Credentials, KeyType, Verifier, make_credentials
 from ._limits import BanBook, OrderCounts, WeightBook, retry_after_seconds
-from ._params import ApiError, Params, check_timestamp, illegal, mandatory, parse_payload
-from ._rest import MARGIN, TRADE, Call, Handler, Route, build_routes
+from ._params import (
+    Params,
+    Payload,
+    check_timestamp,
+    illegal,
+    mandatory,
+    not_required,
+    parse_payload,
+)
+from ._rest import MARGIN, TRADE, Call, Handler, Route, build_routes, ledger_handlers
+from ._streams import ListenKey, Session, StreamBook, Subscription
+from .ledger import Amount, Ledger, LedgerError
 
 __all__ = ["ExchangeStats", "FakeExchange"]
 
 log = logging.getLogger(__name__)
 
 _API_KEY_RE: Final = re.compile(r"[A-Za-z0-9]{64}")
-_TOKEN_ALPHABET: Final = string.ascii_letters + string.digits + "+/"
-_LISTEN_KEY_ALPHABET: Final = string.ascii_letters + string.digits
 _JSON_HEADERS: Final = {"Content-Type": "application/json;charset=UTF-8"}
 _MAX_TOKEN_VALIDITY_MS: Final = 86_400_000
-_MAX_SUBSCRIPTION_IDS: Final = 65_535
 _CLOSE_TIMEOUT: Final = 2.0
+_WEIGHT_HEADERS: Final = {
+    Pool.API_IP: "X-MBX-USED-WEIGHT-1M",
+    Pool.SAPI_IP: "X-SAPI-USED-IP-WEIGHT-1M",
+    Pool.SAPI_UID: "X-SAPI-USED-UID-WEIGHT-1M",
+}
 
-_UNKNOWN_ERROR: Final = ApiError(
+_UNKNOWN_ERROR: Final = LedgerError(
     -1000, "An unknown error occurred while processing the request.", 500
 )
-_INVALID_SIGNATURE: Final = ApiError(-1022, "Signature for this request is not valid.")
-_BAD_KEY_FORMAT: Final = ApiError(-2014, "API-key format invalid.", 401)
-_REJECTED_KEY: Final = ApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+_INVALID_SIGNATURE: Final = LedgerError(-1022, "Signature for this request is not valid.")
+_BAD_KEY_FORMAT: Final = LedgerError(-2014, "API-key format invalid.", 401)
+_REJECTED_KEY: Final = LedgerError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+_NOT_A_WEBSOCKET: Final = LedgerError(-1020, "This endpoint only accepts WebSocket connections.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,47 +122,9 @@ class _Account:
 
 
 @dataclass(slots=True)
-class _Token:
-    account_id: str
-    scope: str  # "CROSS" or the isolated symbol
-    expires_ms: int
-
-
-@dataclass(slots=True, eq=False)
-class _Subscription:
-    conn: Connection
-    sid: int
-    account_id: str
-    scope: str
-    token: str
-    expires_ms: int
-
-
-@dataclass(slots=True, eq=False)
-class _ListenKey:
-    key: str
-    account_id: str
-    expires_at: float  # epoch seconds (exchange clock)
-    streams: dict[Connection, bool] = field(default_factory=dict)  # conn -> combined format
-
-
-@dataclass(slots=True)
-class _WsApiSession:
-    """Per-connection WebSocket API state."""
-
-    connected_ms: int
-    return_rate_limits: bool
-    next_id: int = 0
-    subscriptions: dict[int, _Subscription] = field(default_factory=dict)
-    by_account: dict[tuple[str, str], _Subscription] = field(default_factory=dict)
-    # Frames a request causes that must follow its response (eventStreamTerminated on unsubscribe).
-    after_reply: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
 class _Failure:
     remaining: int
-    error: ApiError
+    error: LedgerError
 
 
 class _Reply:
@@ -155,7 +137,7 @@ class _Reply:
         self.headers: dict[str, str] = dict(_JSON_HEADERS)
         self.body: bytes = b"{}"
 
-    def error(self, err: ApiError) -> None:
+    def error(self, err: LedgerError) -> None:
         self.status = err.status
         self.body = orjson.dumps({"code": err.code, "msg": err.msg})
 
@@ -166,10 +148,14 @@ class _Reply:
 class _RateLimitedError(Exception):
     """Internal: answer 429 or 418 with ``Retry-After``."""
 
-    def __init__(self, error: ApiError, until: float) -> None:
+    def __init__(self, error: LedgerError, until: float) -> None:
         super().__init__(error.msg)
         self.error = error
         self.until = until
+
+
+#: A WebSocket API method: (session, params, server time ms, frames to send after the answer).
+_WsMethod = Callable[[Session, dict[str, Any], int, list[str]], Any]
 
 
 def _interval_text(seconds: float) -> str:
@@ -187,7 +173,7 @@ class FakeExchange:
     port) and exposes :attr:`rest_url`, :attr:`ws_api_url` and :attr:`risk_stream_url`::
 
         async with FakeExchange(seed=1) as ex:
-            creds = ex.add_account(balances={"USDT": "10000"})
+            creds = ex.add_account(margin_balances={"USDT": "10000"})
             ...  # point a client at ex.rest_url / ex.ws_api_url / ex.risk_stream_url
             ex.set_price("BTCUSDT", "60000")
 
@@ -229,6 +215,8 @@ class FakeExchange:
         listen_token_validity_default_ms: int = 86_400_000,
         listen_key_validity: float = 3600.0,
         expiry_check_interval: float = 1.0,
+        # Venue
+        ledger: Ledger | None = None,
         # Plumbing
         host: str = "127.0.0.1",
         port: int = 0,
@@ -247,6 +235,8 @@ class FakeExchange:
             raise ValueError("listen_token_validity_default_ms must be in (0, 86400000]")
         self._seed = seed
         self._rng = random.Random(f"binance-margin-async-fake:{seed}")
+        self._ledger = ledger if ledger is not None else Ledger(seed=seed)
+        self._symbols = frozenset(spec.symbol for spec in self._ledger.symbols())
         self._limits: Final = {
             Pool.API_IP: api_ip_limit,
             Pool.SAPI_IP: sapi_ip_limit,
@@ -271,15 +261,11 @@ class FakeExchange:
         self._skew_ms = 0
 
         self._accounts: dict[str, _Account] = {}  # by API key
-        self._account_ids: dict[str, _Account] = {}
-        self._tokens: dict[str, _Token] = {}
-        self._listen_keys: dict[str, _ListenKey] = {}
-        self._listen_key_by_account: dict[str, _ListenKey] = {}
-        self._subscribers: dict[tuple[str, str], dict[Connection, _Subscription]] = {}
-        self._sessions: dict[Connection, _WsApiSession] = {}
+        self._book = StreamBook(self._rng)
         self._connections: set[Connection] = set()
         self._failures: dict[tuple[str | None, str], list[_Failure]] = {}
         self._stalled_until = 0.0  # loop time
+        self._emit_hooks: list[Callable[[str, Mapping[str, Any], float], object]] = []
 
         self._requests = 0
         self._ws_requests = 0
@@ -289,13 +275,13 @@ class FakeExchange:
         self._events: Counter[str] = Counter()
         self._requests_by_path: Counter[str] = Counter()
 
-        self._routes: dict[tuple[str, str], Route] = build_routes(self._handlers())
+        self._routes: dict[tuple[str, str], Route] = build_routes(
+            {**ledger_handlers(self._ledger), **self._handlers()}
+        )
         self._methods_by_path: dict[str, list[str]] = {}
         for method, path in self._routes:
             self._methods_by_path.setdefault(path, []).append(method)
-        self._ws_methods: dict[
-            str, tuple[int, Callable[[Connection, _WsApiSession, dict[str, Any], int], Any]]
-        ] = {
+        self._ws_methods: dict[str, tuple[int, _WsMethod]] = {
             "userDataStream.subscribe.listenToken": (2, self._ws_subscribe),
             "userDataStream.unsubscribe": (2, self._ws_unsubscribe),
             "session.subscriptions": (2, self._ws_subscriptions),
@@ -339,7 +325,7 @@ class FakeExchange:
         await site.start()
         self._runner = runner
         self._url_port = runner.addresses[0][1]
-        self._spawn(self._expiry_loop())
+        self._spawn(self._background_loop())
 
     async def close(self) -> None:
         """Close every connection and stop the server (``async with`` does this)."""
@@ -348,6 +334,7 @@ class FakeExchange:
             return
         for task in self._tasks:
             task.cancel()
+        self._stalled_until = 0.0  # a stalled writer would hold its close frame back
         for conn in list(self._connections):
             conn.close_soon(WSCloseCode.GOING_AWAY, "exchange shutting down")
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -386,34 +373,72 @@ class FakeExchange:
         """The exchange's current time in ms (wall clock plus :meth:`set_clock_skew`)."""
         return int(self._clock() * 1000) + self._skew_ms
 
-    # Accounts
+    # Accounts and market
+
+    @property
+    def ledger(self) -> Ledger:
+        """The venue's books, for inspection (balances, margin levels, orders).
+
+        Change state through :class:`FakeExchange` methods or the API: events the ledger emits
+        are delivered after each request and each :meth:`set_price`.
+        """
+        return self._ledger
 
     def add_account(
         self,
-        balances: Mapping[str, Any] | None = None,
+        balances: Mapping[str, Amount] | None = None,
         *,
+        margin_balances: Mapping[str, Amount] | None = None,
+        isolated: Mapping[str, Mapping[str, Amount]] | None = None,
         key_type: KeyType = "HMAC",
         permissions: Iterable[str] = (TRADE, MARGIN),
         read_only: bool = False,
     ) -> Credentials:
         """Create an account and return its credentials (keys derived from the seed).
 
+        ``balances`` fund the spot wallet (move them to margin with a ``MAIN_MARGIN`` universal
+        transfer), ``margin_balances`` the cross margin wallet directly, ``isolated`` maps a symbol
+        to the initial balances of that isolated margin account (which is created). Amounts are
+        ``Decimal``, ``int`` or decimal strings.
+
         ``permissions``: ``"TRADE"`` (orders) and/or ``"MARGIN"`` (borrow, repay, transfers and
         other margin writes); ``read_only=True`` grants neither. A key without the permission an
         endpoint needs gets ``-2015``, as on Binance. ``key_type``: ``"HMAC"`` (returns
         ``api_secret``), ``"ED25519"`` or ``"RSA"`` (return a PKCS#8 PEM ``private_key``).
+
+        Raises ``ValueError`` for an unknown permission, key type, asset or symbol.
         """
         granted = frozenset() if read_only else frozenset(permissions)
         unknown = granted - {TRADE, MARGIN}
         if unknown:
             raise ValueError(f"unknown permissions {sorted(unknown)}; use 'TRADE' and/or 'MARGIN'")
-        number = len(self._account_ids) + 1
+        number = len(self._accounts) + 1
         account_id = f"acct{number}"
         credentials, verifier = make_credentials(self._seed, number, account_id, key_type)
+        self._ledger.add_account(
+            account_id, spot=balances, cross=margin_balances, isolated=isolated
+        )
         account = _Account(account_id, credentials, verifier, granted)
         self._accounts[credentials.api_key] = account
-        self._account_ids[account_id] = account
         return credentials
+
+    def deposit(self, account_id: str, asset: str, amount: Amount, *, wallet: str = "SPOT") -> None:
+        """Credit ``amount`` of ``asset`` from outside (a deposit): ``wallet`` is ``"SPOT"``,
+        ``"CROSS"`` or an isolated symbol. A margin wallet's subscribers get ``balanceUpdate`` and
+        ``outboundAccountPosition``."""
+        self._ledger.deposit(account_id, asset, amount, self.server_time_ms(), wallet=wallet)
+        self._pump()
+
+    def set_price(self, symbol: str, price: Amount, *, liquidity: Amount | None = None) -> None:
+        """Move the market price of ``symbol``: resting orders that cross fill, stops trigger,
+        margin levels move; the resulting events go out on the streams.
+
+        ``liquidity`` caps the base quantity traded at this price until the next call (partial
+        fills); ``None`` is unlimited. Raises :class:`~.ledger.LedgerError` for an unknown symbol
+        or a non-positive price.
+        """
+        self._ledger.set_price(symbol, price, self.server_time_ms(), liquidity=liquidity)
+        self._pump()
 
     # Faults
 
@@ -441,9 +466,9 @@ class FakeExchange:
         if count < 1:
             raise ValueError("count must be >= 1")
         key = (method.upper() if method else None, path)
-        self._failures.setdefault(key, []).append(_Failure(count, ApiError(code, msg, status)))
+        self._failures.setdefault(key, []).append(_Failure(count, LedgerError(code, msg, status)))
 
-    def _take_failure(self, method: str, path: str) -> ApiError | None:
+    def _take_failure(self, method: str, path: str) -> LedgerError | None:
         for key in ((method, path), (None, path)):
             queue = self._failures.get(key)
             if queue:
@@ -482,15 +507,11 @@ class FakeExchange:
 
     def expire_listen_tokens(self) -> None:
         """Expire every listen token and subscription now (``eventStreamTerminated`` is sent)."""
-        self._tokens.clear()
-        for subs in list(self._subscribers.values()):
-            for sub in list(subs.values()):
-                self._terminate(sub, self.server_time_ms())
+        self._terminate(self._book.expire_tokens(None), self.server_time_ms())
 
     def expire_listen_keys(self) -> None:
         """Expire every risk-stream listen key now (``listenKeyExpired``, then close)."""
-        for listen_key in list(self._listen_keys.values()):
-            self._expire_listen_key(listen_key)
+        self._listen_keys_expired(self._book.expired_listen_keys(None))
 
     def send_malformed_frame(self) -> None:
         """Send one text frame that is not JSON on every WebSocket connection."""
@@ -518,85 +539,83 @@ class FakeExchange:
     def _count_event(self, event: Mapping[str, Any]) -> None:
         self._events[str(event.get("e"))] += 1
 
+    def on_emit(self, callback: Callable[[str, Mapping[str, Any], float], object]) -> None:
+        """Call ``callback(scope, event, at)`` for every account event the exchange sends.
+
+        ``scope`` is ``"CROSS"`` or the isolated symbol, ``event`` the wire payload (without the
+        ``subscriptionId`` envelope), ``at`` the :func:`time.perf_counter` reading when it was
+        handed to the connections. Called once per event that reaches at least one connection
+        (so each call pairs with what a client receives), synchronously; an exception in the
+        callback is logged and ignored. Meant for latency measurements and test probes.
+        """
+        self._emit_hooks.append(callback)
+
     def _emit(self, account_id: str, scope: str, channel: str, event: Mapping[str, Any]) -> None:
-        """Route one event to its subscribers: trade events to the WS API subscriptions of
-        ``(account, scope)``, risk events to the account's listen-key streams."""
+        """Route one event: trade events to the WS API subscriptions of ``(account, scope)``, risk
+        events to the streams of the account's listen key. Serialized once, however many
+        subscribers."""
         self._count_event(event)
+        sent = False
         if channel == "trade":
-            subs = self._subscribers.get((account_id, scope))
+            subs = self._book.subscribers(account_id, scope)
             if subs:
                 data = orjson.dumps(event).decode()
                 for conn, sub in subs.items():
                     conn.send(f'{{"subscriptionId":{sub.sid},"event":{data}}}')
+                sent = True
         elif channel == "risk":
-            listen_key = self._listen_key_by_account.get(account_id)
+            listen_key = self._book.listen_key_of(account_id)
             if listen_key is not None and listen_key.streams:
                 self._send_risk(listen_key, orjson.dumps(event).decode())
+                sent = True
+        if sent and self._emit_hooks:
+            at = time.perf_counter()
+            for hook in self._emit_hooks:
+                try:
+                    hook(scope, event, at)
+                except Exception:
+                    log.exception("fake exchange: on_emit callback failed")
 
     @staticmethod
-    def _send_risk(listen_key: _ListenKey, data: str) -> None:
+    def _send_risk(listen_key: ListenKey, data: str) -> None:
         for conn, combined in listen_key.streams.items():
             conn.send(f'{{"stream":"{listen_key.key}","data":{data}}}' if combined else data)
 
-    # Expiry
+    # Background work: expiries and interest
 
-    async def _expiry_loop(self) -> None:
+    async def _background_loop(self) -> None:
         while True:
             await asyncio.sleep(self._expiry_interval)
-            self._expire_due()
-
-    def _expire_due(self) -> None:
-        now_ms = self.server_time_ms()
-        for token, record in list(self._tokens.items()):
-            if record.expires_ms <= now_ms:
-                del self._tokens[token]
-        for subs in list(self._subscribers.values()):
-            for sub in list(subs.values()):
-                if sub.expires_ms <= now_ms:
-                    self._terminate(sub, now_ms)
-        now = self._clock()
-        for listen_key in list(self._listen_keys.values()):
-            if listen_key.expires_at <= now:
-                self._expire_listen_key(listen_key)
-
-    def _terminate(self, sub: _Subscription, now_ms: int) -> None:
-        """End an expired subscription with ``eventStreamTerminated``."""
-        self._drop_subscription(sub)
-        sub.conn.send(self._terminated_frame(sub.sid, now_ms))
+            now_ms = self.server_time_ms()
+            self._terminate(self._book.expire_tokens(now_ms), now_ms)
+            self._listen_keys_expired(self._book.expired_listen_keys(self._clock()))
+            # The ledger charges whole hours elapsed since each loan's anchor, so polling is exact.
+            self._ledger.accrue_interest(now_ms)
+            self._pump()
 
     def _terminated_frame(self, sid: int, now_ms: int) -> str:
         event = {"e": "eventStreamTerminated", "E": now_ms}
         self._count_event(event)
         return orjson.dumps({"subscriptionId": sid, "event": event}).decode()
 
-    def _drop_subscription(self, sub: _Subscription) -> None:
-        session = self._sessions.get(sub.conn)
-        if session is not None:
-            session.subscriptions.pop(sub.sid, None)
-            session.by_account.pop((sub.account_id, sub.scope), None)
-        subs = self._subscribers.get((sub.account_id, sub.scope))
-        if subs is not None:
-            subs.pop(sub.conn, None)
-            if not subs:
-                del self._subscribers[(sub.account_id, sub.scope)]
+    def _terminate(self, subs: Sequence[Subscription], now_ms: int) -> None:
+        """Tell the connections of expired subscriptions (``eventStreamTerminated``)."""
+        for sub in subs:
+            sub.session.conn.send(self._terminated_frame(sub.sid, now_ms))
 
-    def _expire_listen_key(self, listen_key: _ListenKey) -> None:
-        self._remove_listen_key(listen_key)
-        # Binance sends E as a string in this event (MDOC Event-Listen-Key-Expire).
-        event = {
-            "e": "listenKeyExpired",
-            "E": str(self.server_time_ms()),
-            "listenKey": listen_key.key,
-        }
-        self._count_event(event)
-        self._send_risk(listen_key, orjson.dumps(event).decode())
-        for conn in listen_key.streams:
-            conn.close_soon(WSCloseCode.OK, "listen key expired")
-
-    def _remove_listen_key(self, listen_key: _ListenKey) -> None:
-        self._listen_keys.pop(listen_key.key, None)
-        if self._listen_key_by_account.get(listen_key.account_id) is listen_key:
-            del self._listen_key_by_account[listen_key.account_id]
+    def _listen_keys_expired(self, listen_keys: Sequence[ListenKey]) -> None:
+        """``listenKeyExpired`` on the streams of expired keys, then close them."""
+        for listen_key in listen_keys:
+            # Binance sends E as a string in this event (MDOC Event-Listen-Key-Expire).
+            event = {
+                "e": "listenKeyExpired",
+                "E": str(self.server_time_ms()),
+                "listenKey": listen_key.key,
+            }
+            self._count_event(event)
+            self._send_risk(listen_key, orjson.dumps(event).decode())
+            for conn in listen_key.streams:
+                conn.close_soon(WSCloseCode.OK, "listen key expired")
 
     # REST
 
@@ -642,22 +661,17 @@ class FakeExchange:
                 raise self._no_route(request.method, path)
             self._rest_route(reply, route, request, query, body, ip, now)
         except _RateLimitedError as exc:
-            reply.headers["Retry-After"] = str(retry_after_seconds(exc.until, now))
-            reply.error(exc.error)
-            if exc.error.status == 429:
-                self._responses_429 += 1
-            else:
-                self._responses_418 += 1
-        except ApiError as exc:
+            self._rate_limited_reply(reply, exc, now)
+        except LedgerError as exc:
             reply.error(exc)
 
-    def _no_route(self, method: str, path: str) -> ApiError:
+    def _no_route(self, method: str, path: str) -> LedgerError:
         if path in self._methods_by_path:
             allowed = ", ".join(sorted(self._methods_by_path[path]))
-            return ApiError(
+            return LedgerError(
                 -1020, f"Request method '{method}' not supported for {path}; use {allowed}.", 405
             )
-        return ApiError(-1020, f"Unknown endpoint: {path}.", 404)
+        return LedgerError(-1020, f"Unknown endpoint: {path}.", 404)
 
     def _rest_route(
         self,
@@ -669,51 +683,39 @@ class FakeExchange:
         ip: str,
         now: float,
     ) -> None:
+        """Binance's order of checks: weight first (every request costs, even a rejected one),
+        then the API key, the parameters, the signature and timestamp, the key's permissions,
+        the order count, and only then the business logic."""
         ep = route.endpoint
-        account: _Account | None = None
-        key_error: ApiError | None = None
-        if ep.security is not Security.NONE:
-            api_key = request.headers.get("X-MBX-APIKEY")
-            if api_key is None or _API_KEY_RE.fullmatch(api_key) is None:
-                key_error = _BAD_KEY_FORMAT
-            else:
-                account = self._accounts.get(api_key)
-                if account is None:
-                    key_error = _REJECTED_KEY
-        parse_error: ApiError | None = None
+        account, key_error = self._identify(ep, request.headers.get("X-MBX-APIKEY"))
+        payload: Payload | None = None
+        parse_error: LedgerError | None = None
         try:
-            payload = parse_payload(query, body.decode("utf-8"))
-        except (ApiError, UnicodeDecodeError) as exc:
-            parse_error = (
-                exc
-                if isinstance(exc, ApiError)
-                else ApiError(-1100, "Illegal characters found in a parameter.")
-            )
-            payload = None
+            payload = parse_payload(query, body)
+        except LedgerError as exc:
+            parse_error = exc
         params = Params(payload.params if payload is not None else {})
         weight = ep.weight_for(params.items()) if payload is not None else ep.weight
-        if ep.pool is Pool.SAPI_UID:
-            if account is None:
-                # A UID pool is charged to the account: no valid key, nothing to charge.
-                raise key_error or _REJECTED_KEY
-            subject = account.account_id
-        else:
-            subject = ip
-        used = self._charge(ep.pool, ep.pool_key, subject, weight, ip, now)
-        reply.headers[_WEIGHT_HEADERS[ep.pool]] = str(used)
-        if ep.pool is Pool.API_IP:
-            reply.headers["X-MBX-USED-WEIGHT"] = str(used)
-        failure = self._take_failure(ep.method, ep.path)
-        if failure is not None:
-            raise failure
-        if key_error is not None:
-            raise key_error
-        if parse_error is not None:
-            raise parse_error
-        assert payload is not None  # parse_error is None
+        if ep.pool is Pool.SAPI_UID and account is None:
+            # A UID pool is charged to the account: without a valid key there is nothing to charge.
+            raise key_error or _REJECTED_KEY
+        subject = account.account_id if ep.pool is Pool.SAPI_UID and account else ip
+        try:
+            used = self._charge(ep.pool, ep.pool_key, subject, weight, ip, now)
+        except _RateLimitedError:
+            # A 429 still reports the window's usage, so a client can see why.
+            self._weight_headers(
+                reply, ep.pool, self._weights.used(f"{ep.pool_key}|{subject}", now)
+            )
+            raise
+        self._weight_headers(reply, ep.pool, used)
+        for error in (self._take_failure(ep.method, ep.path), key_error, parse_error):
+            if error is not None:
+                raise error
+        assert payload is not None  # no parse error
         now_ms = self.server_time_ms()
         if ep.security is Security.SIGNED:
-            assert account is not None  # key_error is None
+            assert account is not None  # no key error
             check_timestamp(params, now_ms)
             if payload.signature is None:
                 raise mandatory("signature")
@@ -723,25 +725,12 @@ class FakeExchange:
         elif ep.security is Security.USER_STREAM:
             # Key-only endpoints: a signature sent anyway is not checked (PROTOCOL.md §9 item 4).
             params.skip("timestamp", "recvWindow", "signature")
-        if route.permission is not None:
-            assert account is not None
-            if route.permission not in account.permissions:
-                raise _REJECTED_KEY
-        if ep.counts_order:
-            assert account is not None
-            full = self._orders.place(account.account_id, now)
-            self._order_headers(reply, account.account_id, now)
-            if full is not None:
-                interval, until = full
-                limit = self._orders.limit_10s if interval == "10 SECOND" else self._orders.limit_1d
-                raise _RateLimitedError(
-                    ApiError(
-                        -1015,
-                        f"Too many new orders; current limit is {limit} orders per {interval}.",
-                        429,
-                    ),
-                    until,
-                )
+        if route.permission is not None and (
+            account is None or route.permission not in account.permissions
+        ):
+            raise _REJECTED_KEY
+        if ep.counts_order and account is not None:
+            self._count_order(reply, account.account_id, now)
         call = Call(params, account.account_id if account is not None else None, now_ms)
         try:
             result = route.handler(call)
@@ -749,10 +738,37 @@ class FakeExchange:
             self._pump()
         reply.body = orjson.dumps(result)
 
-    def _order_headers(self, reply: _Reply, account_id: str, now: float) -> None:
+    @staticmethod
+    def _weight_headers(reply: _Reply, pool: Pool, used: int) -> None:
+        reply.headers[_WEIGHT_HEADERS[pool]] = str(used)
+        if pool is Pool.API_IP:
+            # /api answers carry both spellings (the legacy one without the interval).
+            reply.headers["X-MBX-USED-WEIGHT"] = str(used)
+
+    def _identify(
+        self, ep: Endpoint, api_key: str | None
+    ) -> tuple[_Account | None, LedgerError | None]:
+        """The account of the ``X-MBX-APIKEY`` header, or the error it earns (none needed for
+        ``NONE`` endpoints)."""
+        if ep.security is Security.NONE:
+            return None, None
+        if api_key is None or _API_KEY_RE.fullmatch(api_key) is None:
+            return None, _BAD_KEY_FORMAT
+        account = self._accounts.get(api_key)
+        return account, (_REJECTED_KEY if account is None else None)
+
+    def _count_order(self, reply: _Reply, account_id: str, now: float) -> None:
+        """Count a new order (``X-MBX-ORDER-COUNT-*``); 429 ``-1015`` when a limit is full."""
+        full = self._orders.place(account_id, now)
         count_10s, count_1d = self._orders.counts(account_id, now)
         reply.headers["X-MBX-ORDER-COUNT-10S"] = str(count_10s)
         reply.headers["X-MBX-ORDER-COUNT-1D"] = str(count_1d)
+        if full is not None:
+            limit, interval, until = full
+            error = LedgerError(
+                -1015, f"Too many new orders; current limit is {limit} orders per {interval}.", 429
+            )
+            raise _RateLimitedError(error, until)
 
     def _charge(
         self, pool: Pool, pool_key: str, subject: str, weight: int, ip: str, now: float
@@ -765,7 +781,7 @@ class FakeExchange:
         ban = self._bans.strike(ip, now)
         if ban is not None:
             raise _RateLimitedError(self._ban_error(ban.until), ban.until)
-        error = ApiError(
+        error = LedgerError(
             -1003,
             f"Too much request weight used; current limit is {limit} request weight per "
             f"{_interval_text(self._weights.window)}. Please use WebSocket Streams for live "
@@ -774,9 +790,20 @@ class FakeExchange:
         )
         raise _RateLimitedError(error, self._weights.window_end(now))
 
+    def _count_rate_limited(self, error: LedgerError) -> None:
+        if error.status == 429:
+            self._responses_429 += 1
+        else:
+            self._responses_418 += 1
+
+    def _rate_limited_reply(self, reply: _Reply, exc: _RateLimitedError, now: float) -> None:
+        self._count_rate_limited(exc.error)
+        reply.headers["Retry-After"] = str(retry_after_seconds(exc.until, now))
+        reply.error(exc.error)
+
     @staticmethod
-    def _ban_error(until: float) -> ApiError:
-        return ApiError(
+    def _ban_error(until: float) -> LedgerError:
+        return LedgerError(
             -1003,
             f"Way too much request weight used; IP banned until {int(until * 1000)}. Please use "
             "WebSocket Streams for live updates to avoid bans.",
@@ -784,7 +811,9 @@ class FakeExchange:
         )
 
     def _pump(self) -> None:
-        """Deliver what the ledger emitted. Overridden point of contact with the ledger."""
+        """Deliver everything the ledger emitted since the last call, in emission order."""
+        for event in self._ledger.drain_events():
+            self._emit(event.account_id, event.scope, event.channel, event.payload)
 
     # REST handlers owned by the server (time, stream tokens and listen keys)
 
@@ -819,62 +848,48 @@ class FakeExchange:
             },
         ]
 
-    def _new_secret(self, alphabet: str, length: int) -> str:
-        return "".join(self._rng.choices(alphabet, k=length))
-
     def _h_listen_token(self, call: Call) -> Any:
         p = call.params
-        is_isolated = p.enum("isIsolated", ("true", "false", "TRUE", "FALSE")) or "false"
-        symbol = p.text("symbol", required=is_isolated.lower() == "true")
+        # A lower-case boolean here, unlike the "TRUE"/"FALSE" of order endpoints (MLT).
+        is_isolated = (p.enum("isIsolated", ("true", "false", "TRUE", "FALSE")) or "").lower()
+        symbol = p.text("symbol", required=is_isolated == "true")
         validity = p.long("validity")
         p.finish()
         assert call.account_id is not None
         if validity is None:
             validity = self._token_validity_ms
         elif not 0 < validity <= _MAX_TOKEN_VALIDITY_MS:
-            raise ApiError(-1130, "Data sent for parameter 'validity' is not valid.")
-        if is_isolated.lower() == "true":
+            raise LedgerError(-1130, "Data sent for parameter 'validity' is not valid.")
+        if is_isolated == "true":
             assert symbol is not None
             scope = self._isolated_scope(call.account_id, symbol)
         elif symbol is not None:
-            raise ApiError(-1106, "Parameter 'symbol' sent when not required.")
+            raise not_required("symbol")
         else:
             scope = "CROSS"
-        token = self._new_secret(_TOKEN_ALPHABET, 70)
         expires_ms = call.now_ms + validity
-        self._tokens[token] = _Token(call.account_id, scope, expires_ms)
+        token = self._book.issue_token(call.account_id, scope, expires_ms)
         return {"token": token, "expirationTime": expires_ms}
 
     def _isolated_scope(self, account_id: str, symbol: str) -> str:
-        """The scope of an isolated account; overridden once the ledger knows the accounts."""
+        """``symbol`` if the account has that isolated margin account (``-1121``/``-3003``)."""
+        if symbol not in self._symbols:
+            raise LedgerError(-1121, "Invalid symbol.")
+        if symbol not in self._ledger.isolated_symbols(account_id):
+            raise LedgerError(-3003, "Margin account does not exist.")
         return symbol
-
-    def _listen_key_for(self, call: Call, key: str | None) -> _ListenKey:
-        listen_key = self._listen_keys.get(key) if key is not None else None
-        if listen_key is None or listen_key.account_id != call.account_id:
-            raise ApiError(-1125, "This listenKey does not exist.")
-        return listen_key
 
     def _h_listen_key_create(self, call: Call) -> Any:
         call.params.finish()
         assert call.account_id is not None
         expires_at = self._clock() + self._listen_key_validity
-        listen_key = self._listen_key_by_account.get(call.account_id)
-        if listen_key is None:
-            listen_key = _ListenKey(
-                self._new_secret(_LISTEN_KEY_ALPHABET, 64), call.account_id, expires_at
-            )
-            self._listen_keys[listen_key.key] = listen_key
-            self._listen_key_by_account[call.account_id] = listen_key
-        else:
-            # An active key is returned again and extended (MRISK).
-            listen_key.expires_at = expires_at
-        return {"listenKey": listen_key.key}
+        return {"listenKey": self._book.open_listen_key(call.account_id, expires_at).key}
 
     def _h_listen_key_keepalive(self, call: Call) -> Any:
         key = call.params.text("listenKey", required=True)
         call.params.finish()
-        listen_key = self._listen_key_for(call, key)
+        assert call.account_id is not None
+        listen_key = self._book.owned_listen_key(call.account_id, key)
         listen_key.expires_at = self._clock() + self._listen_key_validity
         return {}
 
@@ -882,27 +897,31 @@ class FakeExchange:
         key = call.params.text("listenKey")
         call.params.finish()
         assert call.account_id is not None
-        if key is None:
-            active = self._listen_key_by_account.get(call.account_id)
-            key = active.key if active is not None else None
-        listen_key = self._listen_key_for(call, key)
-        self._remove_listen_key(listen_key)
+        listen_key = self._book.owned_listen_key(call.account_id, key)
+        self._book.remove_listen_key(listen_key)
+        # Closed on request: no listenKeyExpired (that event is for expiry only).
         for conn in listen_key.streams:
             conn.close_soon(WSCloseCode.OK, "listen key closed")
         return {}
 
     # WebSockets
 
-    def _refuse_ws(self, ip: str, now: float) -> web.Response | None:
-        """Bans, the connection-attempt limit and the connection weight (2, API pool)."""
+    def _refuse_ws(self, request: web.Request) -> web.Response | None:
+        """A plain HTTP request, a banned IP, the connection-attempt limit or the connection
+        weight (2, API pool) refuse the handshake with a Binance-style answer."""
         reply = _Reply()
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            reply.error(_NOT_A_WEBSOCKET)
+            return reply.response()
+        ip = request.remote or "unknown"
+        now = self._clock()
         try:
             banned_until = self._bans.banned_until(ip, now)
             if banned_until is not None:
                 raise _RateLimitedError(self._ban_error(banned_until), banned_until)
             if self._connects.charge(f"connect|{ip}", 1, self._ws_connect_limit, now) is None:
                 raise _RateLimitedError(
-                    ApiError(
+                    LedgerError(
                         -1003,
                         f"Too many connection attempts; current limit is {self._ws_connect_limit} "
                         f"per {_interval_text(self._connects.window)}.",
@@ -912,12 +931,7 @@ class FakeExchange:
                 )
             self._charge(Pool.API_IP, "API_IP", ip, 2, ip, now)
         except _RateLimitedError as exc:
-            reply.headers["Retry-After"] = str(retry_after_seconds(exc.until, now))
-            reply.error(exc.error)
-            if exc.error.status == 429:
-                self._responses_429 += 1
-            else:
-                self._responses_418 += 1
+            self._rate_limited_reply(reply, exc, now)
             return reply.response()
         return None
 
@@ -959,32 +973,30 @@ class FakeExchange:
             await conn.stop(_CLOSE_TIMEOUT)
 
     async def _serve_ws_api(self, request: web.Request) -> web.StreamResponse:
-        refused = self._refuse_ws(request.remote or "unknown", self._clock())
+        refused = self._refuse_ws(request)
         if refused is not None:
             return refused
         ws, conn = await self._accept(request, "ws-api")
-        session = _WsApiSession(
+        session = Session(
+            conn,
             connected_ms=self.server_time_ms(),
             return_rate_limits=request.query.get("returnRateLimits", "true").lower() != "false",
         )
-        self._sessions[conn] = session
         try:
-            await self._read_loop(ws, conn, lambda text: self._ws_request(conn, session, text))
+            await self._read_loop(ws, conn, lambda text: self._ws_request(session, text))
         finally:
-            for sub in list(session.subscriptions.values()):
-                self._drop_subscription(sub)
-            del self._sessions[conn]
+            self._book.close_session(session)
         return ws
 
     async def _serve_risk_stream(self, request: web.Request) -> web.StreamResponse:
         combined = "listen_key" not in request.match_info
         key = request.query.get("streams", "") if combined else request.match_info["listen_key"]
-        listen_key = self._listen_keys.get(key)
+        listen_key = self._book.listen_key(key)
         if listen_key is None:
             reply = _Reply()
-            reply.error(ApiError(-1125, "This listenKey does not exist."))
+            reply.error(LedgerError(-1125, "This listenKey does not exist."))
             return reply.response()
-        refused = self._refuse_ws(request.remote or "unknown", self._clock())
+        refused = self._refuse_ws(request)
         if refused is not None:
             return refused
         ws, conn = await self._accept(request, "risk")
@@ -998,30 +1010,43 @@ class FakeExchange:
 
     # WebSocket API
 
-    def _ws_request(self, conn: Connection, session: _WsApiSession, text: str) -> None:
+    def _ws_request(self, session: Session, text: str) -> None:
+        """Answer one WebSocket API request frame; a bug answers ``-1000``, never kills the
+        connection."""
+        try:
+            self._ws_answer(session, text)
+        except Exception:
+            log.exception("fake exchange: internal error on a WebSocket API request")
+            error = {"code": _UNKNOWN_ERROR.code, "msg": _UNKNOWN_ERROR.msg}
+            session.conn.send(orjson.dumps({"id": None, "status": 500, "error": error}).decode())
+
+    def _ws_answer(self, session: Session, text: str) -> None:
+        """Answer one request synchronously, like a REST request: one atomic step."""
         self._ws_requests += 1
+        conn = session.conn
         now = self._clock()
         request_id: Any = None
         weight_used: int | None = None
+        after: list[str] = []
+        return_rate_limits: object = session.return_rate_limits
         try:
             try:
                 message = orjson.loads(text)
             except orjson.JSONDecodeError:
-                raise ApiError(-1135, "Invalid JSON Request") from None
+                raise LedgerError(-1135, "Invalid JSON Request") from None
             if not isinstance(message, dict):
-                raise ApiError(-1135, "Invalid JSON Request")
+                raise LedgerError(-1135, "Invalid JSON Request")
             request_id = message.get("id")
-            if not (request_id is None or isinstance(request_id, (int, str))) or isinstance(
-                request_id, bool
-            ):
+            if isinstance(request_id, bool) or not isinstance(request_id, (int, str, type(None))):
                 request_id = None
-                raise ApiError(-1135, "JSON sent for parameter 'id' is not valid")
+                raise LedgerError(-1135, "JSON sent for parameter 'id' is not valid")
             method = message.get("method")
             if not isinstance(method, str) or not method:
                 raise mandatory("method")
             params = message.get("params", {})
             if not isinstance(params, dict):
-                raise ApiError(-1135, "Invalid 'params' in JSON request; expected an object.")
+                raise LedgerError(-1135, "Invalid 'params' in JSON request; expected an object.")
+            return_rate_limits = params.get("returnRateLimits", return_rate_limits)
             name = method.removeprefix("v3/")
             weight, handler = self._ws_methods.get(name, (1, None))
             banned_until = self._bans.banned_until(conn.ip, now)
@@ -1029,116 +1054,73 @@ class FakeExchange:
                 raise _RateLimitedError(self._ban_error(banned_until), banned_until)
             weight_used = self._charge(Pool.API_IP, "API_IP", conn.ip, weight, conn.ip, now)
             if handler is None:
-                raise ApiError(
+                raise LedgerError(
                     -1100,
                     f"Illegal characters found in parameter 'method'; unknown method '{method}'.",
                 )
             failure = self._take_failure("WS", name)
             if failure is not None:
                 raise failure
-            return_rate_limits = params.get("returnRateLimits", session.return_rate_limits)
-            result = handler(conn, session, params, self.server_time_ms())
+            result = handler(session, params, self.server_time_ms(), after)
             frame: dict[str, Any] = {"id": request_id, "status": 200, "result": result}
         except _RateLimitedError as exc:
-            if exc.error.status == 429:
-                self._responses_429 += 1
-            else:
-                self._responses_418 += 1
-            frame = {
-                "id": request_id,
-                "status": exc.error.status,
-                "error": {
-                    "code": exc.error.code,
-                    "msg": exc.error.msg,
-                    "data": {
-                        "serverTime": self.server_time_ms(),
-                        "retryAfter": int(exc.until * 1000),
-                    },
-                },
+            self._count_rate_limited(exc.error)
+            error = {"code": exc.error.code, "msg": exc.error.msg}
+            # WS API 429/418 carry when to come back, in ms (SPOT web-socket-api.md).
+            error["data"] = {
+                "serverTime": self.server_time_ms(),
+                "retryAfter": int(exc.until * 1000),
             }
-            return_rate_limits = session.return_rate_limits
-        except ApiError as exc:
+            frame = {"id": request_id, "status": exc.error.status, "error": error}
+        except LedgerError as exc:
             frame = {
                 "id": request_id,
                 "status": exc.status,
                 "error": {"code": exc.code, "msg": exc.msg},
             }
-            return_rate_limits = session.return_rate_limits
         if return_rate_limits is not False:
-            count = (
-                weight_used
-                if weight_used is not None
-                else self._weights.used(f"API_IP|{conn.ip}", now)
-            )
+            if weight_used is None:
+                weight_used = self._weights.used(f"API_IP|{conn.ip}", now)
             frame["rateLimits"] = [
                 {
                     "rateLimitType": "REQUEST_WEIGHT",
                     "interval": "MINUTE",
                     "intervalNum": 1,
                     "limit": self._limits[Pool.API_IP],
-                    "count": count,
+                    "count": weight_used,
                 }
             ]
         conn.send(orjson.dumps(frame).decode())
-        for after in session.after_reply:
-            conn.send(after)
-        session.after_reply.clear()
+        for frame_after in after:
+            conn.send(frame_after)
 
     def _ws_subscribe(
-        self, conn: Connection, session: _WsApiSession, params: dict[str, Any], now_ms: int
+        self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
     ) -> Any:
         token = params.get("listenToken")
         if not isinstance(token, str) or not token:
             raise mandatory("listenToken")
-        record = self._tokens.get(token)
-        if record is None or record.expires_ms <= now_ms:
-            raise ApiError(-1209, "Invalid listen token.")
-        account = (record.account_id, record.scope)
-        existing = session.by_account.get(account)
-        if existing is not None:
-            if existing.token == token:
-                raise ApiError(-2035, "User Data Stream subscription already active.")
-            # Renewal: the same subscription carries on with the new token's expiry.
-            existing.token = token
-            existing.expires_ms = record.expires_ms
-            return {"subscriptionId": existing.sid, "expirationTime": existing.expires_ms}
-        if session.next_id > _MAX_SUBSCRIPTION_IDS:
-            raise ApiError(-2042, "Maximum subscription ID reached for this connection.")
-        sub = _Subscription(
-            conn, session.next_id, record.account_id, record.scope, token, record.expires_ms
-        )
-        session.next_id += 1
-        session.subscriptions[sub.sid] = sub
-        session.by_account[account] = sub
-        self._subscribers.setdefault(account, {})[conn] = sub
+        sub = self._book.subscribe(session, token, now_ms)
         return {"subscriptionId": sub.sid, "expirationTime": sub.expires_ms}
 
     def _ws_unsubscribe(
-        self, conn: Connection, session: _WsApiSession, params: dict[str, Any], now_ms: int
+        self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
     ) -> Any:
         sid = params.get("subscriptionId")
-        if sid is None:
-            subs = list(session.subscriptions.values())
-        else:
-            if isinstance(sid, bool) or not isinstance(sid, int):
-                raise illegal("subscriptionId", "^[0-9]{1,20}$")
-            sub = session.subscriptions.get(sid)
-            if sub is None:
-                raise ApiError(-2036, "User Data Stream subscription not active.")
-            subs = [sub]
-        for sub in subs:
-            self._drop_subscription(sub)
+        if sid is not None and (isinstance(sid, bool) or not isinstance(sid, int)):
+            raise illegal("subscriptionId", "^[0-9]{1,20}$")
+        for sub in self._book.unsubscribe(session, sid):
             # The answer first, then eventStreamTerminated for each subscription (SPOT docs).
-            session.after_reply.append(self._terminated_frame(sub.sid, now_ms))
+            after.append(self._terminated_frame(sub.sid, now_ms))
         return {}
 
     def _ws_subscriptions(
-        self, conn: Connection, session: _WsApiSession, params: dict[str, Any], now_ms: int
+        self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
     ) -> Any:
         return [{"subscriptionId": sid} for sid in session.subscriptions]
 
     def _ws_status(
-        self, conn: Connection, session: _WsApiSession, params: dict[str, Any], now_ms: int
+        self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
     ) -> Any:
         return {
             "apiKey": None,
@@ -1150,18 +1132,11 @@ class FakeExchange:
         }
 
     def _ws_time(
-        self, conn: Connection, session: _WsApiSession, params: dict[str, Any], now_ms: int
+        self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
     ) -> Any:
         return {"serverTime": now_ms}
 
     def _ws_ping(
-        self, conn: Connection, session: _WsApiSession, params: dict[str, Any], now_ms: int
+        self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
     ) -> Any:
         return {}
-
-
-_WEIGHT_HEADERS: Final = {
-    Pool.API_IP: "X-MBX-USED-WEIGHT-1M",
-    Pool.SAPI_IP: "X-SAPI-USED-IP-WEIGHT-1M",
-    Pool.SAPI_UID: "X-SAPI-USED-UID-WEIGHT-1M",
-}
