@@ -14,12 +14,12 @@ import argparse
 import asyncio
 import contextlib
 import os
-import statistics
 import sys
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TextIO
 
 from .events import (
@@ -68,25 +68,28 @@ def describe(event: _Event) -> str:
         case ExecutionReport():
             fill = ""
             if event.last_executed_quantity:
-                fill = f" filled {event.last_executed_quantity} @ {event.last_executed_price}"
+                fill = f" filled {event.last_executed_quantity:f} @ {event.last_executed_price:f}"
             return (
                 f"executionReport  {event.symbol} {event.side} {event.order_type} "
                 f"#{event.order_id} {event.execution_type}/{event.order_status}{fill}"
             )
         case AccountPosition():
-            balances = ", ".join(f"{b.asset} {b.free}/{b.locked}" for b in event.balances)
+            balances = ", ".join(f"{b.asset} {b.free:f}/{b.locked:f}" for b in event.balances)
             return f"accountPosition  free/locked: {balances}"
         case BalanceUpdate():
-            return f"balanceUpdate    {event.asset} {event.delta:+}"
+            return f"balanceUpdate    {event.asset} {event.delta:+f}"
         case ListStatus():
-            return f"listStatus       {event.symbol} list #{event.order_list_id} {event.list_order_status}"
+            return (
+                f"listStatus       {event.symbol} list #{event.order_list_id} "
+                f"{event.list_order_status}"
+            )
         case LiabilityChange():
             return (
-                f"liabilityChange  {event.asset} {event.liability_type} principal {event.principal}"
-                f" interest {event.interest}"
+                f"liabilityChange  {event.asset} {event.liability_type} "
+                f"principal {event.principal:f} interest {event.interest:f}"
             )
         case MarginLevelStatusChange():
-            return f"MARGIN LEVEL     {event.status} (level {event.margin_level})"
+            return f"MARGIN LEVEL     {event.status} (level {event.margin_level:f})"
         case StreamGap():
             return f"STREAM GAP       {event.ended - event.started:.3f} s"
         case Resynced():
@@ -115,13 +118,26 @@ class _Latency:
             self.samples.append(time.perf_counter() - queue.popleft())
 
 
+async def _quiet(total: Callable[[], int], *, still: float = 0.05, limit: float = 2.0) -> None:
+    """Return once ``total()`` (events seen) has not moved for ``still`` seconds."""
+    deadline = time.monotonic() + limit
+    last = total()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(still)
+        now = total()
+        if now == last:
+            return
+        last = now
+
+
 def _percentile(samples: Sequence[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait for stream callbacks to have seen something (they run on their own tasks)."""
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError("the expected stream events did not arrive in time")
@@ -137,6 +153,11 @@ async def run_demo(out: TextIO = sys.stdout) -> dict[str, Any]:
 
     def say(text: str) -> None:
         print(text, file=out, flush=True)
+
+    async def step(text: str) -> None:
+        # Let the previous step's events print first, so the log reads in cause-effect order.
+        await _quiet(lambda: sum(counts.values()))
+        say(text)
 
     def on_event(event: _Event) -> None:
         counts[type(event).__name__] += 1
@@ -157,15 +178,16 @@ async def run_demo(out: TextIO = sys.stdout) -> dict[str, Any]:
             ws_api_url=ex.ws_api_url,
             risk_stream_url=ex.risk_stream_url,
         ) as client:
+            # An isolated pair must be enabled before a listen token can be made for it.
+            await client.enable_isolated_account("ETHUSDT")
             stream = client.user_stream(isolated_symbols=["ETHUSDT"], risk=True)
             for event_type in _EVENT_TYPES:
                 stream.on(event_type, on_event)
             stream.on_error(lambda exc: say(f"  callback error: {exc!r}"))
             async with stream:
                 say("streams live: trade stream (CROSS, ETHUSDT) + risk stream\n")
-                await _lifecycle(ex, client, statuses, say)
-                # Let the last events of the run reach the callbacks before leaving the stream.
-                await asyncio.sleep(0.2)
+                await _lifecycle(ex, client, statuses, step)
+                await _quiet(lambda: sum(counts.values()))
             usage = client.limiter.usage()
     elapsed = time.perf_counter() - started
     summary: dict[str, Any] = {
@@ -193,16 +215,18 @@ async def _lifecycle(
     ex: FakeExchange,
     client: MarginClient,
     statuses: list[str],
-    say: Callable[[str], None],
+    step: Callable[[str], Awaitable[None]],
 ) -> None:
-    say("1. fund: spot → cross margin 20,000 USDT, spot → isolated ETHUSDT 2,000 USDT")
-    await client.transfer("MAIN_MARGIN", "USDT", "20000")
-    await client.transfer("MAIN_ISOLATED_MARGIN", "USDT", "2000", to_symbol="ETHUSDT")
+    await step("1. fund: spot → cross margin 22,000 USDT, cross → isolated ETHUSDT 2,000 USDT")
+    await client.transfer("MAIN_MARGIN", "USDT", "22000")
+    await client.transfer("MARGIN_ISOLATED_MARGIN", "USDT", "2000", to_symbol="ETHUSDT")
 
-    say("2. borrow 20,000 USDT on cross margin")
+    await step("2. borrow 20,000 USDT on cross margin")
     await client.borrow("USDT", "20000")
 
-    say("3. trade: market-buy 0.5 BTC, rest a limit sell, buy ETH on isolated with MARGIN_BUY")
+    await step(
+        "3. trade: market-buy 0.5 BTC, rest a limit sell, buy ETH on isolated with MARGIN_BUY"
+    )
     await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.5")
     limit = await client.new_order(
         "BTCUSDT", "SELL", "LIMIT", quantity="0.1", price="61000", time_in_force="GTC"
@@ -210,11 +234,11 @@ async def _lifecycle(
     await client.new_order(
         "ETHUSDT", "BUY", "MARKET", quantity="1", side_effect_type="MARGIN_BUY", is_isolated=True
     )
-    say("   price rises to 61,500: the resting sell fills")
+    await step("   price rises to 61,500: the resting sell fills")
     ex.set_price("BTCUSDT", "61500")
     await client.get_order("BTCUSDT", order_id=limit.order_id)
 
-    say("4. price falls until Binance would make a margin call")
+    await step("4. price falls until Binance would make a margin call")
     price = Decimal("61500")
     while "MARGIN_CALL" not in statuses and price > 1000:
         price -= Decimal("2500")
@@ -222,19 +246,19 @@ async def _lifecycle(
         await asyncio.sleep(0.05)
     await _until(lambda: "MARGIN_CALL" in statuses or "PRE_LIQUIDATION" in statuses)
     account = await client.get_account()
-    say(f"   REST agrees: margin level {account.margin_level}, {account.margin_level_status}")
+    await step(f"   REST agrees: cross margin level is {account.margin_level}")
 
-    say("5. de-risk: sell the BTC with AUTO_REPAY, then repay what is left")
+    await step("5. de-risk: sell the BTC with AUTO_REPAY, then repay what is left")
     await client.new_order(
-        "BTCUSDT", "SELL", "MARKET", quantity="0.4", side_effect_type="AUTO_REPAY"
+        "BTCUSDT", "SELL", "MARKET", quantity="0.39", side_effect_type="AUTO_REPAY"
     )
     account = await client.get_account()
-    owed = {a.asset: a.borrowed + a.interest for a in account.user_assets}
+    owed = {a.asset: (a.borrowed or 0) + (a.interest or 0) for a in account.user_assets}
     if owed.get("USDT"):
         await client.repay("USDT", owed["USDT"])
     await _until(lambda: statuses[-1:] != ["MARGIN_CALL"])
     account = await client.get_account()
-    say(f"   margin level now {account.margin_level}, {account.margin_level_status}")
+    await step(f"   cross margin level now {account.margin_level}, last status {statuses[-1]}")
 
 
 async def run_monitor(
@@ -273,13 +297,20 @@ async def run_monitor(
                 return 2
             private_key = None
             if key_file:
-                with open(key_file, "rb") as fh:
-                    private_key = fh.read()
+                # Read once at start-up, before any connection exists: blocking here is harmless.
+                private_key = Path(key_file).read_bytes()  # noqa: ASYNC240
             client = await stack.enter_async_context(
                 MarginClient(key, secret, private_key=private_key)
             )
         stream = client.user_stream(risk=True, mirror=True)
         log: deque[str] = deque(maxlen=12)
+        status = "(no risk event yet)"
+
+        def on_status(event: MarginLevelStatusChange) -> None:
+            nonlocal status
+            status = str(event.status)
+
+        stream.on(MarginLevelStatusChange, on_status)
         for event_type in _EVENT_TYPES:
             stream.on(event_type, lambda e: log.append(f"[{e.account}] {describe(e)}"))
         stream.on_error(lambda exc: log.append(f"error: {exc!r}"))
@@ -291,7 +322,7 @@ async def run_monitor(
             if out.isatty():
                 out.write("\x1b[2J\x1b[H")
             out.write(
-                f"margin level {account.margin_level}  status {account.margin_level_status}  "
+                f"margin level {account.margin_level}  status {status}  "
                 f"net {account.total_net_asset_of_btc} BTC\n\n"
                 f"{'asset':<8}{'free':>16}{'locked':>16}{'borrowed':>16}{'interest':>16}\n"
             )
@@ -314,8 +345,9 @@ async def _fake_activity(ex: FakeExchange, client: MarginClient) -> None:
     price = Decimal("60000")
     step = Decimal("400")
     while True:
-        await client.new_order("BTCUSDT", "BUY", "LIMIT", quantity="0.01",
-                               price=price - 200, time_in_force="GTC")
+        await client.new_order(
+            "BTCUSDT", "BUY", "LIMIT", quantity="0.01", price=price - 200, time_in_force="GTC"
+        )
         price += step if price < 60000 else -step
         step = -step if abs(price - 60000) > 2000 else step
         ex.set_price("BTCUSDT", price)

@@ -52,7 +52,7 @@ from .signing import Signer, encode_params, load_signer, signed_query
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .stream import UserDataStream
+    from .stream import StreamConfig, UserDataStream
 
 __all__ = ["MarginClient"]
 
@@ -178,15 +178,27 @@ class MarginClient(MarginAPI):
         isolated_symbols: Iterable[str] = (),
         risk: bool = False,
         mirror: bool = False,
+        config: StreamConfig | None = None,
     ) -> UserDataStream:
         """Create a :class:`~.stream.UserDataStream` for this client's accounts.
+
+        ``cross`` follows the cross margin account, ``isolated_symbols`` one isolated account
+        each (all on one WebSocket API connection); ``risk`` adds the margin risk stream
+        (margin calls, liabilities; cross only); ``mirror`` keeps an :class:`~.mirror.AccountMirror`
+        up to date. ``config`` tunes intervals (tests shrink them). Nothing connects until
+        ``async with stream``.
 
         Docs: https://developers.binance.com/docs/margin_trading/trade-data-stream
         """
         from .stream import UserDataStream
 
         return UserDataStream(
-            self, cross=cross, isolated_symbols=tuple(isolated_symbols), risk=risk, mirror=mirror
+            self,
+            cross=cross,
+            isolated_symbols=isolated_symbols,
+            risk=risk,
+            mirror=mirror,
+            config=config,
         )
 
     # Clock
