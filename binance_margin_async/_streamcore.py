@@ -283,10 +283,6 @@ class SubscriptionTable(Generic[A]):
         self.retired.discard(subscription_id)
         return self.by_id.pop(subscription_id, None), expected
 
-    def ids_of(self, account: A) -> list[int]:
-        """Every id currently routed to ``account`` (more than one only during a renewal)."""
-        return [sid for sid, acct in self.by_id.items() if acct is account]
-
 
 def expand_event_types(event_type: Any) -> tuple[type, ...]:
     """The classes named by ``event_type``: a class, a ``A | B`` union or ``Union[A, B]``.

@@ -15,15 +15,16 @@ How it stays alive (every background task lives in one :class:`asyncio.TaskGroup
 ``async with``; the pure policy is in :mod:`._streamcore`):
 
 * **Token renewal** at a jittered 60-80 % of the validity (each account in its own slice of the
-  window), on the same connection. The answer may keep or change the ``subscriptionId``; both are
-  handled (a changed id is deduplicated and the old one unsubscribed). ``-2035`` counts as
-  success, ``-1209`` mints a new token, ``eventStreamTerminated`` renews at once and reports a
-  :class:`~.events.StreamGap` (events may have been missed while the subscription was down).
+  window), on the same connection. The answer may keep the ``subscriptionId`` (renewed in place)
+  or bring a new one: then the new id's events are held until the old id is unsubscribed and
+  released minus the copies the old id delivered. ``-2035`` counts as success, ``-1209`` mints a
+  new token, ``eventStreamTerminated`` renews at once and reports a :class:`~.events.StreamGap`
+  (events may have been missed while the subscription was down).
 * **Planned reconnects** (connection age near ``connection_lifetime``, ``serverShutdown``) are
   make-before-break: the new connection is opened and subscribed while the old one still
   delivers; its events are held back until the old connection has been closed and drained, then
-  released, minus the copies the old one already delivered (matched on their full content, as
-  a multiset). Result: no gap, no duplicate, exchange order.
+  released minus the copies the old one already delivered (matched in exchange order on their
+  full content, see :class:`~._streamcore.OverlapFilter`). No gap, no duplicate, exchange order.
 * **Unplanned losses** (TCP reset, 1000/1001/1006 closes, a stall: nothing received for longer
   than the server's ping interval plus a grace, or no pong to our pings, ``listenKeyExpired``)
   reconnect with jittered exponential backoff (injectable, reset after a success), resubscribe
@@ -397,7 +398,7 @@ class _Link:
         # While not None, routed events are held here (a replacement that is not live yet).
         self.buffer: list[tuple[_Route, Any, Event, int | None]] | None = [] if buffering else None
         self.retiring = False  # closed on purpose: its end is not a loss
-        self.shutdown = False  # serverShutdown received: replace it
+        self.shutdown = False  # serverShutdown received: replace it now
         self.died_at: float | None = None  # loop time of an unexpected end
         self.reason = ""
         self.last_raw: Any = None
@@ -1386,6 +1387,11 @@ class UserDataStream:
             if link.dead:
                 await self._recover(channel, link)
             else:
+                log.info(
+                    "replacing the %s connection (%s)",
+                    channel.kind,
+                    "serverShutdown" if link.shutdown else "lifetime",
+                )
                 await self._replace(channel, link)
 
     async def _replace(self, channel: _Channel, old: _Link) -> None:

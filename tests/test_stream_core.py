@@ -311,9 +311,9 @@ def test_subscription_table_routes_and_retires() -> None:
     # Renewal answered with a new id: both route to the account until the old one is terminated.
     table.bind(2, "CROSS")
     table.retire(0)
-    assert table.ids_of("CROSS") == [0, 2]
+    assert table.by_id[0] == table.by_id[2] == "CROSS"
     assert table.terminated(0) == ("CROSS", True)
-    assert table.ids_of("CROSS") == [2]
+    assert 0 not in table.by_id and table.by_id[2] == "CROSS"
     # An unexpected termination is reported as such (the caller renews and reports a gap).
     assert table.terminated(1) == ("BTCUSDT", False)
     assert table.terminated(99) == (None, False)

@@ -297,12 +297,14 @@ async def test_trading_run_is_delivered_once_in_order_typed_and_tagged() -> None
                 "the liability changes and fills",
             )
             assert_counts_match(rec, ex)
+            lag = stream.last_event_lag
         assert ex.stats.events["eventStreamTerminated"] == 3  # polite unsubscribe on exit
         await assert_released(ex)
 
     assert rec.errors == []
     assert stream.stats.events_delivered == len(rec.events)
     assert stream.stats.gaps == stream.stats.reconnects == 0
+    assert isinstance(lag, float)
     # Tagged with the account each was received for.
     reports = rec.of(ExecutionReport)
     assert {e.account for e in reports if e.order_id == cross_buy.order_id} == {CROSS}
@@ -604,6 +606,28 @@ async def test_expired_tokens_and_listen_key_are_replaced_and_reported() -> None
     assert rec.gaps("risk")[0].raw["reason"] == "listen key expired"
     # Nothing was in flight during the expiries: all traffic arrived exactly once.
     assert_exactly_once(rec, traffic)
+
+
+async def test_listen_key_rejected_on_keepalive_gets_a_new_connection_and_a_gap() -> None:
+    async with venue() as v:
+        ex, client = v.exchange, v.client
+        stream = UserDataStream(
+            client, cross=False, risk=True, config=config(risk_keepalive_interval=0.2)
+        )
+        rec = Recorder(stream)
+        async with stream:
+            ex.fail_next(
+                "/sapi/v1/margin/listen-key", method="PUT", status=400, code=-1125, msg="Gone."
+            )
+            await until(lambda: len(rec.gaps("risk")) == 1, "the risk gap")
+            await client.borrow("BTC", "0.001")
+            await until(lambda: len(rec.of(LiabilityChange)) == 1, "a risk event afterwards")
+            await until(lambda: stream.stats.keepalives >= 1, "a keepalive that works again")
+        await assert_released(ex)
+
+    assert rec.gaps("risk")[0].raw["reason"] == "listen key rejected"
+    assert stream.stats.reconnects == 1
+    assert any("rejected on keepalive" in str(e) for e in rec.errors)
 
 
 # --- malformed frames and failing callbacks -----------------------------------------------------
