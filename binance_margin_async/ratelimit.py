@@ -99,6 +99,21 @@ _SAPI_UID_WEIGHT: Final = "x-sapi-used-uid-weight-"
 _ORDER_COUNT: Final = "x-mbx-order-count-"
 
 
+# Raw header name → its lower-case form when it carries rate-limit information, "" otherwise.
+# Every response has ~10 headers and the names repeat, so one dict hit per header replaces a
+# lower() and a prefix scan on the REST hot path. Bounded: a hostile server cannot grow it.
+_HEADER_ROLES: dict[str, str] = {}
+_HEADER_ROLES_MAX: Final = 256
+
+
+def _header_role(name: str) -> str:
+    lowered = name.lower()
+    role = lowered if lowered.startswith(("x-mbx-", "x-sapi-")) or lowered == "retry-after" else ""
+    if len(_HEADER_ROLES) < _HEADER_ROLES_MAX:
+        _HEADER_ROLES[name] = role
+    return role
+
+
 def _label(length: float) -> str:
     """``60.0`` → ``"1M"``, ``10.0`` → ``"10S"``, ``86400.0`` → ``"1D"`` (Binance's style)."""
     for unit, letter in ((86400.0, "D"), (3600.0, "H"), (60.0, "M")):
@@ -543,11 +558,15 @@ class LimiterCore:
             pool = self._add_pool(ep_pool, pool_key)
         retry_after: float | None = None
         for name, value in headers.items():
-            lowered = name.lower()
-            if lowered.startswith("x-"):
-                self._observe_header(lowered, value, pool, ep_pool, now)
-            elif lowered == "retry-after":
+            role = _HEADER_ROLES.get(name)
+            if role is None:
+                role = _header_role(name)
+            if not role:
+                continue
+            if role == "retry-after":
                 retry_after = _retry_after(value)
+            else:
+                self._observe_header(role, value, pool, ep_pool, now)
         if status == 429:
             if retry_after is not None:
                 pool.close(now + retry_after)
