@@ -20,6 +20,7 @@ _EXPORTS = {
     "MarginClient": ".rest",
     "RateLimiter": ".ratelimit",
     "UserDataStream": ".stream",
+    "StreamConfig": ".stream",
     "AccountMirror": ".mirror",
     "BinanceError": ".errors",
     "BinanceAPIError": ".errors",
@@ -42,6 +43,7 @@ __all__ = [
     "ParameterError",
     "RateLimited",
     "RateLimiter",
+    "StreamConfig",
     "TransportError",
     "UserDataStream",
 ]
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
     from .mirror import AccountMirror
     from .ratelimit import RateLimiter
     from .rest import MarginClient
-    from .stream import UserDataStream
+    from .stream import StreamConfig, UserDataStream
 
 
 def __getattr__(name: str) -> Any:

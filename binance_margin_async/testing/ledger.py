@@ -313,6 +313,9 @@ _ROLE_PENDING: Final = "PENDING"
 _PHASE_WORKING: Final = "WORKING"
 _PHASE_OCO: Final = "OCO"
 _PHASE_DONE: Final = "DONE"
+# What the wire calls each list kind: Binance answers an OTOCO with contingencyType "OTO" (SPOT
+# rest-api trading-endpoints, "New Order list - OTOCO" response example).
+_WIRE_CONTINGENCY: Final = {"OCO": "OCO", "OTO": "OTO", "OTOCO": "OTO"}
 
 _SPOT: Final = "SPOT"
 _CROSS: Final = "CROSS"
@@ -2631,7 +2634,7 @@ class Ledger:
             "E": now,
             "s": lst.symbol,
             "g": lst.list_id,
-            "c": lst.contingency,
+            "c": _WIRE_CONTINGENCY[lst.contingency],
             "l": lst.status_type,
             "L": lst.order_status,
             "r": "NONE",
@@ -2773,7 +2776,7 @@ class Ledger:
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "orderListId": lst.list_id,
-            "contingencyType": lst.contingency,
+            "contingencyType": _WIRE_CONTINGENCY[lst.contingency],
             "listStatusType": lst.status_type,
             "listOrderStatus": lst.order_status,
             "listClientOrderId": lst.client_id,
