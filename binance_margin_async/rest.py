@@ -272,8 +272,12 @@ class MarginClient(MarginAPI):
             if security is Security.SIGNED:
                 if not self._clock_synced or self._clock.is_stale(time.time()):
                     await self._ensure_clock()
+                # Stamp after the limiter: a request that waited for budget longer than
+                # recvWindow would otherwise be rejected with -1021, its weight spent for nothing.
+                await self.limiter.acquire(endpoint, weight)
                 query = self._signed_query(params)
             else:
+                await self.limiter.acquire(endpoint, weight)
                 query = encode_params(params)
             url = URL(
                 f"{self.base_url}{endpoint.path}?{query}"
@@ -281,7 +285,6 @@ class MarginClient(MarginAPI):
                 else self.base_url + endpoint.path,
                 encoded=True,
             )
-            await self.limiter.acquire(endpoint, weight)
             try:
                 status, resp_headers, body = await self._send(
                     endpoint.method, url, endpoint, headers
