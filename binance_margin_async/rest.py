@@ -296,9 +296,7 @@ class MarginClient(MarginAPI):
                     continue
                 if not idempotent and exc.request_may_have_been_sent:
                     raise ExecutionStatusUnknown(
-                        f"{endpoint.method} {endpoint.path}: outcome unknown ({exc})",
-                        client_order_id=client_order_id,
-                        endpoint=endpoint.name,
+                        str(exc), client_order_id=client_order_id, endpoint=endpoint.name
                     ) from exc
                 raise
             self.limiter.on_response(endpoint, status, resp_headers)
@@ -317,9 +315,11 @@ class MarginClient(MarginAPI):
                 continue
             if not idempotent and self._outcome_unknown(status, error):
                 raise ExecutionStatusUnknown(
-                    f"{endpoint.method} {endpoint.path}: outcome unknown ({error})",
+                    f"{endpoint.method} {endpoint.path}: {error}",
                     client_order_id=client_order_id,
                     endpoint=endpoint.name,
+                    status=status,
+                    code=error.code if isinstance(error, BinanceAPIError) else None,
                 ) from error
             raise error
 
