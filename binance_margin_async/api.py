@@ -1,7 +1,8 @@
 """`MarginAPI`: one typed async method per margin REST endpoint, built on one abstract `_call`.
 
 Each method validates its arguments (:mod:`.params`, raising ``ParameterError`` before anything is
-sent), builds ``params`` as ``(name, value)`` string pairs in Binance's documented order, calls
+sent), builds ``params`` as ``(name, value)`` string pairs (mostly in Binance's documented order;
+the server does not depend on it, and the signature covers the query exactly as sent), calls
 :meth:`MarginAPI._call` with the endpoint from :data:`.endpoints.ENDPOINTS`, and decodes the JSON
 result into a model (:mod:`.models`). ``timestamp``, ``recvWindow`` and ``signature`` are added by
 the transport (``MarginClient`` in :mod:`.rest`), never here. A response of the wrong shape
@@ -12,8 +13,9 @@ generated when the caller gives none and passed to ``_call`` as ``client_order_i
 unknown outcome (:class:`~.errors.ExecutionStatusUnknown`) can be resolved by querying it.
 
 History endpoints have ``iter_*`` companions: async iterators that walk ``current``/``size`` pages,
-``fromId`` cursors or (capital flow) 7-day windows until the data is exhausted. They validate their
-arguments when called, not at the first ``async for`` step.
+``fromId`` cursors or (capital flow) 7-day windows until the data is exhausted. An iterator builds
+its filters with the same private builder as its ``get_*`` method, so it validates them once, when
+called, not at the first ``async for`` step; one shared walker per paging style does the requests.
 
 Docs: https://developers.binance.com/docs/margin_trading
 """
@@ -21,8 +23,8 @@ Docs: https://developers.binance.com/docs/margin_trading
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Final, Protocol, TypeVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Final, TypeVar
 
 from . import params as P
 from .endpoints import ENDPOINTS, SERVER_TIME, Endpoint
@@ -93,6 +95,7 @@ from .models import (
     OrderList,
     OrderSide,
     OrderType,
+    Page,
     PreventedMatch,
     PriceIndex,
     RestrictedAssets,
@@ -119,9 +122,14 @@ from .params import AmountLike
 __all__ = ["MarginAPI"]
 
 M = TypeVar("M")
-R = TypeVar("R", covariant=True)
+R = TypeVar("R")
+PG = TypeVar("PG", bound=Page[Any])
 
 _DAY_MS: Final = 24 * 60 * 60 * 1000
+_CAPITAL_FLOW_DAYS: Final = P.CAPITAL_FLOW_WINDOW_MS // _DAY_MS
+#: Maximum ``limit`` of allOrders; the other ``limit`` parameters go up to ``_MAX_LIMIT``.
+_MAX_ORDERS_LIMIT: Final = 500
+_MAX_LIMIT: Final = 1000
 _EXCERPT_CHARS: Final = 200
 #: Response keys whose values must never reach an exception message.
 _SECRET_KEYS: Final = frozenset({"secretKey", "secret", "apiSecret"})
@@ -130,16 +138,6 @@ _STOP_TYPES: Final = frozenset({"STOP_LOSS", "TAKE_PROFIT"})
 _STOP_LIMIT_TYPES: Final = frozenset({"STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
 # OTOCO pending legs follow the OCO rules: a LIMIT_MAKER leg and/or stop (limit) legs.
 _OTOCO_LEG_TYPES: Final = frozenset({"LIMIT_MAKER"}) | _STOP_TYPES | _STOP_LIMIT_TYPES
-
-
-class _Page(Protocol[R]):
-    """A ``{"rows": [...], "total": n}`` page model."""
-
-    @property
-    def rows(self) -> tuple[R, ...]: ...
-
-    @property
-    def total(self) -> int | None: ...
 
 
 def _excerpt(data: Any) -> str:
@@ -171,6 +169,170 @@ def _put_isolated(params: list[tuple[str, str]], is_isolated: bool) -> None:
     # Default is FALSE (cross), so only the isolated case is sent.
     if P.boolean("is_isolated", is_isolated):
         params.append(("isIsolated", "TRUE"))
+
+
+def _range(
+    start_time: int | None, end_time: int | None, *, max_days: int | None = None
+) -> list[tuple[str, str]]:
+    """``startTime``/``endTime`` of a history query, checked (span of at most ``max_days``)."""
+    if max_days is None:
+        start, end = P.time_range(start_time, end_time)
+    else:
+        span = "24 hours" if max_days == 1 else f"{max_days} days"
+        start, end = P.time_range(
+            start_time, end_time, max_span_ms=max_days * _DAY_MS, span_text=span
+        )
+    params: list[tuple[str, str]] = []
+    _put(params, "startTime", start)
+    _put(params, "endTime", end)
+    return params
+
+
+def _client_id(name: str, value: str | None) -> str:
+    """The caller's client order id, checked, or a generated one."""
+    return P.client_order_id(name, value) or P.generate_client_order_id()
+
+
+def _put_order_options(
+    params: list[tuple[str, str]],
+    new_order_resp_type: NewOrderRespType | str | None,
+    side_effect_type: SideEffectType | str | None,
+    self_trade_prevention_mode: SelfTradePreventionMode | str | None,
+    auto_repay_at_cancel: bool | None,
+    time_in_force: str | None = None,
+) -> None:
+    """The options shared by orders and order lists (``time_in_force``: plain orders only)."""
+    _put(
+        params,
+        "newOrderRespType",
+        P.enum_value("new_order_resp_type", new_order_resp_type, NewOrderRespType),
+    )
+    _put(
+        params,
+        "sideEffectType",
+        P.enum_value("side_effect_type", side_effect_type, SideEffectType),
+    )
+    _put(params, "timeInForce", time_in_force)
+    _put(
+        params,
+        "selfTradePreventionMode",
+        P.enum_value(
+            "self_trade_prevention_mode", self_trade_prevention_mode, SelfTradePreventionMode
+        ),
+    )
+    if auto_repay_at_cancel is not None:
+        params.append(
+            ("autoRepayAtCancel", P.upper_bool("auto_repay_at_cancel", auto_repay_at_cancel))
+        )
+
+
+def _list_head(
+    symbol: str, is_isolated: bool, list_client_order_id: str | None
+) -> tuple[list[tuple[str, str]], str]:
+    """The first parameters of every order list, and its (given or generated) client id."""
+    list_id = _client_id("list_client_order_id", list_client_order_id)
+    params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
+    _put_isolated(params, is_isolated)
+    params.append(("listClientOrderId", list_id))
+    return params, list_id
+
+
+def _working_leg(
+    working_type: OrderType | str,
+    working_side: OrderSide | str,
+    working_price: AmountLike,
+    working_quantity: AmountLike,
+    client_order_id: str | None,
+    iceberg_qty: AmountLike | None,
+    time_in_force: TimeInForce | str | None,
+) -> list[tuple[str, str]]:
+    """The working order of an OTO or OTOCO (LIMIT or LIMIT_MAKER), checked and formatted."""
+    kind = P.enum_value("working_type", working_type, OrderType)
+    if kind not in ("LIMIT", "LIMIT_MAKER"):
+        raise ParameterError("working_type", "must be LIMIT or LIMIT_MAKER")
+    price = P.amount("working_price", working_price)
+    quantity = P.amount("working_quantity", working_quantity)
+    tif = P.enum_value("working_time_in_force", time_in_force, TimeInForce)
+    _order_leg_rules(
+        "working_",
+        kind,
+        quantity=quantity,
+        price=price,
+        stop_price=None,
+        trailing_delta=None,
+        time_in_force=tif,
+    )
+    leg = [
+        ("workingType", kind),
+        ("workingSide", P.enum_value("working_side", working_side, OrderSide)),
+    ]
+    _put(leg, "workingClientOrderId", P.client_order_id("working_client_order_id", client_order_id))
+    leg += [("workingPrice", price), ("workingQuantity", quantity)]
+    _put(leg, "workingIcebergQty", P.amount("working_iceberg_qty", iceberg_qty))
+    _put(leg, "workingTimeInForce", tif)
+    return leg
+
+
+def _pending_leg(
+    prefix: str,
+    wire: str,
+    kind: str,
+    quantity: str,
+    client_order_id: str | None,
+    price: AmountLike | None,
+    stop_price: AmountLike | None,
+    trailing_delta: int | None,
+    iceberg_qty: AmountLike | None,
+    time_in_force: TimeInForce | str | None,
+) -> list[tuple[str, str]]:
+    """A pending order of an OTO (``pending``) or OTOCO (``pendingAbove``/``pendingBelow``), checked
+    and formatted; ``prefix`` is the Python prefix of its arguments, for error messages.
+
+    ``quantity`` is checked against the leg's type but sent by the caller: an OTOCO's two legs
+    share one ``pendingQuantity``.
+    """
+    price_s = P.amount(prefix + "price", price)
+    stop = P.amount(prefix + "stop_price", stop_price)
+    trailing = P.integer(prefix + "trailing_delta", trailing_delta, minimum=1)
+    tif = P.enum_value(prefix + "time_in_force", time_in_force, TimeInForce)
+    if kind != "MARKET":
+        _order_leg_rules(
+            prefix,
+            kind,
+            quantity=quantity,
+            price=price_s,
+            stop_price=stop,
+            trailing_delta=trailing,
+            time_in_force=tif,
+        )
+    # Margin change log 2026-06-15: a trailing pending order needs its price.
+    if trailing is not None and price_s is None:
+        raise ParameterError(prefix + "price", f"is required with {prefix}trailing_delta")
+    leg = [(wire + "Type", kind)]
+    _put(
+        leg, wire + "ClientOrderId", P.client_order_id(prefix + "client_order_id", client_order_id)
+    )
+    _put(leg, wire + "Price", price_s)
+    _put(leg, wire + "StopPrice", stop)
+    _put(leg, wire + "TrailingDelta", trailing)
+    _put(leg, wire + "IcebergQty", P.amount(prefix + "iceberg_qty", iceberg_qty))
+    _put(leg, wire + "TimeInForce", tif)
+    return leg
+
+
+def _symbol_history(
+    symbol: str,
+    is_isolated: bool,
+    order_id: int | None = None,
+    start_time: int | None = None,
+    end_time: int | None = None,
+) -> list[tuple[str, str]]:
+    """Filters of the per-symbol order and trade lists (ranges of less than 24 hours)."""
+    params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
+    _put_isolated(params, is_isolated)
+    _put(params, "orderId", P.integer("order_id", order_id))
+    params += _range(start_time, end_time, max_days=1)
+    return params
 
 
 def _cross_symbol(symbol: str | None, is_isolated: bool) -> str | None:
@@ -206,29 +368,6 @@ def _order_leg_rules(
         need("stop_price", trailing_delta, f"{order_type} orders (or trailing_delta)")
 
 
-async def _walk_pages(fetch: Callable[[int], Awaitable[_Page[R]]], size: int) -> AsyncIterator[R]:
-    """Yield rows page by page (``current`` = 1, 2, ...) until the data is exhausted.
-
-    With a ``total`` in the response, paging runs until that many rows were seen (the server may
-    cap ``size`` below what was asked); without one, a short page is the last one.
-    """
-    current = 1
-    seen = 0
-    while True:
-        page = await fetch(current)
-        for row in page.rows:
-            yield row
-        seen += len(page.rows)
-        if not page.rows:
-            return
-        if page.total is not None:
-            if seen >= page.total:
-                return
-        elif len(page.rows) < size:
-            return
-        current += 1
-
-
 class MarginAPI(abc.ABC):
     """Every Binance margin REST endpoint as a typed async method.
 
@@ -248,6 +387,98 @@ class MarginAPI(abc.ABC):
         client_order_id: str | None = None,
     ) -> Any:
         """Send one request and return the orjson-decoded body (implemented by the transport)."""
+
+    # Paging, shared by the get_* methods of paged histories and by every iter_* method
+
+    async def _get_page(
+        self,
+        page: type[PG],
+        name: str,
+        params: list[tuple[str, str]],
+        current: int | None,
+        size: int | None,
+        max_size: int | None = 100,
+    ) -> PG:
+        """One ``current``/``size`` page of the history ``name``, whose filters are ``params``."""
+        _put(params, "current", P.integer("current", current, minimum=1))
+        _put(params, "size", P.integer("size", size, minimum=1, maximum=max_size))
+        return _one(page, await self._call(ENDPOINTS[name], params))
+
+    def _iter_pages(
+        self,
+        page: type[Page[R]],
+        name: str,
+        params: list[tuple[str, str]],
+        size: int,
+        max_size: int | None = 100,
+    ) -> AsyncIterator[R]:
+        """Every row of the history ``name`` (filters ``params``), ``size`` rows per request.
+
+        ``params`` come from the builder the ``get_*`` method uses, so every argument is checked
+        before this returns, not at the first ``async for`` step.
+        """
+        P.integer("size", size, minimum=1, maximum=max_size)
+        return self._walk_pages(page, ENDPOINTS[name], params, size)
+
+    async def _walk_pages(
+        self, page: type[Page[R]], endpoint: Endpoint, params: list[tuple[str, str]], size: int
+    ) -> AsyncIterator[R]:
+        """Yield rows page by page (``current`` = 1, 2, ...) until the data is exhausted.
+
+        With a ``total`` in the response, paging runs until that many rows were seen (the server may
+        cap ``size`` below what was asked); without one, a short page is the last one.
+        """
+        current = 1
+        seen = 0
+        while True:
+            query = [*params, ("current", str(current)), ("size", str(size))]
+            result = _one(page, await self._call(endpoint, query))
+            for row in result.rows:
+                yield row
+            seen += len(result.rows)
+            if not result.rows:
+                return
+            if result.total is not None:
+                if seen >= result.total:
+                    return
+            elif len(result.rows) < size:
+                return
+            current += 1
+
+    async def _walk_ids(
+        self,
+        endpoint: Endpoint,
+        model: type[M],
+        params: list[tuple[str, str]],
+        cursor: str,
+        first_id: int,
+        limit: int,
+        row_id: Callable[[M], int | None],
+        *,
+        exclusive: bool = False,
+    ) -> AsyncIterator[M]:
+        """Yield rows from id ``first_id`` upwards, ``limit`` per request, until a short page.
+
+        The ``cursor`` parameter is inclusive (rows with id >= cursor: ``fromId`` of myTrades,
+        ``orderId`` of allOrders) or, with ``exclusive``, exclusive (id > cursor: ``fromId`` of
+        capital flow). Rows below the cursor, which only a server ignoring it would send, are
+        dropped, so the cursor always advances and the walk cannot loop.
+        """
+        low = first_id + 1 if exclusive else first_id  # the lowest id this request may return
+        while True:
+            query = [*params, (cursor, str(first_id)), ("limit", str(limit))]
+            batch = _many(model, await self._call(endpoint, query))
+            top = -1
+            for row in batch:
+                ident = row_id(row)
+                if ident is None or ident >= low:
+                    yield row
+                    if ident is not None and ident > top:
+                        top = ident
+            if len(batch) < limit or top < low:
+                return
+            first_id = top if exclusive else top + 1
+            low = top + 1
 
     # Server time
 
@@ -316,9 +547,7 @@ class MarginAPI(abc.ABC):
                 trailing_delta=trailing,
                 time_in_force=tif,
             )
-        client_id = P.client_order_id("new_client_order_id", new_client_order_id)
-        if client_id is None:
-            client_id = P.generate_client_order_id()
+        client_id = _client_id("new_client_order_id", new_client_order_id)
         params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
         _put_isolated(params, is_isolated)
         params.append(("side", P.enum_value("side", side, OrderSide)))
@@ -329,29 +558,15 @@ class MarginAPI(abc.ABC):
         _put(params, "stopPrice", stop)
         params.append(("newClientOrderId", client_id))
         _put(params, "icebergQty", P.amount("iceberg_qty", iceberg_qty))
-        _put(
+        _put_order_options(
             params,
-            "newOrderRespType",
-            P.enum_value("new_order_resp_type", new_order_resp_type, NewOrderRespType),
-        )
-        _put(
-            params,
-            "sideEffectType",
-            P.enum_value("side_effect_type", side_effect_type, SideEffectType),
-        )
-        _put(params, "timeInForce", tif)
-        _put(
-            params,
-            "selfTradePreventionMode",
-            P.enum_value(
-                "self_trade_prevention_mode", self_trade_prevention_mode, SelfTradePreventionMode
-            ),
+            new_order_resp_type,
+            side_effect_type,
+            self_trade_prevention_mode,
+            auto_repay_at_cancel,
+            time_in_force=tif,
         )
         _put(params, "trailingDelta", trailing)
-        if auto_repay_at_cancel is not None:
-            params.append(
-                ("autoRepayAtCancel", P.upper_bool("auto_repay_at_cancel", auto_repay_at_cancel))
-            )
         data = await self._call(ENDPOINTS["new_order"], params, client_order_id=client_id)
         return _one(Order, data)
 
@@ -452,38 +667,21 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-All-Orders
         """
-        start, end = P.time_range(start_time, end_time, max_span_ms=_DAY_MS, span_text="24 hours")
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
-        _put_isolated(params, is_isolated)
-        _put(params, "orderId", P.integer("order_id", order_id))
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "limit", P.integer("limit", limit, minimum=1, maximum=500))
+        params = _symbol_history(symbol, is_isolated, order_id, start_time, end_time)
+        _put(params, "limit", P.integer("limit", limit, minimum=1, maximum=_MAX_ORDERS_LIMIT))
         return _many(Order, await self._call(ENDPOINTS["get_all_orders"], params))
 
     def iter_all_orders(
         self, symbol: str, *, order_id: int = 0, limit: int = 500, is_isolated: bool = False
     ) -> AsyncIterator[Order]:
         """Walk all orders of a symbol from ``order_id`` upwards, ``limit`` per request."""
-        P.symbol("symbol", symbol)
+        params = _symbol_history(symbol, is_isolated)
         P.integer("order_id", order_id)
-        P.integer("limit", limit, minimum=1, maximum=500)
-        P.boolean("is_isolated", is_isolated)
-
-        async def walk() -> AsyncIterator[Order]:
-            next_id = order_id
-            while True:
-                batch = await self.get_all_orders(
-                    symbol, order_id=next_id, limit=limit, is_isolated=is_isolated
-                )
-                for order in batch:
-                    yield order
-                last = batch[-1].order_id if batch else None
-                if len(batch) < limit or last is None:
-                    return
-                next_id = last + 1
-
-        return walk()
+        P.integer("limit", limit, minimum=1, maximum=_MAX_ORDERS_LIMIT)
+        endpoint = ENDPOINTS["get_all_orders"]
+        return self._walk_ids(
+            endpoint, Order, params, "orderId", order_id, limit, lambda order: order.order_id
+        )
 
     async def get_my_trades(
         self,
@@ -500,39 +698,22 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Trade-List
         """
-        start, end = P.time_range(start_time, end_time, max_span_ms=_DAY_MS, span_text="24 hours")
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
-        _put_isolated(params, is_isolated)
-        _put(params, "orderId", P.integer("order_id", order_id))
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
+        params = _symbol_history(symbol, is_isolated, order_id, start_time, end_time)
         _put(params, "fromId", P.integer("from_id", from_id))
-        _put(params, "limit", P.integer("limit", limit, minimum=1, maximum=1000))
+        _put(params, "limit", P.integer("limit", limit, minimum=1, maximum=_MAX_LIMIT))
         return _many(Trade, await self._call(ENDPOINTS["get_my_trades"], params))
 
     def iter_my_trades(
         self, symbol: str, *, from_id: int = 0, limit: int = 1000, is_isolated: bool = False
     ) -> AsyncIterator[Trade]:
         """Walk all trades of a symbol from trade id ``from_id`` upwards, ``limit`` per request."""
-        P.symbol("symbol", symbol)
+        params = _symbol_history(symbol, is_isolated)
         P.integer("from_id", from_id)
-        P.integer("limit", limit, minimum=1, maximum=1000)
-        P.boolean("is_isolated", is_isolated)
-
-        async def walk() -> AsyncIterator[Trade]:
-            next_id = from_id
-            while True:
-                batch = await self.get_my_trades(
-                    symbol, from_id=next_id, limit=limit, is_isolated=is_isolated
-                )
-                for trade in batch:
-                    yield trade
-                last = batch[-1].id if batch else None
-                if len(batch) < limit or last is None:
-                    return
-                next_id = last + 1
-
-        return walk()
+        P.integer("limit", limit, minimum=1, maximum=_MAX_LIMIT)
+        endpoint = ENDPOINTS["get_my_trades"]
+        return self._walk_ids(
+            endpoint, Trade, params, "fromId", from_id, limit, lambda trade: trade.id
+        )
 
     # Trade: order lists
 
@@ -570,12 +751,7 @@ class MarginAPI(abc.ABC):
             raise ParameterError(
                 "stop_limit_time_in_force", "is required when stop_limit_price is given"
             )
-        list_id = P.client_order_id("list_client_order_id", list_client_order_id)
-        if list_id is None:
-            list_id = P.generate_client_order_id()
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
-        _put_isolated(params, is_isolated)
-        params.append(("listClientOrderId", list_id))
+        params, list_id = _list_head(symbol, is_isolated, list_client_order_id)
         params.append(("side", P.enum_value("side", side, OrderSide)))
         params.append(("quantity", P.amount("quantity", quantity)))
         _put(
@@ -594,7 +770,7 @@ class MarginAPI(abc.ABC):
         _put(params, "stopLimitPrice", stop_limit)
         _put(params, "stopIcebergQty", P.amount("stop_iceberg_qty", stop_iceberg_qty))
         _put(params, "stopLimitTimeInForce", stop_tif)
-        self._put_list_options(
+        _put_order_options(
             params,
             new_order_resp_type,
             side_effect_type,
@@ -603,36 +779,6 @@ class MarginAPI(abc.ABC):
         )
         data = await self._call(ENDPOINTS["new_oco"], params, client_order_id=list_id)
         return _one(OrderList, data)
-
-    @staticmethod
-    def _put_list_options(
-        params: list[tuple[str, str]],
-        new_order_resp_type: NewOrderRespType | str | None,
-        side_effect_type: SideEffectType | str | None,
-        self_trade_prevention_mode: SelfTradePreventionMode | str | None,
-        auto_repay_at_cancel: bool | None,
-    ) -> None:
-        _put(
-            params,
-            "newOrderRespType",
-            P.enum_value("new_order_resp_type", new_order_resp_type, NewOrderRespType),
-        )
-        _put(
-            params,
-            "sideEffectType",
-            P.enum_value("side_effect_type", side_effect_type, SideEffectType),
-        )
-        _put(
-            params,
-            "selfTradePreventionMode",
-            P.enum_value(
-                "self_trade_prevention_mode", self_trade_prevention_mode, SelfTradePreventionMode
-            ),
-        )
-        if auto_repay_at_cancel is not None:
-            params.append(
-                ("autoRepayAtCancel", P.upper_bool("auto_repay_at_cancel", auto_repay_at_cancel))
-            )
 
     async def new_oto(
         self,
@@ -668,76 +814,40 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-OTO
         """
-        w_type = P.enum_value("working_type", working_type, OrderType)
-        if w_type not in ("LIMIT", "LIMIT_MAKER"):
-            raise ParameterError("working_type", "must be LIMIT or LIMIT_MAKER")
-        w_price = P.amount("working_price", working_price)
-        w_qty = P.amount("working_quantity", working_quantity)
-        w_tif = P.enum_value("working_time_in_force", working_time_in_force, TimeInForce)
-        _order_leg_rules(
-            "working_",
-            w_type,
-            quantity=w_qty,
-            price=w_price,
-            stop_price=None,
-            trailing_delta=None,
-            time_in_force=w_tif,
+        working = _working_leg(
+            working_type,
+            working_side,
+            working_price,
+            working_quantity,
+            working_client_order_id,
+            working_iceberg_qty,
+            working_time_in_force,
         )
-        p_type = P.enum_value("pending_type", pending_type, OrderType)
-        p_price = P.amount("pending_price", pending_price)
-        p_stop = P.amount("pending_stop_price", pending_stop_price)
-        p_trailing = P.integer("pending_trailing_delta", pending_trailing_delta, minimum=1)
         p_qty = P.amount("pending_quantity", pending_quantity)
-        p_tif = P.enum_value("pending_time_in_force", pending_time_in_force, TimeInForce)
-        if p_type != "MARKET":
-            _order_leg_rules(
-                "pending_",
-                p_type,
-                quantity=p_qty,
-                price=p_price,
-                stop_price=p_stop,
-                trailing_delta=p_trailing,
-                time_in_force=p_tif,
-            )
-        if p_trailing is not None and p_price is None:
-            raise ParameterError("pending_price", "is required with pending_trailing_delta")
-        list_id = P.client_order_id("list_client_order_id", list_client_order_id)
-        if list_id is None:
-            list_id = P.generate_client_order_id()
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
-        _put_isolated(params, is_isolated)
-        params.append(("listClientOrderId", list_id))
-        self._put_list_options(
+        pending = _pending_leg(
+            "pending_",
+            "pending",
+            P.enum_value("pending_type", pending_type, OrderType),
+            p_qty,
+            pending_client_order_id,
+            pending_price,
+            pending_stop_price,
+            pending_trailing_delta,
+            pending_iceberg_qty,
+            pending_time_in_force,
+        )
+        params, list_id = _list_head(symbol, is_isolated, list_client_order_id)
+        _put_order_options(
             params,
             new_order_resp_type,
             side_effect_type,
             self_trade_prevention_mode,
             auto_repay_at_cancel,
         )
-        params.append(("workingType", w_type))
-        params.append(("workingSide", P.enum_value("working_side", working_side, OrderSide)))
-        _put(
-            params,
-            "workingClientOrderId",
-            P.client_order_id("working_client_order_id", working_client_order_id),
-        )
-        params.append(("workingPrice", w_price))
-        params.append(("workingQuantity", w_qty))
-        _put(params, "workingIcebergQty", P.amount("working_iceberg_qty", working_iceberg_qty))
-        _put(params, "workingTimeInForce", w_tif)
-        params.append(("pendingType", p_type))
+        params += working
         params.append(("pendingSide", P.enum_value("pending_side", pending_side, OrderSide)))
-        _put(
-            params,
-            "pendingClientOrderId",
-            P.client_order_id("pending_client_order_id", pending_client_order_id),
-        )
-        _put(params, "pendingPrice", p_price)
-        _put(params, "pendingStopPrice", p_stop)
-        _put(params, "pendingTrailingDelta", p_trailing)
         params.append(("pendingQuantity", p_qty))
-        _put(params, "pendingIcebergQty", P.amount("pending_iceberg_qty", pending_iceberg_qty))
-        _put(params, "pendingTimeInForce", p_tif)
+        params += pending
         data = await self._call(ENDPOINTS["new_oto"], params, client_order_id=list_id)
         return _one(OrderList, data)
 
@@ -781,20 +891,14 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-OTOCO
         """
-        w_type = P.enum_value("working_type", working_type, OrderType)
-        if w_type not in ("LIMIT", "LIMIT_MAKER"):
-            raise ParameterError("working_type", "must be LIMIT or LIMIT_MAKER")
-        w_price = P.amount("working_price", working_price)
-        w_qty = P.amount("working_quantity", working_quantity)
-        w_tif = P.enum_value("working_time_in_force", working_time_in_force, TimeInForce)
-        _order_leg_rules(
-            "working_",
-            w_type,
-            quantity=w_qty,
-            price=w_price,
-            stop_price=None,
-            trailing_delta=None,
-            time_in_force=w_tif,
+        working = _working_leg(
+            working_type,
+            working_side,
+            working_price,
+            working_quantity,
+            working_client_order_id,
+            working_iceberg_qty,
+            working_time_in_force,
         )
         p_qty = P.amount("pending_quantity", pending_quantity)
         above = self._otoco_leg(
@@ -819,44 +923,15 @@ class MarginAPI(abc.ABC):
             pending_below_time_in_force,
             p_qty,
         )
-        list_id = P.client_order_id("list_client_order_id", list_client_order_id)
-        if list_id is None:
-            list_id = P.generate_client_order_id()
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
-        _put_isolated(params, is_isolated)
-        _put(
+        params, list_id = _list_head(symbol, is_isolated, list_client_order_id)
+        _put_order_options(
             params,
-            "sideEffectType",
-            P.enum_value("side_effect_type", side_effect_type, SideEffectType),
+            new_order_resp_type,
+            side_effect_type,
+            self_trade_prevention_mode,
+            auto_repay_at_cancel,
         )
-        if auto_repay_at_cancel is not None:
-            params.append(
-                ("autoRepayAtCancel", P.upper_bool("auto_repay_at_cancel", auto_repay_at_cancel))
-            )
-        params.append(("listClientOrderId", list_id))
-        _put(
-            params,
-            "newOrderRespType",
-            P.enum_value("new_order_resp_type", new_order_resp_type, NewOrderRespType),
-        )
-        _put(
-            params,
-            "selfTradePreventionMode",
-            P.enum_value(
-                "self_trade_prevention_mode", self_trade_prevention_mode, SelfTradePreventionMode
-            ),
-        )
-        params.append(("workingType", w_type))
-        params.append(("workingSide", P.enum_value("working_side", working_side, OrderSide)))
-        _put(
-            params,
-            "workingClientOrderId",
-            P.client_order_id("working_client_order_id", working_client_order_id),
-        )
-        params.append(("workingPrice", w_price))
-        params.append(("workingQuantity", w_qty))
-        _put(params, "workingIcebergQty", P.amount("working_iceberg_qty", working_iceberg_qty))
-        _put(params, "workingTimeInForce", w_tif)
+        params += working
         params.append(("pendingSide", P.enum_value("pending_side", pending_side, OrderSide)))
         params.append(("pendingQuantity", p_qty))
         params.extend(above)
@@ -878,41 +953,27 @@ class MarginAPI(abc.ABC):
     ) -> list[tuple[str, str]]:
         """Validate and format the pending above/below leg of an OTOCO."""
         prefix = f"pending_{leg}_"
-        wire = "pendingAbove" if leg == "above" else "pendingBelow"
         kind = P.enum_value(prefix + "type", leg_type, OrderType)
-        price_s = P.amount(prefix + "price", price)
-        stop = P.amount(prefix + "stop_price", stop_price)
-        trailing = P.integer(prefix + "trailing_delta", trailing_delta, minimum=1)
-        tif = P.enum_value(prefix + "time_in_force", time_in_force, TimeInForce)
-        leg_params: list[tuple[str, str]] = []
         if kind is None:
             # Only the below leg is optional; its details without a type would be dropped silently.
             details = (client_id, price, stop_price, trailing_delta, iceberg_qty, time_in_force)
             if any(value is not None for value in details):
                 raise ParameterError(prefix + "type", f"is required with other {prefix}* arguments")
-            return leg_params
+            return []
         if kind not in _OTOCO_LEG_TYPES:
             raise ParameterError(prefix + "type", "must be LIMIT_MAKER or a stop/take-profit type")
-        _order_leg_rules(
+        return _pending_leg(
             prefix,
+            "pendingAbove" if leg == "above" else "pendingBelow",
             kind,
-            quantity=quantity,
-            price=price_s,
-            stop_price=stop,
-            trailing_delta=trailing,
-            time_in_force=tif,
+            quantity,
+            client_id,
+            price,
+            stop_price,
+            trailing_delta,
+            iceberg_qty,
+            time_in_force,
         )
-        if trailing is not None and price_s is None:
-            raise ParameterError(prefix + "price", f"is required with {prefix}trailing_delta")
-        leg_params.append((wire + "Type", kind))
-        leg_client_id = P.client_order_id(prefix + "client_order_id", client_id)
-        _put(leg_params, wire + "ClientOrderId", leg_client_id)
-        _put(leg_params, wire + "Price", price_s)
-        _put(leg_params, wire + "StopPrice", stop)
-        _put(leg_params, wire + "TrailingDelta", trailing)
-        _put(leg_params, wire + "IcebergQty", P.amount(prefix + "iceberg_qty", iceberg_qty))
-        _put(leg_params, wire + "TimeInForce", tif)
-        return leg_params
 
     async def cancel_order_list(
         self,
@@ -985,16 +1046,15 @@ class MarginAPI(abc.ABC):
         Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-all-OCO
         """
         symbol_s = _cross_symbol(symbol, is_isolated)
-        start, end = P.time_range(start_time, end_time)
-        if from_id is not None and (start is not None or end is not None):
+        time_range = _range(start_time, end_time)
+        if from_id is not None and time_range:
             raise ParameterError("from_id", "cannot be combined with start_time or end_time")
         params: list[tuple[str, str]] = []
         _put_isolated(params, is_isolated)
         _put(params, "symbol", symbol_s)
         _put(params, "fromId", P.integer("from_id", from_id))
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "limit", P.integer("limit", limit, minimum=1, maximum=1000))
+        params += time_range
+        _put(params, "limit", P.integer("limit", limit, minimum=1, maximum=_MAX_LIMIT))
         return _many(OrderList, await self._call(ENDPOINTS["get_all_order_lists"], params))
 
     async def get_open_order_lists(
@@ -1017,6 +1077,9 @@ class MarginAPI(abc.ABC):
     ) -> list[OrderCountUsage]:
         """Current order-count usage per interval (the account's order-rate limits).
 
+        ``MarginClient`` also hands the answer to its rate limiter, which from then on holds
+        orders to these limits instead of its defaults (see :meth:`_on_order_count_usage`).
+
         Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Current-Margin-Order-Count-Usage
         """
         P.require_isolated_symbol(is_isolated, symbol)
@@ -1024,7 +1087,18 @@ class MarginAPI(abc.ABC):
         _put_isolated(params, is_isolated)
         _put(params, "symbol", P.symbol("symbol", symbol))
         data = await self._call(ENDPOINTS["get_order_count_usage"], params)
-        return _many(OrderCountUsage, data)
+        usage = _many(OrderCountUsage, data)
+        self._on_order_count_usage(usage)
+        return usage
+
+    # An optional hook, not an abstract method: a transport without a limiter has nothing to do.
+    def _on_order_count_usage(self, usage: list[OrderCountUsage]) -> None:  # noqa: B027
+        """Hook called with every answer of :meth:`get_order_count_usage`, before it is returned.
+
+        The answer carries the account's real order-count limits and counts; a transport with a
+        rate limiter overrides this to feed them to it (``MarginClient`` does). Here, without a
+        limiter, there is nothing to learn.
+        """
 
     async def get_prevented_matches(
         self,
@@ -1066,15 +1140,18 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Get-Force-Liquidation-Record
         """
-        start, end = P.time_range(start_time, end_time)
-        params: list[tuple[str, str]] = []
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
+        params = self._force_liquidation_filters(start_time, end_time, isolated_symbol)
+        return await self._get_page(
+            ForceLiquidationRecords, "get_force_liquidation_records", params, current, size
+        )
+
+    @staticmethod
+    def _force_liquidation_filters(
+        start_time: int | None, end_time: int | None, isolated_symbol: str | None
+    ) -> list[tuple[str, str]]:
+        params = _range(start_time, end_time)
         _put(params, "isolatedSymbol", P.symbol("isolated_symbol", isolated_symbol))
-        _put(params, "current", P.integer("current", current, minimum=1))
-        _put(params, "size", P.integer("size", size, minimum=1, maximum=100))
-        data = await self._call(ENDPOINTS["get_force_liquidation_records"], params)
-        return _one(ForceLiquidationRecords, data)
+        return params
 
     def iter_force_liquidation_records(
         self,
@@ -1085,20 +1162,10 @@ class MarginAPI(abc.ABC):
         size: int = 100,
     ) -> AsyncIterator[ForceLiquidationRecord]:
         """Walk every page of forced-liquidation records."""
-        P.time_range(start_time, end_time)
-        P.symbol("isolated_symbol", isolated_symbol)
-        P.integer("size", size, minimum=1, maximum=100)
-
-        def fetch(current: int) -> Awaitable[ForceLiquidationRecords]:
-            return self.get_force_liquidation_records(
-                start_time=start_time,
-                end_time=end_time,
-                isolated_symbol=isolated_symbol,
-                current=current,
-                size=size,
-            )
-
-        return _walk_pages(fetch, size)
+        params = self._force_liquidation_filters(start_time, end_time, isolated_symbol)
+        return self._iter_pages(
+            ForceLiquidationRecords, "get_force_liquidation_records", params, size
+        )
 
     async def manual_liquidation(
         self, type: MarginType | str, *, symbol: str | None = None
@@ -1143,29 +1210,24 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Get-Small-Liability-Exchange-History
         """
-        start, end = P.time_range(start_time, end_time)
-        params: list[tuple[str, str]] = [
-            ("current", P.integer("current", current, minimum=1)),
-            ("size", P.integer("size", size, minimum=1, maximum=100)),
-        ]
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        data = await self._call(ENDPOINTS["get_small_liability_exchange_history"], params)
-        return _one(SmallLiabilityExchangeRecords, data)
+        return await self._get_page(
+            SmallLiabilityExchangeRecords,
+            "get_small_liability_exchange_history",
+            _range(start_time, end_time),
+            current,
+            size,
+        )
 
     def iter_small_liability_exchange_history(
         self, *, start_time: int | None = None, end_time: int | None = None, size: int = 100
     ) -> AsyncIterator[SmallLiabilityExchangeRecord]:
         """Walk every page of small-liability exchanges."""
-        P.time_range(start_time, end_time)
-        P.integer("size", size, minimum=1, maximum=100)
-
-        def fetch(current: int) -> Awaitable[SmallLiabilityExchangeRecords]:
-            return self.get_small_liability_exchange_history(
-                current=current, size=size, start_time=start_time, end_time=end_time
-            )
-
-        return _walk_pages(fetch, size)
+        return self._iter_pages(
+            SmallLiabilityExchangeRecords,
+            "get_small_liability_exchange_history",
+            _range(start_time, end_time),
+            size,
+        )
 
     # Trade: special (low-latency) keys
 
@@ -1292,28 +1354,26 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Liquidation-Loan-Repay-History
         """
-        start, end = P.time_range(start_time, end_time)
-        params: list[tuple[str, str]] = []
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "current", P.integer("current", current, minimum=1))
-        _put(params, "size", P.integer("size", size, minimum=1))
-        data = await self._call(ENDPOINTS["get_liquidation_loan_repay_history"], params)
-        return _one(LiquidationLoanRepayments, data)
+        return await self._get_page(
+            LiquidationLoanRepayments,
+            "get_liquidation_loan_repay_history",
+            _range(start_time, end_time),
+            current,
+            size,
+            max_size=None,
+        )
 
     def iter_liquidation_loan_repay_history(
         self, *, start_time: int | None = None, end_time: int | None = None, size: int = 50
     ) -> AsyncIterator[LiquidationLoanRepayment]:
         """Walk every page of liquidation-loan repayments."""
-        P.time_range(start_time, end_time)
-        P.integer("size", size, minimum=1)
-
-        def fetch(current: int) -> Awaitable[LiquidationLoanRepayments]:
-            return self.get_liquidation_loan_repay_history(
-                start_time=start_time, end_time=end_time, current=current, size=size
-            )
-
-        return _walk_pages(fetch, size)
+        return self._iter_pages(
+            LiquidationLoanRepayments,
+            "get_liquidation_loan_repay_history",
+            _range(start_time, end_time),
+            size,
+            max_size=None,
+        )
 
     # Borrow and repay
 
@@ -1372,17 +1432,25 @@ class MarginAPI(abc.ABC):
         Docs: https://developers.binance.com/docs/margin_trading/borrow-and-repay/Query-Borrow-Repay
         """
         P.require_one_of(("tx_id", tx_id), ("start_time", start_time))
-        start, end = P.time_range(start_time, end_time)
+        params = self._borrow_repay_filters(type, asset, isolated_symbol, start_time, end_time)
+        _put(params, "txId", P.integer("tx_id", tx_id))
+        return await self._get_page(
+            BorrowRepayRecords, "get_borrow_repay_records", params, current, size
+        )
+
+    @staticmethod
+    def _borrow_repay_filters(
+        type: BorrowRepayType | str,
+        asset: str | None,
+        isolated_symbol: str | None,
+        start_time: int | None,
+        end_time: int | None,
+    ) -> list[tuple[str, str]]:
         params: list[tuple[str, str]] = [("type", P.enum_value("type", type, BorrowRepayType))]
         _put(params, "asset", P.symbol("asset", asset))
         _put(params, "isolatedSymbol", P.symbol("isolated_symbol", isolated_symbol))
-        _put(params, "txId", P.integer("tx_id", tx_id))
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "current", P.integer("current", current, minimum=1))
-        _put(params, "size", P.integer("size", size, minimum=1, maximum=100))
-        data = await self._call(ENDPOINTS["get_borrow_repay_records"], params)
-        return _one(BorrowRepayRecords, data)
+        params += _range(start_time, end_time)
+        return params
 
     def iter_borrow_repay_records(
         self,
@@ -1395,24 +1463,10 @@ class MarginAPI(abc.ABC):
         size: int = 100,
     ) -> AsyncIterator[BorrowRepayRecord]:
         """Walk every page of borrow or repay records from ``start_time``."""
-        P.enum_value("type", type, BorrowRepayType)
-        P.time_range(start_time, end_time)
-        P.symbol("asset", asset)
-        P.symbol("isolated_symbol", isolated_symbol)
-        P.integer("size", size, minimum=1, maximum=100)
-
-        def fetch(current: int) -> Awaitable[BorrowRepayRecords]:
-            return self.get_borrow_repay_records(
-                type,
-                asset=asset,
-                isolated_symbol=isolated_symbol,
-                start_time=start_time,
-                end_time=end_time,
-                current=current,
-                size=size,
-            )
-
-        return _walk_pages(fetch, size)
+        if start_time is None:  # the get method's "tx_id or start_time" rule, for a walk
+            raise ParameterError("start_time", "is required")
+        params = self._borrow_repay_filters(type, asset, isolated_symbol, start_time, end_time)
+        return self._iter_pages(BorrowRepayRecords, "get_borrow_repay_records", params, size)
 
     async def get_interest_history(
         self,
@@ -1428,17 +1482,18 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/borrow-and-repay/Get-Interest-History
         """
-        start, end = P.time_range(
-            start_time, end_time, max_span_ms=30 * _DAY_MS, span_text="30 days"
-        )
+        params = self._interest_filters(asset, isolated_symbol, start_time, end_time)
+        return await self._get_page(InterestHistory, "get_interest_history", params, current, size)
+
+    @staticmethod
+    def _interest_filters(
+        asset: str | None, isolated_symbol: str | None, start_time: int | None, end_time: int | None
+    ) -> list[tuple[str, str]]:
         params: list[tuple[str, str]] = []
         _put(params, "asset", P.symbol("asset", asset))
         _put(params, "isolatedSymbol", P.symbol("isolated_symbol", isolated_symbol))
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "current", P.integer("current", current, minimum=1))
-        _put(params, "size", P.integer("size", size, minimum=1, maximum=100))
-        return _one(InterestHistory, await self._call(ENDPOINTS["get_interest_history"], params))
+        params += _range(start_time, end_time, max_days=30)
+        return params
 
     def iter_interest_history(
         self,
@@ -1450,22 +1505,8 @@ class MarginAPI(abc.ABC):
         size: int = 100,
     ) -> AsyncIterator[InterestRecord]:
         """Walk every page of interest charges."""
-        P.symbol("asset", asset)
-        P.symbol("isolated_symbol", isolated_symbol)
-        P.time_range(start_time, end_time, max_span_ms=30 * _DAY_MS, span_text="30 days")
-        P.integer("size", size, minimum=1, maximum=100)
-
-        def fetch(current: int) -> Awaitable[InterestHistory]:
-            return self.get_interest_history(
-                asset=asset,
-                isolated_symbol=isolated_symbol,
-                start_time=start_time,
-                end_time=end_time,
-                current=current,
-                size=size,
-            )
-
-        return _walk_pages(fetch, size)
+        params = self._interest_filters(asset, isolated_symbol, start_time, end_time)
+        return self._iter_pages(InterestHistory, "get_interest_history", params, size)
 
     async def get_interest_rate_history(
         self,
@@ -1479,13 +1520,9 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/borrow-and-repay/Query-Margin-Interest-Rate-History
         """
-        start, end = P.time_range(
-            start_time, end_time, max_span_ms=30 * _DAY_MS, span_text="30 days"
-        )
         params: list[tuple[str, str]] = [("asset", P.symbol("asset", asset))]
         _put(params, "vipLevel", P.integer("vip_level", vip_level))
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
+        params += _range(start_time, end_time, max_days=30)
         data = await self._call(ENDPOINTS["get_interest_rate_history"], params)
         return _many(InterestRate, data)
 
@@ -1586,22 +1623,26 @@ class MarginAPI(abc.ABC):
     ) -> list[CapitalFlow]:
         """Cross (or isolated ``symbol``) capital flow; a time range may span 7 days at most.
 
-        Use :meth:`iter_capital_flow` for longer ranges.
+        With ``from_id``, the rows with a greater id; without it, the latest ``limit`` rows. Use
+        :meth:`iter_capital_flow` for longer ranges.
 
         Docs: https://developers.binance.com/docs/margin_trading/account/Query-Cross-Isolated-Margin-Capital-Flow
         """
-        start, end = P.time_range(
-            start_time, end_time, max_span_ms=P.CAPITAL_FLOW_WINDOW_MS, span_text="7 days"
-        )
+        params = self._capital_flow_filters(asset, symbol, type)
+        params += _range(start_time, end_time, max_days=_CAPITAL_FLOW_DAYS)
+        _put(params, "fromId", P.integer("from_id", from_id))
+        _put(params, "limit", P.integer("limit", limit, minimum=1, maximum=_MAX_LIMIT))
+        return _many(CapitalFlow, await self._call(ENDPOINTS["get_capital_flow"], params))
+
+    @staticmethod
+    def _capital_flow_filters(
+        asset: str | None, symbol: str | None, type: CapitalFlowType | str | None
+    ) -> list[tuple[str, str]]:
         params: list[tuple[str, str]] = []
         _put(params, "asset", P.symbol("asset", asset))
         _put(params, "symbol", P.symbol("symbol", symbol))
         _put(params, "type", P.enum_value("type", type, CapitalFlowType))
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "fromId", P.integer("from_id", from_id))
-        _put(params, "limit", P.integer("limit", limit, minimum=1, maximum=1000))
-        return _many(CapitalFlow, await self._call(ENDPOINTS["get_capital_flow"], params))
+        return params
 
     def iter_capital_flow(
         self,
@@ -1613,37 +1654,33 @@ class MarginAPI(abc.ABC):
         type: CapitalFlowType | str | None = None,
         limit: int = 1000,
     ) -> AsyncIterator[CapitalFlow]:
-        """Capital flow over any range: split into windows of less than 7 days (``-4047`` rule),
-        each paged by ``fromId`` until a short page; windows in chronological order."""
+        """Capital flow over any range, oldest first.
+
+        The range is split into windows of less than 7 days (the ``-4047`` rule), in
+        chronological order. Each window is walked upwards from ``fromId=0`` (rows with a greater
+        id), ``limit`` rows per request, until a short page: without ``fromId`` Binance answers
+        with the *latest* rows of the window, and walking up from those would skip the older ones.
+        """
         windows = P.time_windows(start_time, end_time, P.CAPITAL_FLOW_WINDOW_MS)
-        P.symbol("asset", asset)
-        P.symbol("symbol", symbol)
-        P.enum_value("type", type, CapitalFlowType)
-        P.integer("limit", limit, minimum=1, maximum=1000)
+        filters = self._capital_flow_filters(asset, symbol, type)
+        P.integer("limit", limit, minimum=1, maximum=_MAX_LIMIT)
+        endpoint = ENDPOINTS["get_capital_flow"]
 
         async def walk() -> AsyncIterator[CapitalFlow]:
             for window_start, window_end in windows:
-                seen: set[int] = set()
-                from_id: int | None = None
-                while True:
-                    batch = await self.get_capital_flow(
-                        asset=asset,
-                        symbol=symbol,
-                        type=type,
-                        start_time=window_start,
-                        end_time=window_end,
-                        from_id=from_id,
-                        limit=limit,
-                    )
-                    fresh = [row for row in batch if row.id is None or row.id not in seen]
-                    for row in fresh:
-                        if row.id is not None:
-                            seen.add(row.id)
-                        yield row
-                    if len(batch) < limit or not fresh or not seen:
-                        break
-                    # Binance returns rows with id > fromId: continue after the highest seen.
-                    from_id = max(seen)
+                params = [*filters, *_range(window_start, window_end)]
+                rows = self._walk_ids(
+                    endpoint,
+                    CapitalFlow,
+                    params,
+                    "fromId",
+                    0,
+                    limit,
+                    lambda flow: flow.id,
+                    exclusive=True,
+                )
+                async for row in rows:
+                    yield row
 
         return walk()
 
@@ -1746,18 +1783,27 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/wallet/asset/query-user-universal-transfer
         """
+        params = self._universal_transfer_filters(
+            type, start_time, end_time, from_symbol, to_symbol
+        )
+        return await self._get_page(
+            UniversalTransferHistory, "get_universal_transfer_history", params, current, size
+        )
+
+    @staticmethod
+    def _universal_transfer_filters(
+        type: TransferType | str,
+        start_time: int | None,
+        end_time: int | None,
+        from_symbol: str | None,
+        to_symbol: str | None,
+    ) -> list[tuple[str, str]]:
         kind = P.enum_value("type", type, TransferType)
         source, target = P.transfer_symbols(kind, from_symbol, to_symbol)
-        start, end = P.time_range(start_time, end_time)
-        params: list[tuple[str, str]] = [("type", kind)]
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "current", P.integer("current", current, minimum=1))
-        _put(params, "size", P.integer("size", size, minimum=1, maximum=100))
+        params: list[tuple[str, str]] = [("type", kind), *_range(start_time, end_time)]
         _put(params, "fromSymbol", source)
         _put(params, "toSymbol", target)
-        data = await self._call(ENDPOINTS["get_universal_transfer_history"], params)
-        return _one(UniversalTransferHistory, data)
+        return params
 
     def iter_universal_transfer_history(
         self,
@@ -1770,22 +1816,12 @@ class MarginAPI(abc.ABC):
         size: int = 100,
     ) -> AsyncIterator[UniversalTransfer]:
         """Walk every page of universal transfers of one direction."""
-        P.transfer_symbols(P.enum_value("type", type, TransferType), from_symbol, to_symbol)
-        P.time_range(start_time, end_time)
-        P.integer("size", size, minimum=1, maximum=100)
-
-        def fetch(current: int) -> Awaitable[UniversalTransferHistory]:
-            return self.get_universal_transfer_history(
-                type,
-                start_time=start_time,
-                end_time=end_time,
-                current=current,
-                size=size,
-                from_symbol=from_symbol,
-                to_symbol=to_symbol,
-            )
-
-        return _walk_pages(fetch, size)
+        params = self._universal_transfer_filters(
+            type, start_time, end_time, from_symbol, to_symbol
+        )
+        return self._iter_pages(
+            UniversalTransferHistory, "get_universal_transfer_history", params, size
+        )
 
     async def get_transfer_history(
         self,
@@ -1804,21 +1840,27 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/transfer
         """
+        params = self._transfer_filters(asset, type, start_time, end_time, isolated_symbol)
+        return await self._get_page(
+            MarginTransferHistory, "get_transfer_history", params, current, size
+        )
+
+    @staticmethod
+    def _transfer_filters(
+        asset: str | None,
+        type: str | None,
+        start_time: int | None,
+        end_time: int | None,
+        isolated_symbol: str | None,
+    ) -> list[tuple[str, str]]:
         if type is not None and type not in ("ROLL_IN", "ROLL_OUT"):
             raise ParameterError("type", "must be one of ROLL_IN, ROLL_OUT")
-        start, end = P.time_range(
-            start_time, end_time, max_span_ms=30 * _DAY_MS, span_text="30 days"
-        )
         params: list[tuple[str, str]] = []
         _put(params, "asset", P.symbol("asset", asset))
         _put(params, "type", type)
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "current", P.integer("current", current, minimum=1))
-        _put(params, "size", P.integer("size", size, minimum=1, maximum=100))
+        params += _range(start_time, end_time, max_days=30)
         _put(params, "isolatedSymbol", P.symbol("isolated_symbol", isolated_symbol))
-        data = await self._call(ENDPOINTS["get_transfer_history"], params)
-        return _one(MarginTransferHistory, data)
+        return params
 
     def iter_transfer_history(
         self,
@@ -1831,25 +1873,8 @@ class MarginAPI(abc.ABC):
         size: int = 100,
     ) -> AsyncIterator[MarginTransfer]:
         """Walk every page of margin transfers."""
-        if type is not None and type not in ("ROLL_IN", "ROLL_OUT"):
-            raise ParameterError("type", "must be one of ROLL_IN, ROLL_OUT")
-        P.symbol("asset", asset)
-        P.symbol("isolated_symbol", isolated_symbol)
-        P.time_range(start_time, end_time, max_span_ms=30 * _DAY_MS, span_text="30 days")
-        P.integer("size", size, minimum=1, maximum=100)
-
-        def fetch(current: int) -> Awaitable[MarginTransferHistory]:
-            return self.get_transfer_history(
-                asset=asset,
-                type=type,
-                start_time=start_time,
-                end_time=end_time,
-                current=current,
-                size=size,
-                isolated_symbol=isolated_symbol,
-            )
-
-        return _walk_pages(fetch, size)
+        params = self._transfer_filters(asset, type, start_time, end_time, isolated_symbol)
+        return self._iter_pages(MarginTransferHistory, "get_transfer_history", params, size)
 
     async def get_max_transferable(
         self, asset: str, *, isolated_symbol: str | None = None
@@ -1899,10 +1924,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/wallet/asset/dust-log
         """
-        start, end = P.time_range(start_time, end_time)
-        params: list[tuple[str, str]] = []
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
+        params = _range(start_time, end_time)
         return _one(DustLog, await self._call(ENDPOINTS["get_dust_log"], params))
 
     # Market data
@@ -2080,19 +2102,11 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/institutional_loan/account/Query-Closed-Group-Record
         """
-        params: list[tuple[str, str]] = []
-        _put(params, "current", P.integer("current", current, minimum=1))
-        _put(params, "size", P.integer("size", size, minimum=1, maximum=100))
-        return _one(ClosedLoanGroups, await self._call(ENDPOINTS["get_closed_loan_groups"], params))
+        return await self._get_page(ClosedLoanGroups, "get_closed_loan_groups", [], current, size)
 
     def iter_closed_loan_groups(self, *, size: int = 100) -> AsyncIterator[ClosedLoanGroup]:
         """Walk every page of closed risk units."""
-        P.integer("size", size, minimum=1, maximum=100)
-
-        def fetch(current: int) -> Awaitable[ClosedLoanGroups]:
-            return self.get_closed_loan_groups(current=current, size=size)
-
-        return _walk_pages(fetch, size)
+        return self._iter_pages(ClosedLoanGroups, "get_closed_loan_groups", [], size)
 
     async def close_loan_group(self, group_id: int) -> LoanGroupClosed:
         """Close a risk unit whose liabilities are repaid (credit account).
@@ -2164,19 +2178,31 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/institutional_loan/borrow-and-repay/Institution-Loan-Group-Borrow-Repay-Records
         """
-        start, end = P.time_range(
-            start_time, end_time, max_span_ms=100 * _DAY_MS, span_text="100 days"
+        params = self._loan_group_filters(group_id, start_time, end_time, asset=asset, type=type)
+        return await self._get_page(
+            LoanGroupBorrowRepayRecords,
+            "get_loan_group_borrow_repay_records",
+            params,
+            current,
+            size,
         )
+
+    @staticmethod
+    def _loan_group_filters(
+        group_id: int | None,
+        start_time: int | None,
+        end_time: int | None,
+        *,
+        asset: str | None = None,
+        type: BorrowRepayType | str | None = None,
+    ) -> list[tuple[str, str]]:
+        """Filters of the risk-unit histories (ranges of 100 days at most)."""
         params: list[tuple[str, str]] = []
         _put(params, "groupId", P.integer("group_id", group_id))
-        params.append(("type", P.enum_value("type", type, BorrowRepayType)))
+        _put(params, "type", P.enum_value("type", type, BorrowRepayType))
         _put(params, "asset", P.symbol("asset", asset))
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "current", P.integer("current", current, minimum=1))
-        _put(params, "size", P.integer("size", size, minimum=1, maximum=100))
-        data = await self._call(ENDPOINTS["get_loan_group_borrow_repay_records"], params)
-        return _one(LoanGroupBorrowRepayRecords, data)
+        params += _range(start_time, end_time, max_days=100)
+        return params
 
     def iter_loan_group_borrow_repay_records(
         self,
@@ -2189,24 +2215,10 @@ class MarginAPI(abc.ABC):
         size: int = 100,
     ) -> AsyncIterator[LoanGroupBorrowRepayRecord]:
         """Walk every page of risk-unit borrows or repays."""
-        P.enum_value("type", type, BorrowRepayType)
-        P.integer("group_id", group_id)
-        P.symbol("asset", asset)
-        P.time_range(start_time, end_time, max_span_ms=100 * _DAY_MS, span_text="100 days")
-        P.integer("size", size, minimum=1, maximum=100)
-
-        def fetch(current: int) -> Awaitable[LoanGroupBorrowRepayRecords]:
-            return self.get_loan_group_borrow_repay_records(
-                type,
-                group_id=group_id,
-                asset=asset,
-                start_time=start_time,
-                end_time=end_time,
-                current=current,
-                size=size,
-            )
-
-        return _walk_pages(fetch, size)
+        params = self._loan_group_filters(group_id, start_time, end_time, asset=asset, type=type)
+        return self._iter_pages(
+            LoanGroupBorrowRepayRecords, "get_loan_group_borrow_repay_records", params, size
+        )
 
     async def get_loan_group_interest_history(
         self,
@@ -2222,18 +2234,10 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/institutional_loan/borrow-and-repay/Institution-Loan-Group-Interest-History
         """
-        start, end = P.time_range(
-            start_time, end_time, max_span_ms=100 * _DAY_MS, span_text="100 days"
+        params = self._loan_group_filters(group_id, start_time, end_time, asset=asset)
+        return await self._get_page(
+            LoanGroupInterestHistory, "get_loan_group_interest_history", params, current, size
         )
-        params: list[tuple[str, str]] = []
-        _put(params, "groupId", P.integer("group_id", group_id))
-        _put(params, "asset", P.symbol("asset", asset))
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "current", P.integer("current", current, minimum=1))
-        _put(params, "size", P.integer("size", size, minimum=1, maximum=100))
-        data = await self._call(ENDPOINTS["get_loan_group_interest_history"], params)
-        return _one(LoanGroupInterestHistory, data)
 
     def iter_loan_group_interest_history(
         self,
@@ -2245,22 +2249,10 @@ class MarginAPI(abc.ABC):
         size: int = 100,
     ) -> AsyncIterator[LoanGroupInterestRecord]:
         """Walk every page of risk-unit interest charges."""
-        P.integer("group_id", group_id)
-        P.symbol("asset", asset)
-        P.time_range(start_time, end_time, max_span_ms=100 * _DAY_MS, span_text="100 days")
-        P.integer("size", size, minimum=1, maximum=100)
-
-        def fetch(current: int) -> Awaitable[LoanGroupInterestHistory]:
-            return self.get_loan_group_interest_history(
-                group_id=group_id,
-                asset=asset,
-                start_time=start_time,
-                end_time=end_time,
-                current=current,
-                size=size,
-            )
-
-        return _walk_pages(fetch, size)
+        params = self._loan_group_filters(group_id, start_time, end_time, asset=asset)
+        return self._iter_pages(
+            LoanGroupInterestHistory, "get_loan_group_interest_history", params, size
+        )
 
     async def get_loan_group_force_liquidation_records(
         self,
@@ -2275,17 +2267,13 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/institutional_loan/trade
         """
-        start, end = P.time_range(
-            start_time, end_time, max_span_ms=100 * _DAY_MS, span_text="100 days"
+        return await self._get_page(
+            LoanGroupForceLiquidations,
+            "get_loan_group_force_liquidation_records",
+            self._loan_group_filters(group_id, start_time, end_time),
+            current,
+            size,
         )
-        params: list[tuple[str, str]] = []
-        _put(params, "groupId", P.integer("group_id", group_id))
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "current", P.integer("current", current, minimum=1))
-        _put(params, "size", P.integer("size", size, minimum=1, maximum=100))
-        data = await self._call(ENDPOINTS["get_loan_group_force_liquidation_records"], params)
-        return _one(LoanGroupForceLiquidations, data)
 
     def iter_loan_group_force_liquidation_records(
         self,
@@ -2296,20 +2284,12 @@ class MarginAPI(abc.ABC):
         size: int = 100,
     ) -> AsyncIterator[LoanGroupForceLiquidation]:
         """Walk every page of risk-unit forced liquidations."""
-        P.integer("group_id", group_id)
-        P.time_range(start_time, end_time, max_span_ms=100 * _DAY_MS, span_text="100 days")
-        P.integer("size", size, minimum=1, maximum=100)
-
-        def fetch(current: int) -> Awaitable[LoanGroupForceLiquidations]:
-            return self.get_loan_group_force_liquidation_records(
-                group_id=group_id,
-                start_time=start_time,
-                end_time=end_time,
-                current=current,
-                size=size,
-            )
-
-        return _walk_pages(fetch, size)
+        return self._iter_pages(
+            LoanGroupForceLiquidations,
+            "get_loan_group_force_liquidation_records",
+            self._loan_group_filters(group_id, start_time, end_time),
+            size,
+        )
 
     async def get_loan_group_force_liquidation_transfer_records(
         self,
@@ -2323,30 +2303,24 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/institutional_loan/transfer/Query-Institution-Loan-Forced-Liquidation-Transfer-Records
         """
-        start, end = P.time_range(
-            start_time, end_time, max_span_ms=100 * _DAY_MS, span_text="100 days"
+        return await self._get_page(
+            LoanGroupLiquidationTransfers,
+            "get_loan_group_force_liquidation_transfer_records",
+            _range(start_time, end_time, max_days=100),
+            current,
+            size,
         )
-        params: list[tuple[str, str]] = []
-        _put(params, "startTime", start)
-        _put(params, "endTime", end)
-        _put(params, "current", P.integer("current", current, minimum=1))
-        _put(params, "size", P.integer("size", size, minimum=1, maximum=100))
-        endpoint = ENDPOINTS["get_loan_group_force_liquidation_transfer_records"]
-        return _one(LoanGroupLiquidationTransfers, await self._call(endpoint, params))
 
     def iter_loan_group_force_liquidation_transfer_records(
         self, *, start_time: int | None = None, end_time: int | None = None, size: int = 100
     ) -> AsyncIterator[LoanGroupLiquidationTransferRecord]:
         """Walk every page of risk-unit liquidation transfers."""
-        P.time_range(start_time, end_time, max_span_ms=100 * _DAY_MS, span_text="100 days")
-        P.integer("size", size, minimum=1, maximum=100)
-
-        def fetch(current: int) -> Awaitable[LoanGroupLiquidationTransfers]:
-            return self.get_loan_group_force_liquidation_transfer_records(
-                start_time=start_time, end_time=end_time, current=current, size=size
-            )
-
-        return _walk_pages(fetch, size)
+        return self._iter_pages(
+            LoanGroupLiquidationTransfers,
+            "get_loan_group_force_liquidation_transfer_records",
+            _range(start_time, end_time, max_days=100),
+            size,
+        )
 
     async def transfer_out_loan_group(
         self, asset: str, amount: AmountLike, *, sub_email: str | None = None

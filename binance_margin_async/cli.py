@@ -38,6 +38,7 @@ from .testing import FakeExchange
 
 __all__ = ["main"]
 
+# The events the demo and the monitor show; `stream.on` takes the union as it is.
 _Event = (
     ExecutionReport
     | AccountPosition
@@ -48,17 +49,6 @@ _Event = (
     | StreamGap
     | Resynced
     | UnknownEvent
-)
-_EVENT_TYPES: tuple[type[_Event], ...] = (
-    ExecutionReport,
-    AccountPosition,
-    BalanceUpdate,
-    ListStatus,
-    LiabilityChange,
-    MarginLevelStatusChange,
-    StreamGap,
-    Resynced,
-    UnknownEvent,
 )
 
 
@@ -171,18 +161,11 @@ async def run_demo(out: TextIO = sys.stdout) -> dict[str, Any]:
         ex.on_emit(latency.sent)
         creds = ex.add_account(balances={"USDT": "25000", "BNB": "10"})
         say(f"fake exchange on {ex.rest_url}; account {creds}")
-        async with MarginClient(
-            creds.api_key,
-            creds.api_secret,
-            base_url=ex.rest_url,
-            ws_api_url=ex.ws_api_url,
-            risk_stream_url=ex.risk_stream_url,
-        ) as client:
+        async with ex.client(creds) as client:
             # An isolated pair must be enabled before a listen token can be made for it.
             await client.enable_isolated_account("ETHUSDT")
             stream = client.user_stream(isolated_symbols=["ETHUSDT"], risk=True)
-            for event_type in _EVENT_TYPES:
-                stream.on(event_type, on_event)
+            stream.on(_Event, on_event)
             stream.on_error(lambda exc: say(f"  callback error: {exc!r}"))
             async with stream:
                 say("streams live: trade stream (CROSS, ETHUSDT) + risk stream\n")
@@ -274,15 +257,7 @@ async def run_monitor(
         if fake:
             ex = await stack.enter_async_context(FakeExchange(seed=11))
             creds = ex.add_account(margin_balances={"USDT": "10000", "BTC": "0.1"})
-            client = await stack.enter_async_context(
-                MarginClient(
-                    creds.api_key,
-                    creds.api_secret,
-                    base_url=ex.rest_url,
-                    ws_api_url=ex.ws_api_url,
-                    risk_stream_url=ex.risk_stream_url,
-                )
-            )
+            client = await stack.enter_async_context(ex.client(creds))
             stack.push_async_callback(_cancel, asyncio.create_task(_fake_activity(ex, client)))
         else:
             key = env.get("BINANCE_API_KEY")
@@ -311,8 +286,7 @@ async def run_monitor(
             status = str(event.status)
 
         stream.on(MarginLevelStatusChange, on_status)
-        for event_type in _EVENT_TYPES:
-            stream.on(event_type, lambda e: log.append(f"[{e.account}] {describe(e)}"))
+        stream.on(_Event, lambda e: log.append(f"[{e.account}] {describe(e)}"))
         stream.on_error(lambda exc: log.append(f"error: {exc!r}"))
         await stack.enter_async_context(stream)
         deadline = None if duration is None else time.monotonic() + duration

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, Generic, TypeVar, cast
 
 __all__ = [
     "ActiveLoanGroup",
@@ -121,6 +121,7 @@ __all__ = [
     "OrderSide",
     "OrderStatus",
     "OrderType",
+    "Page",
     "PreventedMatch",
     "PriceIndex",
     "RestrictedAssets",
@@ -213,12 +214,16 @@ class NewOrderRespType(StrEnum):
 
 
 class SelfTradePreventionMode(StrEnum):
-    """Self-trade prevention modes accepted by the margin order endpoints."""
+    """Self-trade prevention modes (the spot set, which the margin order endpoints accept).
+
+    https://developers.binance.com/docs/binance-spot-api-docs/faqs/stp_faq
+    """
 
     NONE = "NONE"
     EXPIRE_TAKER = "EXPIRE_TAKER"
     EXPIRE_MAKER = "EXPIRE_MAKER"
     EXPIRE_BOTH = "EXPIRE_BOTH"
+    DECREMENT = "DECREMENT"
 
 
 class ContingencyType(StrEnum):
@@ -356,6 +361,25 @@ class DustAccountType(StrEnum):
     MARGIN = "MARGIN"
 
 
+# Pages
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page(Generic[T]):
+    """One page of a ``current``/``size`` history: ``{"rows": [...], "total": n}``.
+
+    Each history has its own subclass (``InterestHistory`` is ``Page[InterestRecord]``) so that
+    ``rows`` decode into that history's record model. ``total`` counts the rows of every page;
+    Binance leaves it out on some histories.
+    """
+
+    rows: tuple[T, ...] = ()
+    total: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
 # Orders
 
 
@@ -443,7 +467,14 @@ class OrderList:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Trade:
-    """A margin trade (fill) from ``myTrades``."""
+    """A margin trade (fill) from ``myTrades``.
+
+    ``quote_qty`` and ``order_list_id`` are in the spot trade list, not in the margin one: Binance's
+    margin ``myTrades`` response (doc page and examples) carries neither, so both stay ``None`` for
+    margin trades; compute the quote amount as ``qty * price``. They are kept so that a response
+    that does carry them (and code written against the spot shape) still works.
+    https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Trade-List
+    """
 
     id: int | None = None
     symbol: str | None = None
@@ -509,36 +540,30 @@ class ForceLiquidationRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ForceLiquidationRecords:
+class ForceLiquidationRecords(Page[ForceLiquidationRecord]):
     """One page of forced-liquidation records."""
 
-    rows: tuple[ForceLiquidationRecord, ...] = ()
-    total: int | None = None
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Liability:
+    """A liability (principal and interest of ``asset``) valued in ``liability_asset``."""
+
+    asset: str | None = None
+    interest: Decimal | None = None
+    principal: Decimal | None = None
+    liability_asset: str | None = None
+    liability_qty: Decimal | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ManualLiquidationResult:
+class ManualLiquidationResult(_Liability):
     """One liability settled by a manual liquidation."""
 
-    asset: str | None = None
-    interest: Decimal | None = None
-    principal: Decimal | None = None
-    liability_asset: str | None = None
-    liability_qty: Decimal | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SmallLiabilityCoin:
+class SmallLiabilityCoin(_Liability):
     """A liability eligible for small-liability exchange."""
-
-    asset: str | None = None
-    interest: Decimal | None = None
-    principal: Decimal | None = None
-    liability_asset: str | None = None
-    liability_qty: Decimal | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -555,12 +580,8 @@ class SmallLiabilityExchangeRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SmallLiabilityExchangeRecords:
+class SmallLiabilityExchangeRecords(Page[SmallLiabilityExchangeRecord]):
     """One page of small-liability exchanges."""
-
-    rows: tuple[SmallLiabilityExchangeRecord, ...] = ()
-    total: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 # Special (low-latency) keys
@@ -615,12 +636,8 @@ class LiquidationLoanRepayment:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LiquidationLoanRepayments:
+class LiquidationLoanRepayments(Page[LiquidationLoanRepayment]):
     """One page of liquidation-loan repayments."""
-
-    rows: tuple[LiquidationLoanRepayment, ...] = ()
-    total: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 # Borrow / repay / interest
@@ -651,12 +668,8 @@ class BorrowRepayRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BorrowRepayRecords:
+class BorrowRepayRecords(Page[BorrowRepayRecord]):
     """One page of borrow/repay records."""
-
-    rows: tuple[BorrowRepayRecord, ...] = ()
-    total: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -678,12 +691,8 @@ class InterestRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class InterestHistory:
+class InterestHistory(Page[InterestRecord]):
     """One page of interest charges."""
-
-    rows: tuple[InterestRecord, ...] = ()
-    total: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -707,20 +716,25 @@ class NextHourlyInterestRate:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MaxBorrowable:
-    """Maximum borrowable amount now, and the account's borrow limit."""
+class _AmountAndLimit:
+    """An amount available now, and the account's borrow limit."""
 
     amount: Decimal | None = None
     borrow_limit: Decimal | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaxBorrowable(_AmountAndLimit):
+    """Maximum borrowable amount now, and the account's borrow limit."""
+
+
 # Accounts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UserAsset:
-    """One asset of the cross margin account."""
+class _Balance:
+    """Balance and liability of one asset of a margin account."""
 
     asset: str | None = None
     free: Decimal | None = None
@@ -729,6 +743,11 @@ class UserAsset:
     interest: Decimal | None = None
     net_asset: Decimal | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserAsset(_Balance):
+    """One asset of the cross margin account."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -760,20 +779,13 @@ class MarginAccount:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IsolatedAsset:
+class IsolatedAsset(_Balance):
     """Base or quote asset of one isolated margin account."""
 
-    asset: str | None = None
     borrow_enabled: bool | None = None
     repay_enabled: bool | None = None
-    free: Decimal | None = None
-    locked: Decimal | None = None
-    borrowed: Decimal | None = None
-    interest: Decimal | None = None
-    net_asset: Decimal | None = None
     net_asset_of_btc: Decimal | None = None
     total_asset: Decimal | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -926,12 +938,8 @@ class MarginTransfer:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MarginTransferHistory:
+class MarginTransferHistory(Page[MarginTransfer]):
     """One page of margin transfers."""
-
-    rows: tuple[MarginTransfer, ...] = ()
-    total: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -948,21 +956,13 @@ class UniversalTransfer:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UniversalTransferHistory:
+class UniversalTransferHistory(Page[UniversalTransfer]):
     """One page of universal transfers."""
-
-    rows: tuple[UniversalTransfer, ...] = ()
-    total: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MaxTransferable:
-    """Maximum amount that can be transferred out now."""
-
-    amount: Decimal | None = None
-    borrow_limit: Decimal | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+class MaxTransferable(_AmountAndLimit):
+    """Maximum amount that can be transferred out now, and the account's borrow limit."""
 
 
 # Small-balance (dust) conversion
@@ -994,16 +994,22 @@ class DustAssets:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DustTransferResult:
-    """One asset converted into BNB."""
+class _DustTransfer:
+    """One asset converted into BNB: ``amount`` in, ``transferred_amount`` BNB out, fee."""
 
     amount: Decimal | None = None
     from_asset: str | None = None
     operate_time: int | None = None
     service_charge_amount: Decimal | None = None
-    tran_id: int | None = None
     transferred_amount: Decimal | None = field(default=None, metadata={"wire": "transferedAmount"})
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DustTransferResult(_DustTransfer):
+    """One asset converted into BNB."""
+
+    tran_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1017,16 +1023,10 @@ class DustConversion:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DustLogDetail:
-    """One asset of a past dust conversion."""
+class DustLogDetail(_DustTransfer):
+    """One asset of a past dust conversion (``trans_id``: Binance's spelling on this endpoint)."""
 
     trans_id: int | None = None
-    service_charge_amount: Decimal | None = None
-    amount: Decimal | None = None
-    operate_time: int | None = None
-    transferred_amount: Decimal | None = field(default=None, metadata={"wire": "transferedAmount"})
-    from_asset: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1070,10 +1070,9 @@ class MarginAsset:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MarginPair:
-    """A cross margin trading pair."""
+class _Pair:
+    """A margin trading pair and what it allows."""
 
-    id: int | None = None
     symbol: str | None = None
     base: str | None = None
     quote: str | None = None
@@ -1085,17 +1084,15 @@ class MarginPair:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IsolatedMarginPair:
-    """An isolated margin trading pair."""
+class MarginPair(_Pair):
+    """A cross margin trading pair."""
 
-    symbol: str | None = None
-    base: str | None = None
-    quote: str | None = None
-    is_margin_trade: bool | None = None
-    is_buy_allowed: bool | None = None
-    is_sell_allowed: bool | None = None
-    delist_time: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IsolatedMarginPair(_Pair):
+    """An isolated margin trading pair."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1132,23 +1129,26 @@ class IsolatedMarginTier:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DelistSchedule:
-    """Assets and pairs leaving margin at ``delist_time``."""
+class _Schedule:
+    """Cross margin assets and isolated pairs affected by one scheduled change."""
 
-    delist_time: int | None = None
     cross_margin_assets: tuple[str, ...] = ()
     isolated_margin_symbols: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ListSchedule:
+class DelistSchedule(_Schedule):
+    """Assets and pairs leaving margin at ``delist_time``."""
+
+    delist_time: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListSchedule(_Schedule):
     """Assets and pairs joining margin at ``list_time``."""
 
     list_time: int | None = None
-    cross_margin_assets: tuple[str, ...] = ()
-    isolated_margin_symbols: tuple[str, ...] = ()
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1310,12 +1310,8 @@ class ClosedLoanGroup:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ClosedLoanGroups:
+class ClosedLoanGroups(Page[ClosedLoanGroup]):
     """One page of closed risk units."""
-
-    rows: tuple[ClosedLoanGroup, ...] = ()
-    total: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1353,12 +1349,8 @@ class LoanGroupBorrowRepayRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LoanGroupBorrowRepayRecords:
+class LoanGroupBorrowRepayRecords(Page[LoanGroupBorrowRepayRecord]):
     """One page of risk-unit borrows/repays."""
-
-    rows: tuple[LoanGroupBorrowRepayRecord, ...] = ()
-    total: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1375,12 +1367,8 @@ class LoanGroupInterestRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LoanGroupInterestHistory:
+class LoanGroupInterestHistory(Page[LoanGroupInterestRecord]):
     """One page of risk-unit interest charges."""
-
-    rows: tuple[LoanGroupInterestRecord, ...] = ()
-    total: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1400,12 +1388,8 @@ class LoanGroupForceLiquidation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LoanGroupForceLiquidations:
+class LoanGroupForceLiquidations(Page[LoanGroupForceLiquidation]):
     """One page of risk-unit forced liquidations."""
-
-    rows: tuple[LoanGroupForceLiquidation, ...] = ()
-    total: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1441,12 +1425,8 @@ class LoanGroupLiquidationTransferRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LoanGroupLiquidationTransfers:
+class LoanGroupLiquidationTransfers(Page[LoanGroupLiquidationTransferRecord]):
     """One page of risk-unit liquidation transfers."""
-
-    rows: tuple[LoanGroupLiquidationTransferRecord, ...] = ()
-    total: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 # The decoder
@@ -1675,10 +1655,33 @@ def _converter(annotation: Any) -> _Converter:
     raise TypeError(f"unsupported field annotation {annotation!r}")
 
 
+def _hints(cls: type) -> dict[str, Any]:
+    """The field annotations of ``cls``, with the type arguments of its generic bases filled in.
+
+    ``InterestHistory(Page[InterestRecord])`` inherits ``rows: tuple[T, ...]``; decoding needs
+    ``tuple[InterestRecord, ...]``. A type variable no base binds (``Page`` itself) is ``Any``:
+    its values stay decoded JSON.
+    """
+    bindings: dict[Any, Any] = {}
+    # Subclass first: a binding found here resolves the type arguments of the bases further up.
+    for klass in cls.__mro__:
+        for base in klass.__dict__.get("__orig_bases__", ()):
+            params = getattr(typing.get_origin(base), "__parameters__", ())
+            args = [bindings.get(arg, arg) for arg in typing.get_args(base)]
+            bindings.update(zip(params, args, strict=False))
+    hints = typing.get_type_hints(cls)
+    for name, hint in hints.items():
+        if isinstance(hint, TypeVar):
+            hints[name] = bindings.get(hint, Any)
+        elif getattr(hint, "__parameters__", ()):
+            hints[name] = hint[tuple(bindings.get(param, Any) for param in hint.__parameters__)]
+    return hints
+
+
 def _plan(cls: type) -> tuple[tuple[str, str, _Converter], ...]:
     if not _is_model(cls):
         raise TypeError(f"{cls!r} is not a model class")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     plan = tuple(
         (_wire(f), f.name, _converter(hints[f.name]))
         for f in dataclasses.fields(cls)
@@ -1826,9 +1829,11 @@ def _build_decoder(cls: type) -> _Converter:
     plan = _PLANS.get(cls)
     if plan is None:
         plan = _plan(cls)
-    if "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
+    if hasattr(cls, "__post_init__") or any(
+        "__slots__" not in klass.__dict__ for klass in cls.__mro__ if klass is not object
+    ):
         raise TypeError(f"{cls.__name__}: models must be slotted, without __post_init__")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     converters = {name: convert for _, name, convert in plan}
     namespace: dict[str, Any] = {
         "_cls": cls,
@@ -1843,7 +1848,9 @@ def _build_decoder(cls: type) -> _Converter:
     for f in dataclasses.fields(cls):
         name = f.name
         # The slot's own setter: bypasses the frozen __setattr__, as the dataclass __init__ does.
-        namespace[f"_set_{name}"] = cls.__dict__[name].__set__
+        # Found on the class that declares the field: a base class for inherited fields.
+        slot = next(klass.__dict__[name] for klass in cls.__mro__ if name in klass.__dict__)
+        namespace[f"_set_{name}"] = slot.__set__
         if name == "raw":
             source.append("        _set_raw(self, data)\n")
             continue

@@ -52,6 +52,7 @@ from .signing import Signer, encode_params, load_signer, signed_query
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from .models import OrderCountUsage
     from .stream import StreamConfig, UserDataStream
 
 __all__ = ["MarginClient"]
@@ -322,6 +323,16 @@ class MarginClient(MarginAPI):
                     code=error.code if isinstance(error, BinanceAPIError) else None,
                 ) from error
             raise error
+
+    def _on_order_count_usage(self, usage: list[OrderCountUsage]) -> None:
+        """Teach the shared limiter the account's order-count limits and current counts.
+
+        Only an answer that lists ``ORDERS`` limits replaces the limiter's order windows: one
+        without them (empty, or other types only) would otherwise drop every order window.
+        Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Current-Margin-Order-Count-Usage
+        """
+        if any(entry.rate_limit_type == "ORDERS" for entry in usage):
+            self.limiter.set_order_limits([entry.raw for entry in usage])
 
     def _signed_query(self, params: list[tuple[str, str]]) -> str:
         assert self._signer is not None  # checked in _call before the loop

@@ -118,14 +118,7 @@ async def open_venue(
                 creds = exchange.add_account(margin_balances=margin_balances, isolated=isolated)
             except ValueError as exc:  # e.g. an --isolated symbol the fake does not list
                 raise SetupError(f"fake exchange: {exc}") from None
-            client = MarginClient(
-                creds.api_key,
-                creds.api_secret,
-                private_key=creds.private_key,
-                base_url=exchange.rest_url,
-                ws_api_url=exchange.ws_api_url,
-                risk_stream_url=exchange.risk_stream_url,
-            )
+            client = exchange.client(creds)
         else:
             api_key, secret, private_key = _credentials(env)
             # Production URLs are the client's defaults.

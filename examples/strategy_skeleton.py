@@ -28,8 +28,10 @@ Run it::
 
 With ``--fake`` a background task moves the fake BTCUSDT price in a random walk and feeds each
 price to the strategy, which borrows 1,000 USDT at start (``--borrow``), trades, and at the end
-flattens and repays. Once it makes the exchange fail an order placement with HTTP 500 so that the
-``ExecutionStatusUnknown`` path runs.
+flattens and repays. It also makes two order placements end in ``ExecutionStatusUnknown``: one
+answered HTTP 500 and never executed (Binance has no such order), and one answered with a backend
+timeout (``-1007``) that reaches the book only after the strategy asked for it (the order turns
+up on the stream after all).
 
 On production Binance (``BINANCE_API_KEY`` plus ``BINANCE_API_SECRET`` or
 ``BINANCE_PRIVATE_KEY_FILE`` in the environment) there is no price feed until you plug one into
@@ -348,18 +350,29 @@ async def simulated_prices(exchange: FakeExchange, symbol: str) -> AsyncIterator
     """A mean-reverting random walk around 60,000, set on the fake exchange tick by tick.
 
     ``set_price`` fills the resting orders the move crosses before the strategy sees the price,
-    as on a real market. At the fourth tick the next order placement is made to fail with
-    HTTP 500 (``fail_next``) to exercise the ``ExecutionStatusUnknown`` path.
+    as on a real market. At the fourth tick the next two order placements are made to fail
+    (``fail_next``), so that both ``ExecutionStatusUnknown`` outcomes happen: the first gets
+    HTTP 500 and is not executed; the second gets a backend timeout and is held by the exchange,
+    which executes it after the strategy has dealt with the tick (``run_deferred``): by then the
+    strategy has asked for the order and been told it does not exist.
     """
     rng = random.Random(3)
     price = Decimal(60000)
+    order_path = "/sapi/v1/margin/order"
     for tick in itertools.count(1):
         if tick == 4:
             print("(fake) the next order placement will get HTTP 500")
-            exchange.fail_next("/sapi/v1/margin/order", method="POST")
+            exchange.fail_next(order_path, method="POST")
+            print("(fake) the one after will time out and reach the book late")
+            exchange.fail_next(
+                order_path, method="POST", status=503, code=-1007, execute="later",
+                msg="Timeout waiting for response from backend server. Send status unknown; "
+                "execution status unknown.",
+            )  # fmt: skip
         price += rng.randint(-90, 90) + (60000 - price) // 8
         exchange.set_price(symbol, price)
         yield price
+        exchange.run_deferred()
         await asyncio.sleep(0.1)
 
 

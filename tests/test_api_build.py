@@ -435,11 +435,11 @@ async def test_new_oto_rules_and_params() -> None:
         "workingPrice",
         "workingQuantity",
         "workingTimeInForce",
-        "pendingType",
         "pendingSide",
+        "pendingQuantity",
+        "pendingType",
         "pendingPrice",
         "pendingTrailingDelta",
-        "pendingQuantity",
         "pendingTimeInForce",
     ]
     bad: list[tuple[dict[str, Any], str]] = [
@@ -763,7 +763,7 @@ async def test_capital_flow_is_split_into_7_day_windows_and_paged() -> None:
         # The first window holds 3 entries (2 per page); the others 1 each.
         base = start // 1000
         if start == 0:
-            after = int(query.get("fromId", -1))
+            after = int(query["fromId"])
             rows = [{"id": i, "timestamp": i, "amount": "1"} for i in (1, 2, 3) if i > after]
             return rows[:2]
         return [{"id": base, "timestamp": start, "amount": "1"}]
@@ -781,5 +781,158 @@ async def test_capital_flow_is_split_into_7_day_windows_and_paged() -> None:
     assert [flow.id for flow in flows][:3] == [1, 2, 3]
     assert len(flows) == 5
     first_window = [c for c in api.calls if dict(c.params)["startTime"] == "0"]
-    assert [dict(c.params).get("fromId") for c in first_window] == [None, "2"]
+    assert [dict(c.params)["fromId"] for c in first_window] == ["0", "2"]
     assert all(dict(c.params)["asset"] == "USDT" for c in api.calls)
+
+
+def _binance_capital_flow(rows: list[dict[str, Any]]) -> Reply:
+    """``_call`` of Binance's capital flow: ``id > fromId`` oldest first, else the latest rows."""
+
+    def reply(endpoint: Endpoint, params: list[tuple[str, str]]) -> Any:
+        assert endpoint is ENDPOINTS["get_capital_flow"]
+        query = dict(params)
+        limit = int(query["limit"])
+        start, end = int(query["startTime"]), int(query["endTime"])
+        found = [row for row in rows if start <= row["timestamp"] <= end]
+        if "fromId" not in query:
+            return found[-limit:]
+        return [row for row in found if row["id"] > int(query["fromId"])][:limit]
+
+    return reply
+
+
+async def test_capital_flow_walks_a_crowded_window_from_its_oldest_row() -> None:
+    # 7 rows in the first 7-day window and 2 in the second, 3 per request: a walk that started
+    # from the latest rows of a window (no fromId) would never see ids 1-4.
+    rows = [{"id": i, "timestamp": i * 1000, "asset": "USDT", "amount": "1"} for i in range(1, 8)]
+    rows += [{"id": 20 + i, "timestamp": 8 * _DAY + i, "amount": "2"} for i in range(2)]
+    api = Recorder(reply=_binance_capital_flow(rows))
+    flows = [flow async for flow in api.iter_capital_flow(0, 10 * _DAY, limit=3)]
+    assert [flow.id for flow in flows] == [*range(1, 8), 20, 21]
+    assert [dict(call.params)["fromId"] for call in api.calls] == ["0", "3", "6", "0"]
+    # Without the walk, one request returns only the latest rows of the window.
+    latest = await api.get_capital_flow(start_time=0, end_time=_DAY, limit=3)
+    assert [flow.id for flow in latest] == [5, 6, 7]
+
+
+async def test_id_walks_drop_rows_below_the_cursor_and_stop() -> None:
+    # A server that ignores fromId answers every request with the same rows: they are yielded
+    # once, then the walk stops instead of looping.
+    api = Recorder(reply=lambda endpoint, params: [{"id": 10}, {"id": 11}])
+    ids = [trade.id async for trade in api.iter_my_trades("BTCUSDT", from_id=0, limit=2)]
+    assert ids == [10, 11]
+    assert [dict(call.params)["fromId"] for call in api.calls] == ["0", "12"]
+
+
+async def test_all_orders_walk_by_order_id() -> None:
+    def reply(endpoint: Endpoint, params: list[tuple[str, str]]) -> Any:
+        start = int(dict(params)["orderId"])
+        return [{"orderId": i, "symbol": "BTCUSDT"} for i in range(max(start, 3), 6)][:2]
+
+    api = Recorder(reply=reply)
+    orders = api.iter_all_orders("BTCUSDT", order_id=1, limit=2, is_isolated=True)
+    assert [order.order_id async for order in orders] == [3, 4, 5]
+    assert api.calls[0].params == [
+        ("symbol", "BTCUSDT"),
+        ("isIsolated", "TRUE"),
+        ("orderId", "1"),
+        ("limit", "2"),
+    ]
+    assert all(call.endpoint is ENDPOINTS["get_all_orders"] for call in api.calls)
+
+
+# Each paged history: (get method, iterator, positional args, filter kwargs), for the check that
+# the iterator sends exactly what the get method sends for the same filters.
+PAGED: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = [
+    (
+        "get_force_liquidation_records",
+        "iter_force_liquidation_records",
+        (),
+        {"start_time": 1, "end_time": 2, "isolated_symbol": "BTCUSDT"},
+    ),
+    ("get_small_liability_exchange_history", "iter_small_liability_exchange_history", (), {}),
+    ("get_liquidation_loan_repay_history", "iter_liquidation_loan_repay_history", (), {}),
+    (
+        "get_borrow_repay_records",
+        "iter_borrow_repay_records",
+        ("REPAY",),
+        {"start_time": 5, "asset": "BTC", "isolated_symbol": "BTCUSDT"},
+    ),
+    ("get_interest_history", "iter_interest_history", (), {"asset": "BTC", "end_time": 9}),
+    (
+        "get_universal_transfer_history",
+        "iter_universal_transfer_history",
+        ("MARGIN_ISOLATEDMARGIN",),
+        {"to_symbol": "BTCUSDT"},
+    ),
+    ("get_transfer_history", "iter_transfer_history", (), {"type": "ROLL_IN"}),
+    ("get_closed_loan_groups", "iter_closed_loan_groups", (), {}),
+    (
+        "get_loan_group_borrow_repay_records",
+        "iter_loan_group_borrow_repay_records",
+        ("BORROW",),
+        {"group_id": 3, "asset": "USDT"},
+    ),
+    ("get_loan_group_interest_history", "iter_loan_group_interest_history", (), {"group_id": 3}),
+    (
+        "get_loan_group_force_liquidation_records",
+        "iter_loan_group_force_liquidation_records",
+        (),
+        {"start_time": 1},
+    ),
+    (
+        "get_loan_group_force_liquidation_transfer_records",
+        "iter_loan_group_force_liquidation_transfer_records",
+        (),
+        {"end_time": 1},
+    ),
+]
+
+
+def test_paged_table_covers_every_iterator() -> None:
+    iterators = {name for name in dir(MarginAPI) if name.startswith("iter_")}
+    cursors = {"iter_all_orders", "iter_my_trades", "iter_capital_flow"}
+    assert {iterator for _, iterator, *_ in PAGED} == iterators - cursors
+
+
+@pytest.mark.parametrize(("get", "iterator", "args", "filters"), PAGED, ids=[p[1] for p in PAGED])
+async def test_iterators_send_what_their_get_method_sends(
+    get: str, iterator: str, args: tuple[Any, ...], filters: dict[str, Any]
+) -> None:
+    api = Recorder({"rows": [{}], "total": 1}, {"rows": [{}], "total": 1})
+    page = await getattr(api, get)(*args, current=1, size=5, **filters)
+    rows = [row async for row in getattr(api, iterator)(*args, size=5, **filters)]
+    fetched, walked = api.calls
+    assert walked.endpoint is fetched.endpoint is ENDPOINTS[get]
+    assert walked.params == fetched.params
+    # Decoded into the history's record model, like the page's rows (a raw dict would differ).
+    assert rows == list(page.rows)
+
+
+@pytest.mark.parametrize(
+    ("iterator", "args", "kwargs", "param"),
+    [
+        ("iter_force_liquidation_records", (), {"isolated_symbol": "A B"}, "isolated_symbol"),
+        ("iter_small_liability_exchange_history", (), {"start_time": 2, "end_time": 1}, "end_time"),
+        ("iter_liquidation_loan_repay_history", (), {"size": 0}, "size"),
+        ("iter_borrow_repay_records", ("LEND",), {"start_time": 1}, "type"),
+        ("iter_borrow_repay_records", ("BORROW",), {"start_time": None}, "start_time"),
+        ("iter_interest_history", (), {"start_time": 0, "end_time": 31 * _DAY}, "end_time"),
+        ("iter_transfer_history", (), {"type": "SIDEWAYS"}, "type"),
+        ("iter_closed_loan_groups", (), {"size": 101}, "size"),
+        ("iter_loan_group_interest_history", (), {"group_id": -1}, "group_id"),
+        ("iter_loan_group_borrow_repay_records", ("BORROW",), {"asset": ""}, "asset"),
+        ("iter_all_orders", ("BTCUSDT",), {"limit": 501}, "limit"),
+        ("iter_my_trades", ("BTCUSDT",), {"is_isolated": "TRUE"}, "is_isolated"),
+        ("iter_capital_flow", (0, 1), {"type": "GIFT"}, "type"),
+        ("iter_capital_flow", (0, 1), {"limit": 1001}, "limit"),
+    ],
+)
+def test_every_iterator_checks_its_arguments_before_any_request(
+    iterator: str, args: tuple[Any, ...], kwargs: dict[str, Any], param: str
+) -> None:
+    api = Recorder()
+    with pytest.raises(ParameterError) as info:
+        getattr(api, iterator)(*args, **kwargs)
+    assert info.value.param == param
+    assert api.calls == []

@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from binance_margin_async import MarginClient, RateLimiter
+from binance_margin_async import RateLimiter
 from binance_margin_async.endpoints import ENDPOINTS, SERVER_TIME, Endpoint, Pool
 from binance_margin_async.models import MarginAccount, MarginAsset, MaxTransferable
 from binance_margin_async.testing import FakeExchange
@@ -113,14 +113,7 @@ async def test_three_clients_sharing_one_limiter_burst_3000_requests_without_a_4
     accounts = [exchange.add_account(margin_balances={"USDT": "1000"}) for _ in range(CLIENTS)]
     async with AsyncExitStack() as stack:
         clients = [
-            await stack.enter_async_context(
-                MarginClient(
-                    creds.api_key,
-                    creds.api_secret,
-                    base_url=exchange.rest_url,
-                    limiter=limiter,
-                )
-            )
+            await stack.enter_async_context(exchange.client(creds, limiter=limiter))
             for creds in accounts
         ]
         # Clock syncs before the burst (one /api/v3/time each), in an earlier window.

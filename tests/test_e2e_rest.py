@@ -7,8 +7,9 @@ ledger): ``Decimal`` amounts, ``int`` ids and times, enums. The signed flows run
 list below is exactly the fake's, through the client's transport.
 
 Faults: a read-only key (``-2015``), clock skew (``-1021`` → resync), a 503 on a GET (retried) and
-on an order (``ExecutionStatusUnknown``, never duplicated). Waits are bounded polls, never timing
-assertions.
+on an order (``ExecutionStatusUnknown``, never duplicated), and an order executed whose answer is
+lost (a 503 or a dropped connection: found by its client id) or that executes after its answer
+(not found, then found). Waits are bounded polls, never timing assertions.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from binance_margin_async import (
     MarginClient,
     ParameterError,
     RateLimiter,
+    TransportError,
 )
 from binance_margin_async.endpoints import ENDPOINTS
 from binance_margin_async.errors import (
@@ -72,6 +73,13 @@ ISOLATED = {"BTCUSDT": {"USDT": "10000", "BTC": "0.1"}}
 Q8 = Decimal("0.00000001")  # Binance's 8-decimal amount strings
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
+#: fail_next arguments of Binance's "execution status unknown" answer.
+BACKEND_TIMEOUT: dict[str, Any] = {
+    "status": 503,
+    "code": -1007,
+    "msg": "Timeout waiting for response from backend server. Send status unknown; execution "
+    "status unknown.",
+}
 
 #: Client methods whose endpoint the fake backs: the ``_LEDGER_ROUTES`` of testing/_rest.py, its
 #: universal transfer history, capital flow and market data handlers, and the server's own
@@ -110,23 +118,6 @@ async def exchange() -> AsyncIterator[FakeExchange]:
         yield ex
 
 
-@asynccontextmanager
-async def connect(
-    exchange: FakeExchange, creds: Credentials, **options: Any
-) -> AsyncIterator[MarginClient]:
-    """A client for ``creds`` pointed at the fake (API secret or private key, as issued)."""
-    async with MarginClient(
-        creds.api_key,
-        creds.api_secret,
-        private_key=creds.private_key,
-        base_url=exchange.rest_url,
-        ws_api_url=exchange.ws_api_url,
-        risk_stream_url=exchange.risk_stream_url,
-        **options,
-    ) as client:
-        yield client
-
-
 @pytest.fixture(params=KEY_TYPES)
 def key_type(request: pytest.FixtureRequest) -> KeyType:
     value: KeyType = request.param
@@ -140,7 +131,7 @@ def creds(exchange: FakeExchange, key_type: KeyType) -> Credentials:
 
 @pytest.fixture
 async def client(exchange: FakeExchange, creds: Credentials) -> AsyncIterator[MarginClient]:
-    async with connect(exchange, creds) as c:
+    async with exchange.client(creds) as c:
         yield c
 
 
@@ -761,7 +752,7 @@ async def test_every_other_endpoint_answers_1020_through_the_client(
     exchange: FakeExchange,
 ) -> None:
     creds = exchange.add_account(margin_balances=CROSS)
-    async with connect(exchange, creds) as client:
+    async with exchange.client(creds) as client:
         with pytest.raises(BinanceAPIError) as info:
             await client.disable_isolated_account("BTCUSDT")
         assert type(info.value) is BinanceAPIError
@@ -789,7 +780,7 @@ async def test_read_only_key_gets_the_typed_2015_and_changes_nothing(
     exchange: FakeExchange, key_type: KeyType
 ) -> None:
     creds = exchange.add_account(SPOT, margin_balances=CROSS, key_type=key_type, read_only=True)
-    async with connect(exchange, creds) as client:
+    async with exchange.client(creds) as client:
         account = await client.get_account()  # reads need no permission
         assert {a.asset: a.free for a in account.user_assets}["USDT"] == dec("50000")
         attempts: list[Any] = [
@@ -818,7 +809,7 @@ async def test_clock_skew_is_resynced_on_1021(
     exchange: FakeExchange, skew_ms: int, recv_window: int
 ) -> None:
     creds = exchange.add_account(margin_balances=CROSS)
-    async with connect(exchange, creds, recv_window=recv_window) as client:
+    async with exchange.client(creds, recv_window=recv_window) as client:
         await client.get_account()  # first use: one clock sync
         assert requests_to(exchange, "/api/v3/time") == 1
         exchange.set_clock_skew(skew_ms)
@@ -832,7 +823,7 @@ async def test_clock_skew_is_resynced_on_1021(
 
 async def test_get_503_is_retried_and_succeeds(exchange: FakeExchange) -> None:
     creds = exchange.add_account(margin_balances=CROSS)
-    async with connect(exchange, creds) as client:
+    async with exchange.client(creds) as client:
         exchange.fail_next("/sapi/v1/margin/account", status=503, method="GET")
         account = await client.get_account()
     assert {a.asset: a.free for a in account.user_assets}["BTC"] == dec("1")
@@ -842,7 +833,7 @@ async def test_get_503_is_retried_and_succeeds(exchange: FakeExchange) -> None:
 async def test_order_503_is_unknown_outcome_and_never_duplicated(exchange: FakeExchange) -> None:
     creds = exchange.add_account(margin_balances=CROSS)
     path = "/sapi/v1/margin/order"
-    async with connect(exchange, creds) as client:
+    async with exchange.client(creds) as client:
         exchange.fail_next(path, status=503, method="POST")
         with pytest.raises(ExecutionStatusUnknown) as info:
             await client.new_order(
@@ -871,12 +862,98 @@ async def test_order_503_is_unknown_outcome_and_never_duplicated(exchange: FakeE
     assert exchange.ledger.balance(creds.account_id, "BTC").free == dec("1.00999")
 
 
+@pytest.mark.parametrize(
+    "lost",
+    [
+        pytest.param(BACKEND_TIMEOUT, id="answered-503"),
+        pytest.param({"disconnect": True}, id="connection-dropped"),
+    ],
+)
+async def test_order_executed_with_its_answer_lost_is_unknown_and_found_by_client_id(
+    exchange: FakeExchange, lost: dict[str, Any]
+) -> None:
+    creds = exchange.add_account(margin_balances=CROSS)
+    path = "/sapi/v1/margin/order"
+    async with exchange.client(creds) as client:
+        await client.get_account()  # a kept-alive connection, as in a running strategy
+        exchange.fail_next(path, method="POST", execute=True, **lost)
+        with pytest.raises(ExecutionStatusUnknown) as info:
+            await client.new_order(
+                "BTCUSDT", "BUY", "LIMIT", quantity="0.01", price="59000", time_in_force="GTC",
+                new_client_order_id="e2e-lost-1",
+            )  # fmt: skip
+        assert (info.value.client_order_id, info.value.endpoint) == ("e2e-lost-1", "new_order")
+        if "disconnect" in lost:
+            assert isinstance(info.value.__cause__, TransportError)
+        else:
+            assert (info.value.status, info.value.code) == (503, -1007)
+        assert requests_to(exchange, path) == 1  # never resent blindly
+        # It was executed: the order is on the book, found by its client id.
+        found = await client.get_order("BTCUSDT", orig_client_order_id="e2e-lost-1")
+        assert (found.status, found.price, found.orig_qty) == (
+            OrderStatus.NEW,
+            dec("59000"),
+            dec("0.01"),
+        )
+        assert [o.client_order_id for o in await client.get_open_orders("BTCUSDT")] == [
+            "e2e-lost-1"
+        ]
+    assert exchange.ledger.balance(creds.account_id, "USDT").locked == dec("590")
+
+
+async def test_order_executed_after_its_answer_is_not_there_then_is(
+    exchange: FakeExchange,
+) -> None:
+    creds = exchange.add_account(margin_balances=CROSS)
+    async with exchange.client(creds) as client:
+        exchange.fail_next(
+            "/sapi/v1/margin/order", method="POST", execute="later", **BACKEND_TIMEOUT
+        )
+        with pytest.raises(ExecutionStatusUnknown) as info:
+            await client.new_order(
+                "BTCUSDT", "BUY", "LIMIT", quantity="0.01", price="59000", time_in_force="GTC",
+                new_client_order_id="e2e-late-1",
+            )  # fmt: skip
+        assert info.value.client_order_id == "e2e-late-1"
+        # Asked at once, Binance does not know it: a reconciliation can conclude the wrong thing.
+        with pytest.raises(NoSuchOrder):
+            await client.get_order("BTCUSDT", orig_client_order_id="e2e-late-1")
+        assert exchange.run_deferred() == 1
+        found = await client.get_order("BTCUSDT", orig_client_order_id="e2e-late-1")
+        assert found.status is OrderStatus.NEW
+        assert exchange.run_deferred() == 0
+
+
+async def test_fake_client_for_each_key_type_with_options_passed_through(
+    exchange: FakeExchange, creds: Credentials
+) -> None:
+    limiter = RateLimiter()
+    client = exchange.client(creds, limiter=limiter, recv_window=9000)
+    assert (client.base_url, client.ws_api_url, client.risk_stream_url) == (
+        exchange.rest_url,
+        exchange.ws_api_url,
+        exchange.risk_stream_url,
+    )
+    assert client.limiter is limiter
+    assert f"key_type={creds.key_type}" in repr(client)
+    assert exchange.stats.requests == 0  # not entered, nothing sent
+    async with client:
+        await client.get_account()  # signed with the issued secret or private key
+        # 6 s behind is inside the 9 s recvWindow passed through: no -1021, no resync.
+        exchange.set_clock_skew(6000)
+        await client.get_account()
+    assert requests_to(exchange, "/sapi/v1/margin/account") == 2
+    assert requests_to(exchange, "/api/v3/time") == 1
+    with pytest.raises(TypeError):
+        exchange.client(creds, base_url="https://api.binance.com")
+
+
 async def test_signed_request_is_stamped_after_the_limiter_wait() -> None:
     window = 2.0
     async with FakeExchange(seed=SEED, window=window, sapi_ip_limit=10) as exchange:
         creds = exchange.add_account(margin_balances=CROSS)
         limiter = RateLimiter(window=window, sapi_ip_limit=10, critical_reserve=0.0)
-        async with connect(exchange, creds, limiter=limiter, recv_window=1000) as client:
+        async with exchange.client(creds, limiter=limiter, recv_window=1000) as client:
             await client.sync_clock()
             # Just after a window boundary, two get_account (weight 10 each, the whole budget):
             # the second waits about one window (2 s) in the limiter, longer than recvWindow.

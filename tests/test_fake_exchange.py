@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -66,16 +67,30 @@ class FakeRest:
             return resp.status, resp.headers, orjson.loads(await resp.read())
 
 
-@pytest.fixture
-async def exchange() -> AsyncIterator[FakeExchange]:
-    async with FakeExchange(seed=1) as ex:
-        yield ex
-
-
-@pytest.fixture
-async def rest(exchange: FakeExchange) -> AsyncIterator[FakeRest]:
-    async with aiohttp.ClientSession() as session:
+@asynccontextmanager
+async def open_rest(**options: Any) -> AsyncIterator[FakeRest]:
+    """A started ``FakeExchange(**options)`` and a :class:`FakeRest` calling it."""
+    async with FakeExchange(**options) as exchange, aiohttp.ClientSession() as session:
         yield FakeRest(session, exchange)
+
+
+def exchange_fixtures(**options: Any) -> tuple[Any, Any]:
+    """The ``rest`` and ``exchange`` fixtures of a module testing ``FakeExchange(**options)``;
+    bind both at module level: ``rest, exchange = exchange_fixtures(seed=3)``."""
+
+    @pytest.fixture
+    async def rest() -> AsyncIterator[FakeRest]:
+        async with open_rest(**options) as caller:
+            yield caller
+
+    @pytest.fixture
+    def exchange(rest: FakeRest) -> FakeExchange:
+        return rest.exchange
+
+    return rest, exchange
+
+
+rest, exchange = exchange_fixtures(seed=1)
 
 
 def error_code(body: Any) -> int:
@@ -353,11 +368,10 @@ async def test_weight_is_charged_for_rejected_requests(
 
 async def test_429_then_418_for_an_ip_that_keeps_sending() -> None:
     now = [1_000_000.0]  # an injected clock: the test never straddles a window boundary
-    async with (
-        FakeExchange(sapi_ip_limit=50, window=60.0, ban_after_429s=1, clock=lambda: now[0]) as ex,
-        aiohttp.ClientSession() as session,
-    ):
-        rest = FakeRest(session, ex)
+    async with open_rest(
+        sapi_ip_limit=50, window=60.0, ban_after_429s=1, clock=lambda: now[0]
+    ) as rest:
+        ex = rest.exchange
         creds = ex.add_account()
         for used in ("20", "40"):
             status, headers, _ = await rest.call("GET", RATE_LIMIT_ORDER, creds)
@@ -385,11 +399,7 @@ async def test_429_then_418_for_an_ip_that_keeps_sending() -> None:
 
 async def test_429_window_is_fixed_and_reopens_at_the_boundary() -> None:
     now = [600.5]
-    async with (
-        FakeExchange(api_ip_limit=3, window=10.0, clock=lambda: now[0]) as ex,
-        aiohttp.ClientSession() as session,
-    ):
-        rest = FakeRest(session, ex)
+    async with open_rest(api_ip_limit=3, window=10.0, clock=lambda: now[0]) as rest:
         for _ in range(3):
             assert (await rest.call("GET", "/api/v3/time"))[0] == 200
         status, headers, _ = await rest.call("GET", "/api/v3/time")
@@ -431,6 +441,36 @@ async def test_fail_next_other_method_is_untouched(rest: FakeRest, exchange: Fak
     assert (status, error_code(body)) == (500, -1001)
     status, _, _ = await rest.call("PUT", "/sapi/v1/margin/listen-key", creds, params, signed=False)
     assert status == 200
+
+
+async def test_fail_next_execute_answers_the_error_even_for_a_rejected_call(
+    rest: FakeRest, exchange: FakeExchange
+) -> None:
+    creds = exchange.add_account()
+    exchange.fail_next(RATE_LIMIT_ORDER, status=503, code=-1007, msg="Timeout", execute=True)
+    # A stale timestamp (-1021) is checked as usual, but that answer is lost too.
+    status, headers, body = await rest.call("GET", RATE_LIMIT_ORDER, creds, timestamp=1)
+    assert (status, error_code(body)) == (503, -1007)
+    assert headers["X-SAPI-USED-IP-WEIGHT-1M"] == "20"
+    status, _, body = await rest.call("GET", RATE_LIMIT_ORDER, creds, timestamp=1)
+    assert (status, error_code(body)) == (400, -1021)
+    with pytest.raises(ValueError, match="execute"):
+        exchange.fail_next(RATE_LIMIT_ORDER, execute="sometimes")  # type: ignore[arg-type]
+
+
+async def test_fail_next_disconnect_drops_the_http_connection(
+    rest: FakeRest, exchange: FakeExchange
+) -> None:
+    creds = exchange.add_account()
+    path = "/sapi/v1/margin/listen-key"
+    # A POST: aiohttp resends an idempotent method (GET, PUT, DELETE) once on a dropped
+    # connection by itself, which would hide the drop from this test.
+    exchange.fail_next(path, disconnect=True)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await rest.call("POST", path, creds, signed=False)
+    status, _, _ = await rest.call("POST", path, creds, signed=False)
+    assert status == 200
+    assert exchange.stats.requests_by_path[path] == 2
 
 
 # Stats and lifecycle

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +18,7 @@ import aiohttp
 import orjson
 import pytest
 import websockets
-from test_fake_exchange import FakeRest, error_code
+from test_fake_exchange import FakeRest, error_code, exchange_fixtures, open_rest
 from websockets.asyncio.client import ClientConnection
 
 from binance_margin_async.endpoints import ENDPOINTS_BY_ROUTE, SERVER_TIME, Pool, Security
@@ -70,16 +69,7 @@ REQUIRED = {
 }
 
 
-@pytest.fixture
-async def exchange() -> AsyncIterator[FakeExchange]:
-    async with FakeExchange(seed=3) as ex:
-        yield ex
-
-
-@pytest.fixture
-async def rest(exchange: FakeExchange) -> AsyncIterator[FakeRest]:
-    async with aiohttp.ClientSession() as session:
-        yield FakeRest(session, exchange)
+rest, exchange = exchange_fixtures(seed=3)
 
 
 async def ok(rest: FakeRest, method: str, path: str, creds: Credentials, **params: str) -> Any:
@@ -107,6 +97,12 @@ async def user_stream(
     await ws.send(orjson.dumps(request).decode())
     assert (await recv(ws))["status"] == 200
     return ws
+
+
+async def trader(rest: FakeRest) -> tuple[Credentials, ClientConnection]:
+    """A new account with 10,000 USDT of cross margin, and its user stream."""
+    creds = rest.exchange.add_account(margin_balances={"USDT": "10000"})
+    return creds, await user_stream(rest, creds)
 
 
 async def risk_stream(rest: FakeRest, creds: Credentials) -> ClientConnection:
@@ -189,11 +185,8 @@ async def test_heavy_order_weight_and_order_count_headers(
 
 
 async def test_order_count_limit_is_429_minus_1015() -> None:
-    async with (
-        FakeExchange(order_limit_10s=1) as ex,
-        aiohttp.ClientSession() as session,
-    ):
-        rest = FakeRest(session, ex)
+    async with open_rest(order_limit_10s=1) as rest:
+        ex = rest.exchange
         creds = ex.add_account(margin_balances={"USDT": "10000"})
         order = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.01")]
         assert (await rest.call("POST", ORDER, creds, order))[0] == 200
@@ -235,8 +228,7 @@ async def test_market_margin_buy_events_on_both_streams(
 async def test_limit_order_rests_then_fills_when_set_price_crosses(
     rest: FakeRest, exchange: FakeExchange
 ) -> None:
-    creds = exchange.add_account(margin_balances={"USDT": "10000"})
-    ws = await user_stream(rest, creds)
+    creds, ws = await trader(rest)
     async with ws:
         placed = await ok(rest, "POST", ORDER, creds, symbol="BTCUSDT", side="BUY", type="LIMIT",
                           timeInForce="GTC", quantity="0.01", price="59000")  # fmt: skip
@@ -334,6 +326,69 @@ async def test_oco_oto_otoco_and_order_lists(rest: FakeRest, exchange: FakeExcha
     assert len(every) == 3
 
 
+# Answers lost (fail_next with execute)
+
+LIMIT_BUY = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT"), ("timeInForce", "GTC"),
+             ("quantity", "0.01"), ("price", "59000")]  # fmt: skip
+
+
+async def test_an_executed_order_whose_answer_is_lost_is_on_the_book_and_the_stream(
+    rest: FakeRest, exchange: FakeExchange
+) -> None:
+    creds, ws = await trader(rest)
+    async with ws:
+        exchange.fail_next(ORDER, method="POST", status=503, code=-1007, msg="Timeout",
+                           execute=True)  # fmt: skip
+        status, headers, body = await rest.call(
+            "POST", ORDER, creds, [*LIMIT_BUY, ("newClientOrderId", "lost-1")]
+        )
+        assert (status, error_code(body)) == (503, -1007)
+        assert headers["X-MBX-ORDER-COUNT-10S"] == "1"  # counted like any order
+        events = await events_until(ws, "outboundAccountPosition")
+        assert [(e["e"], e.get("c"), e.get("X")) for e in events] == [
+            ("executionReport", "lost-1", "NEW"),
+            ("outboundAccountPosition", None, None),
+        ]
+        order = await ok(rest, "GET", ORDER, creds, symbol="BTCUSDT", origClientOrderId="lost-1")
+        assert order["status"] == "NEW"
+        # Executed, and the connection dropped instead of any answer.
+        exchange.fail_next(ORDER, method="POST", execute=True, disconnect=True)
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await rest.call("POST", ORDER, creds, [*LIMIT_BUY, ("newClientOrderId", "lost-2")])
+        assert (await events_until(ws, "outboundAccountPosition"))[0]["c"] == "lost-2"
+    open_orders = await ok(rest, "GET", "/sapi/v1/margin/openOrders", creds)
+    assert [o["clientOrderId"] for o in open_orders] == ["lost-1", "lost-2"]
+
+
+async def test_orders_held_by_fail_next_later_take_effect_on_run_deferred(
+    rest: FakeRest, exchange: FakeExchange
+) -> None:
+    creds, ws = await trader(rest)
+    async with ws:
+        exchange.fail_next(ORDER, 2, method="POST", execute="later")
+        for _ in range(2):
+            status, _, body = await rest.call(
+                "POST", ORDER, creds, [*LIMIT_BUY, ("newClientOrderId", "late-1")]
+            )
+            assert (status, error_code(body)) == (500, -1001)
+        query = [("symbol", "BTCUSDT"), ("origClientOrderId", "late-1")]
+        assert error_code((await rest.call("GET", ORDER, creds, query))[2]) == -2013
+        exchange.send_malformed_frame()  # a marker: no event was sent before it
+        assert str(await asyncio.wait_for(ws.recv(), 10)).startswith('{"e": malformed')
+        # Both run now, in order: the second repeats an open client id, rejected without effect.
+        assert exchange.run_deferred() == 2
+        events = await events_until(ws, "outboundAccountPosition")
+        assert [(e["e"], e.get("X")) for e in events] == [
+            ("executionReport", "NEW"),
+            ("outboundAccountPosition", None),
+        ]
+        assert exchange.run_deferred() == 0
+    order = await ok(rest, "GET", ORDER, creds, symbol="BTCUSDT", origClientOrderId="late-1")
+    assert order["status"] == "NEW"
+    assert len(await ok(rest, "GET", "/sapi/v1/margin/openOrders", creds)) == 1
+    exchange.ledger.check_invariants()
+
+
 # Loans, transfers, accounts
 
 
@@ -366,14 +421,10 @@ async def test_borrow_repay_and_histories(rest: FakeRest, exchange: FakeExchange
 
 async def test_interest_accrues_on_the_exchange_clock() -> None:
     now = [1_700_000_000.0]
-    async with (
-        FakeExchange(
-            clock=lambda: now[0], expiry_check_interval=0.01, listen_key_validity=86400.0
-        ) as ex,
-        aiohttp.ClientSession() as session,
-    ):
-        rest = FakeRest(session, ex)
-        creds = ex.add_account(margin_balances={"USDT": "1000"})
+    async with open_rest(
+        clock=lambda: now[0], expiry_check_interval=0.01, listen_key_validity=86400.0
+    ) as rest:
+        creds = rest.exchange.add_account(margin_balances={"USDT": "1000"})
         risk = await risk_stream(rest, creds)
         async with risk:
             await ok(rest, "POST", "/sapi/v1/margin/borrow-repay", creds, asset="USDT",
@@ -418,15 +469,12 @@ async def test_capital_flow_from_the_ledger_histories() -> None:
     # A clock that moves 1 ms per reading: every operation gets its own timestamp, so the
     # chronological order of the flow is the order of the calls.
     ticks = itertools.count(1_700_000_000_000)
-    async with (
-        FakeExchange(clock=lambda: next(ticks) / 1000) as exchange,
-        aiohttp.ClientSession() as session,
-    ):
-        rest = FakeRest(session, exchange)
-        await _check_capital_flow(rest, exchange)
+    async with open_rest(clock=lambda: next(ticks) / 1000) as rest:
+        await _check_capital_flow(rest)
 
 
-async def _check_capital_flow(rest: FakeRest, exchange: FakeExchange) -> None:
+async def _check_capital_flow(rest: FakeRest) -> None:
+    exchange = rest.exchange
     creds = exchange.add_account({"USDT": "100"}, margin_balances={"USDT": "1000"})
     await ok(rest, "POST", "/sapi/v1/asset/transfer", creds, type="MAIN_MARGIN", asset="USDT",
              amount="100")  # fmt: skip
@@ -566,12 +614,11 @@ async def test_deposit_reaches_the_stream(rest: FakeRest, exchange: FakeExchange
 
 async def test_a_custom_ledger_defines_the_venue() -> None:
     ledger = Ledger(symbols=[SymbolSpec("SOLBTC", "SOL", "BTC", Decimal("0.002"))], btc_asset="BTC")
-    async with FakeExchange(ledger=ledger) as ex, aiohttp.ClientSession() as session:
-        rest = FakeRest(session, ex)
-        creds = ex.add_account(margin_balances={"BTC": "1"})
+    async with open_rest(ledger=ledger) as rest:
+        creds = rest.exchange.add_account(margin_balances={"BTC": "1"})
         pairs = await ok(rest, "GET", "/sapi/v1/margin/isolated/allPairs", creds)
         assert [p["symbol"] for p in pairs] == ["SOLBTC"]
-        assert ex.ledger is ledger
+        assert rest.exchange.ledger is ledger
 
 
 def test_add_account_validates_against_the_ledger(exchange: FakeExchange) -> None:

@@ -8,14 +8,13 @@ about what arrives and in which order, never about how long it took.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 import websockets
-from test_fake_exchange import FakeRest
+from test_fake_exchange import FakeRest, exchange_fixtures, open_rest
 from websockets.asyncio.client import ClientConnection
 
 from binance_margin_async.testing import Credentials, FakeExchange
@@ -23,16 +22,7 @@ from binance_margin_async.testing import Credentials, FakeExchange
 SUBSCRIBE = "userDataStream.subscribe.listenToken"
 
 
-@pytest.fixture
-async def exchange() -> AsyncIterator[FakeExchange]:
-    async with FakeExchange(seed=2, expiry_check_interval=0.02) as ex:
-        yield ex
-
-
-@pytest.fixture
-async def rest(exchange: FakeExchange) -> AsyncIterator[FakeRest]:
-    async with aiohttp.ClientSession() as session:
-        yield FakeRest(session, exchange)
+rest, exchange = exchange_fixtures(seed=2, expiry_check_interval=0.02)
 
 
 async def listen_token(
@@ -254,13 +244,54 @@ async def test_ws_api_fail_next_by_method_name(rest: FakeRest, exchange: FakeExc
         assert (await request(ws, SUBSCRIBE, {"listenToken": token["token"]}))["status"] == 200
 
 
+async def test_ws_api_fail_next_execute_later_and_disconnect(
+    rest: FakeRest, exchange: FakeExchange
+) -> None:
+    token = (await listen_token(rest, exchange.add_account()))["token"]
+    subscribed = [{"subscriptionId": 0}]
+    exchange.fail_next(SUBSCRIBE, status=503, code=-1007, msg="Timeout", execute=True)
+    async with websockets.connect(exchange.ws_api_url) as ws:
+        answer = await request(ws, SUBSCRIBE, {"listenToken": token})
+        assert (answer["status"], answer["error"]["code"]) == (503, -1007)
+        # Executed all the same.
+        assert (await request(ws, "session.subscriptions"))["result"] == subscribed
+    exchange.fail_next(SUBSCRIBE, execute="later")
+    async with websockets.connect(exchange.ws_api_url) as ws:
+        assert (await request(ws, SUBSCRIBE, {"listenToken": token}))["error"]["code"] == -1001
+        assert (await request(ws, "session.subscriptions"))["result"] == []
+        assert exchange.run_deferred() == 1
+        assert (await request(ws, "session.subscriptions"))["result"] == subscribed
+    exchange.fail_next("ping", disconnect=True)
+    async with websockets.connect(exchange.ws_api_url) as ws:
+        await ws.send(orjson.dumps({"id": 1, "method": "ping"}).decode())
+        with pytest.raises(websockets.ConnectionClosedError) as info:
+            await asyncio.wait_for(ws.recv(), 10)
+        assert info.value.rcvd is None  # no answer, no close frame
+
+
+async def test_a_held_ws_request_of_a_closed_connection_has_no_effect(
+    rest: FakeRest, exchange: FakeExchange
+) -> None:
+    creds = exchange.add_account()
+    token = (await listen_token(rest, creds))["token"]
+    sent: list[str] = []
+    exchange.on_emit(lambda scope, event, at: sent.append(event["e"]))
+    exchange.fail_next(SUBSCRIBE, execute="later")
+    async with websockets.connect(exchange.ws_api_url) as ws:
+        assert (await request(ws, SUBSCRIBE, {"listenToken": token}))["status"] == 500
+    for _ in range(1000):  # until the server side has seen the close (bounded)
+        if not exchange.stats.open_connections:
+            break
+        await asyncio.sleep(0.01)
+    assert exchange.run_deferred() == 1
+    exchange.deposit(creds.account_id, "USDT", "1", wallet="CROSS")
+    assert sent == []  # no subscription was left behind for the dead connection
+
+
 async def test_ws_api_weight_shares_the_api_pool_and_gets_429() -> None:
     now = [5000.0]
-    async with (
-        FakeExchange(api_ip_limit=6, ban_after_429s=5, clock=lambda: now[0]) as ex,
-        aiohttp.ClientSession() as session,
-    ):
-        rest = FakeRest(session, ex)
+    async with open_rest(api_ip_limit=6, ban_after_429s=5, clock=lambda: now[0]) as rest:
+        ex = rest.exchange
         await rest.call("GET", "/api/v3/time")  # 1
         async with websockets.connect(ex.ws_api_url) as ws:  # 3
             assert (await request(ws, "time"))["rateLimits"][0]["count"] == 4
@@ -362,11 +393,8 @@ async def test_risk_stream_closed_with_its_key_and_unknown_key_refused(
 
 
 async def test_listen_key_expiry_event_then_close() -> None:
-    async with (
-        FakeExchange(listen_key_validity=0.6, expiry_check_interval=0.02) as ex,
-        aiohttp.ClientSession() as session,
-    ):
-        rest = FakeRest(session, ex)
+    async with open_rest(listen_key_validity=0.6, expiry_check_interval=0.02) as rest:
+        ex = rest.exchange
         creds = ex.add_account()
         key = await listen_key(rest, creds)
         async with (

@@ -798,12 +798,20 @@ def test_cancelling_one_leg_cancels_the_list() -> None:
     ledger.check_invariants()
 
 
+def oto_buying_at_59000(ledger: Ledger, **pending: str) -> dict[str, Any]:
+    """Account "a" places (at 1) an OTO: working LIMIT BUY 0.1 BTC @ 59000 GTC, then ``pending``
+    (the ``pending_*`` parameters)."""
+    return ledger.new_oto(
+        "a", "BTCUSDT", 1, working_type="LIMIT", working_side="BUY", working_price="59000",
+        working_quantity="0.1", working_time_in_force="GTC", **pending,
+    )  # fmt: skip
+
+
 def test_oto_places_the_pending_order_when_the_working_order_fills() -> None:
     ledger = funded(usdt="10000")
-    resp = ledger.new_oto(
-        "a", "BTCUSDT", 1, working_type="LIMIT", working_side="BUY", working_price="59000",
-        working_quantity="0.1", working_time_in_force="GTC", pending_type="LIMIT_MAKER",
-        pending_side="SELL", pending_price="61000", pending_quantity="0.09",
+    resp = oto_buying_at_59000(
+        ledger, pending_type="LIMIT_MAKER", pending_side="SELL", pending_price="61000",
+        pending_quantity="0.09",
     )  # fmt: skip
     assert [r["status"] for r in resp["orderReports"]] == ["NEW", "PENDING_NEW"]
     events = ledger.drain_events()
@@ -822,11 +830,7 @@ def test_oto_places_the_pending_order_when_the_working_order_fills() -> None:
 
 def test_oto_cancel_before_the_working_fill_cancels_both() -> None:
     ledger = funded(usdt="10000")
-    ledger.new_oto(
-        "a", "BTCUSDT", 1, working_type="LIMIT", working_side="BUY", working_price="59000",
-        working_quantity="0.1", working_time_in_force="GTC", pending_type="MARKET",
-        pending_side="SELL", pending_quantity="0.09",
-    )  # fmt: skip
+    oto_buying_at_59000(ledger, pending_type="MARKET", pending_side="SELL", pending_quantity="0.09")
     ledger.drain_events()
     ledger.cancel_order("a", "BTCUSDT", 2, order_id=1001)  # the pending one
     events = ledger.drain_events()
@@ -837,11 +841,9 @@ def test_oto_cancel_before_the_working_fill_cancels_both() -> None:
 
 def test_oto_pending_that_cannot_be_funded_expires() -> None:
     ledger = funded(usdt="10000")
-    ledger.new_oto(
-        "a", "BTCUSDT", 1, working_type="LIMIT", working_side="BUY", working_price="59000",
-        working_quantity="0.1", working_time_in_force="GTC", pending_type="LIMIT",
-        pending_side="SELL", pending_price="70000", pending_quantity="0.1",
-        pending_time_in_force="GTC",
+    oto_buying_at_59000(
+        ledger, pending_type="LIMIT", pending_side="SELL", pending_price="70000",
+        pending_quantity="0.1", pending_time_in_force="GTC",
     )  # fmt: skip
     ledger.drain_events()
     ledger.set_price("BTCUSDT", "58000", 2)  # 0.0999 BTC after commission < 0.1

@@ -27,13 +27,17 @@ from binance_margin_async.models import (
     DustAssets,
     DustConversion,
     DustLog,
+    DustLogDetail,
+    DustTransferResult,
     Fill,
     ForceLiquidationRecords,
     InterestHistory,
     InterestRate,
     InterestType,
+    IsolatedAsset,
     IsolatedMarginAccount,
     IsolatedMarginFeeData,
+    IsolatedMarginPair,
     IsolatedPairAccount,
     ListenKey,
     ListenToken,
@@ -42,22 +46,27 @@ from binance_margin_async.models import (
     LoanGroupForceLiquidations,
     LoanGroupLiquidationTransfers,
     LoanGroupLtv,
+    ManualLiquidationResult,
     MarginAccount,
     MarginAccountType,
     MarginAsset,
     MarginLevelStatus,
+    MarginPair,
     MarginTransferHistory,
     MaxBorrowable,
+    MaxTransferable,
     Order,
     OrderCountUsage,
     OrderList,
     OrderSide,
     OrderStatus,
     OrderType,
+    Page,
     PreventedMatch,
     RestrictedAssets,
     RiskBasedLiquidationRatio,
     SelfTradePreventionMode,
+    SmallLiabilityCoin,
     SmallLiabilityExchangeRecords,
     SpecialKey,
     TimeInForce,
@@ -65,6 +74,7 @@ from binance_margin_async.models import (
     TransactionId,
     TransferStatus,
     UniversalTransferHistory,
+    UserAsset,
     decode,
     decode_list,
 )
@@ -1027,3 +1037,95 @@ def test_generated_source_is_inspectable() -> None:
     source = inspect.getsource(models._DECODERS[Fill])
     assert source.startswith("def decode_Fill(data):")
     assert "get('commissionAsset')" in source
+
+
+def test_self_trade_prevention_modes_are_the_spot_set() -> None:
+    assert [mode.value for mode in SelfTradePreventionMode] == [
+        "NONE",
+        "EXPIRE_TAKER",
+        "EXPIRE_MAKER",
+        "EXPIRE_BOTH",
+        "DECREMENT",
+    ]
+    order = decode(Order, {"orderId": 1, "selfTradePreventionMode": "DECREMENT"})
+    assert order.self_trade_prevention_mode is SelfTradePreventionMode.DECREMENT
+
+
+def test_margin_trades_carry_no_quote_qty() -> None:
+    # The margin myTrades example (like the doc page) has neither field: they stay None.
+    (trade,) = decode_list(Trade, _example(Trade))
+    assert "quoteQty" not in trade.raw and trade.quote_qty is None
+    assert trade.order_list_id is None
+    spot_shaped = decode(Trade, {"id": 1, "quoteQty": "12.5", "orderListId": -1})
+    assert spot_shaped.quote_qty == D("12.5") and spot_shaped.order_list_id == -1
+
+
+def _page_classes() -> list[type]:
+    return [cls for cls in _model_classes() if issubclass(cls, Page) and cls is not Page]
+
+
+@pytest.mark.parametrize("cls", _page_classes(), ids=lambda cls: cls.__name__)
+def test_every_page_decodes_its_rows_into_its_record_model(cls: type) -> None:
+    (base,) = cls.__orig_bases__  # type: ignore[attr-defined]
+    (record,) = typing.get_args(base)
+    page: Any = decode(cls, {"rows": [{}, {}], "total": 2})
+    assert [type(row) for row in page.rows] == [record, record]
+    assert page.total == 2 and repr(page).startswith(cls.__name__ + "(")
+
+
+def test_page_names_a_dozen_histories_and_keeps_unbound_rows_as_json() -> None:
+    assert len(_page_classes()) == 12
+    page: Any = decode(Page, {"rows": [{"a": 1}], "total": 1})
+    assert page.rows == ({"a": 1},) and page.total == 1
+
+
+@pytest.mark.parametrize(
+    ("cls", "fields"),
+    [
+        (ManualLiquidationResult, "asset interest principal liability_asset liability_qty"),
+        (SmallLiabilityCoin, "asset interest principal liability_asset liability_qty"),
+        (MaxBorrowable, "amount borrow_limit"),
+        (MaxTransferable, "amount borrow_limit"),
+        (UserAsset, "asset free locked borrowed interest net_asset"),
+        (
+            IsolatedAsset,
+            "asset free locked borrowed interest net_asset "
+            "borrow_enabled repay_enabled net_asset_of_btc total_asset",
+        ),
+        (
+            DustTransferResult,
+            "amount from_asset operate_time service_charge_amount transferred_amount tran_id",
+        ),
+        (
+            DustLogDetail,
+            "amount from_asset operate_time service_charge_amount transferred_amount trans_id",
+        ),
+        (
+            MarginPair,
+            "symbol base quote is_margin_trade is_buy_allowed is_sell_allowed delist_time id",
+        ),
+        (
+            IsolatedMarginPair,
+            "symbol base quote is_margin_trade is_buy_allowed is_sell_allowed delist_time",
+        ),
+        (DelistSchedule, "cross_margin_assets isolated_margin_symbols delist_time"),
+        (ListSchedule, "cross_margin_assets isolated_margin_symbols list_time"),
+    ],
+)
+def test_models_sharing_a_base_keep_their_public_fields(cls: type, fields: str) -> None:
+    names = [f.name for f in dataclasses.fields(cls)]
+    assert [name for name in names if name != "raw"] == fields.split() and "raw" in names
+
+
+def test_shared_bases_keep_each_wire_name() -> None:
+    dust = decode(DustLogDetail, {"transId": 7, "transferedAmount": "0.5"})
+    result = decode(DustTransferResult, {"tranId": 8, "transferedAmount": "0.25"})
+    assert (dust.trans_id, dust.transferred_amount) == (7, D("0.5"))
+    assert (result.tran_id, result.transferred_amount) == (8, D("0.25"))
+    pair = decode(MarginPair, {"id": 3, "symbol": "BNBBTC", "isBuyAllowed": True})
+    assert (pair.id, pair.symbol, pair.is_buy_allowed) == (3, "BNBBTC", True)
+    asset = decode(IsolatedAsset, {"asset": "BTC", "free": "1", "totalAsset": "2"})
+    assert (asset.free, asset.total_asset) == (D(1), D(2))
+    # Same fields, still different types: equality never mixes them up.
+    borrowable: Any = decode(MaxBorrowable, {"amount": "1"})
+    assert borrowable != decode(MaxTransferable, {"amount": "1"})

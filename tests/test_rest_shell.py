@@ -306,3 +306,51 @@ def test_repr_never_shows_the_secret() -> None:
 def test_recv_window_is_validated(recv_window: int) -> None:
     with pytest.raises(ParameterError, match="recv_window"):
         MarginClient(KEY, SECRET, recv_window=recv_window)
+
+
+async def test_order_count_usage_teaches_the_limiter_the_account_order_limits(
+    mocked: aioresponses,
+) -> None:
+    # A frozen limiter clock in the middle of a 10 s window: the refusal below cannot be undone
+    # by a window boundary passing during the test.
+    limiter = RateLimiter(max_wait=0.5, clock=lambda: 1_700_000_005.0)
+    order = {"symbol": "BTCUSDT", "orderId": 1, "clientOrderId": "x", "transactTime": 1}
+    _time_ok(mocked)
+    mocked.post(_url("/sapi/v1/margin/order"), payload=order, repeat=True)
+    usage = [
+        {
+            "rateLimitType": "ORDERS",
+            "interval": "SECOND",
+            "intervalNum": 10,
+            "limit": 10,
+            "count": 8,
+        },
+        {
+            "rateLimitType": "ORDERS",
+            "interval": "DAY",
+            "intervalNum": 1,
+            "limit": 20000,
+            "count": 9,
+        },
+    ]
+    mocked.get(_url("/sapi/v1/margin/rateLimit/order"), payload=usage)
+    async with MarginClient(KEY, SECRET, base_url=BASE, limiter=limiter) as client:
+        await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="1")  # default limits: fine
+        assert limiter.usage()["ORDERS:10S"] == 1
+        learned = await client.get_order_count_usage()
+        assert [entry.limit for entry in learned] == [10, 20000]
+        # The server's count (8) replaces the local one; 9 of 10 is the non-critical share.
+        assert limiter.usage()["ORDERS:10S"] == 8
+        await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="1")
+        with pytest.raises(RateLimited):
+            await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="1")
+    assert len(_calls(mocked, "POST", "/sapi/v1/margin/order")) == 2
+
+
+async def test_order_count_usage_without_order_limits_keeps_the_limiter_windows(
+    mocked: aioresponses, client: MarginClient
+) -> None:
+    mocked.get(_url("/sapi/v1/margin/rateLimit/order"), payload=[])
+    _time_ok(mocked)
+    assert await client.get_order_count_usage() == []
+    assert {"ORDERS:10S", "ORDERS:1D"} <= set(client.limiter.usage())

@@ -10,9 +10,9 @@ testable::
     from binance_margin_async.testing import FakeExchange
 
     async with FakeExchange(seed=1) as ex:
-        creds = ex.add_account(balances={"USDT": "10000"})
-        # MarginClient(creds.api_key, creds.api_secret, base_url=ex.rest_url,
-        #              ws_api_url=ex.ws_api_url, risk_stream_url=ex.risk_stream_url)
+        creds = ex.add_account(margin_balances={"USDT": "10000"})
+        async with ex.client(creds) as client:  # a MarginClient pointed at the fake
+            await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.01")
 
 The venue (symbols, prices, fees, interest, risk thresholds) is a :class:`Ledger`; pass your own
 ``FakeExchange(ledger=Ledger(symbols=[SymbolSpec(...)]))`` to change it. Run the exchange

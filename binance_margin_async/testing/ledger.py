@@ -934,18 +934,16 @@ class Ledger:
         ``-3003`` isolated account missing.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-Order
         """
-        acct = self._account(account_id)
-        sym = self._order_symbol(symbol)
-        wallet = self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         spec = self._parse_spec(
             sym, side, type, time_in_force, quantity, quote_order_qty, price, stop_price,
             iceberg_qty, new_client_order_id, "",
         )  # fmt: skip
         default_resp = "FULL" if spec.type in (_MARKET, _LIMIT) else "ACK"
-        resp_type = _enum_or(new_order_resp_type, _RESP_TYPES, "newOrderRespType", default_resp)
-        effect = _enum_or(side_effect_type, _SIDE_EFFECTS, "sideEffectType", _NO_SIDE_EFFECT)
-        stp = _enum_or(self_trade_prevention_mode, _STP_MODES, "selfTradePreventionMode", "NONE")
-        auto_repay = _flag(auto_repay_at_cancel, "autoRepayAtCancel")
+        resp_type, effect, stp, auto_repay = _order_options(
+            new_order_resp_type, side_effect_type, self_trade_prevention_mode,
+            auto_repay_at_cancel, default_resp,
+        )  # fmt: skip
         self._check_client_ids(acct, wallet, sym, [spec.client_id])
         self._check_placement(sym, spec)
         if spec.type == _MARKET:
@@ -983,15 +981,9 @@ class Ledger:
         cancels the whole list (every order gets a ``CANCELED`` report, then ``listStatus``).
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-Order
         """
-        acct = self._account(account_id)
-        sym = self._order_symbol(symbol)
-        wallet = self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         oid = _opt_int(order_id, "orderId")
-        if oid is None and orig_client_order_id is None:
-            raise LedgerError(
-                -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were "
-                "empty/null!",
-            )  # fmt: skip
+        _one_of(("origClientOrderId", orig_client_order_id), ("orderId", oid))
         cancel_id = self._client_id(new_client_order_id, "newClientOrderId")
         order = self._find_order(acct, wallet, sym, oid, orig_client_order_id, live_only=True)
         if order is None:
@@ -1014,9 +1006,7 @@ class Ledger:
         ``-2011`` when nothing is open.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-All-Open-Orders
         """
-        acct = self._account(account_id)
-        sym = self._order_symbol(symbol)
-        wallet = self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         open_orders = self._live_orders(acct, wallet, sym.name)
         if not open_orders:
             raise LedgerError(-2011, "Unknown order sent.")
@@ -1050,15 +1040,9 @@ class Ledger:
 
         https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Order
         """
-        acct = self._account(account_id)
-        sym = self._order_symbol(symbol)
-        wallet = self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         oid = _opt_int(order_id, "orderId")
-        if oid is None and orig_client_order_id is None:
-            raise LedgerError(
-                -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were "
-                "empty/null!",
-            )  # fmt: skip
+        _one_of(("origClientOrderId", orig_client_order_id), ("orderId", oid))
         order = self._find_order(acct, wallet, sym, oid, orig_client_order_id, live_only=False)
         if order is None:
             raise LedgerError(-2013, "Order does not exist.")
@@ -1098,9 +1082,7 @@ class Ledger:
         From ``order_id`` on when given, else the most recent ``limit`` (max 500).
         https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-All-Orders
         """
-        acct = self._account(account_id)
-        sym = self._order_symbol(symbol)
-        wallet = self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         oid = _opt_int(order_id, "orderId")
         size = _limit(limit, 500)
         orders = [
@@ -1128,9 +1110,7 @@ class Ledger:
         From trade ``from_id`` on when given, else the most recent ``limit`` (max 1000).
         https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Trade-List
         """
-        acct = self._account(account_id)
-        sym = self._order_symbol(symbol)
-        wallet = self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         oid = _opt_int(order_id, "orderId")
         fid = _opt_int(from_id, "fromId")
         size = _limit(limit, 1000)
@@ -1191,9 +1171,7 @@ class Ledger:
         SELL needs ``price > current > stop_price``, BUY the reverse (``-1013`` otherwise).
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-OCO
         """
-        acct = self._account(account_id)
-        sym = self._order_symbol(symbol)
-        wallet = self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         side_v = _enum(side, _SIDES, -1117, "Invalid side.")
         if stop_limit_price is None and stop_limit_time_in_force is not None:
             raise _not_required("stopLimitTimeInForce")
@@ -1209,8 +1187,7 @@ class Ledger:
             limit_client_order_id, "",
             names={"icebergQty": "limitIcebergQty", "newClientOrderId": "limitClientOrderId"},
         )  # fmt: skip
-        list_client_id = self._client_id(list_client_order_id, "listClientOrderId")
-        self._check_list_client_id(acct, wallet, sym, list_client_id)
+        list_client_id = self._list_client_id(acct, wallet, sym, list_client_order_id)
         self._check_oco_prices(sym, side_v, limit_spec, stop_spec)
         return self._place_list(
             acct, wallet, sym, "OCO", list_client_id, [stop_spec, limit_spec], [], now,
@@ -1252,9 +1229,7 @@ class Ledger:
         Only the working order is funded at placement; the pending one when it is placed.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-OTO
         """
-        acct = self._account(account_id)
-        sym = self._order_symbol(symbol)
-        wallet = self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         working = self._working_spec(
             sym, working_type, working_side, working_time_in_force, working_quantity,
             working_price, working_iceberg_qty, working_client_order_id,
@@ -1268,8 +1243,7 @@ class Ledger:
             pending_price, pending_stop_price, pending_iceberg_qty, pending_client_order_id,
             "pending",
         )  # fmt: skip
-        list_client_id = self._client_id(list_client_order_id, "listClientOrderId")
-        self._check_list_client_id(acct, wallet, sym, list_client_id)
+        list_client_id = self._list_client_id(acct, wallet, sym, list_client_order_id)
         return self._place_list(
             acct, wallet, sym, "OTO", list_client_id, [working], [pending], now,
             new_order_resp_type, side_effect_type, self_trade_prevention_mode,
@@ -1318,9 +1292,7 @@ class Ledger:
         (``-1013``).
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-OTOCO
         """
-        acct = self._account(account_id)
-        sym = self._order_symbol(symbol)
-        wallet = self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         working = self._working_spec(
             sym, working_type, working_side, working_time_in_force, working_quantity,
             working_price, working_iceberg_qty, working_client_order_id,
@@ -1346,8 +1318,7 @@ class Ledger:
             )  # fmt: skip
             pendings.append(below)
         self._check_otoco_legs(side_v, pendings)
-        list_client_id = self._client_id(list_client_order_id, "listClientOrderId")
-        self._check_list_client_id(acct, wallet, sym, list_client_id)
+        list_client_id = self._list_client_id(acct, wallet, sym, list_client_order_id)
         return self._place_list(
             acct, wallet, sym, "OTOCO", list_client_id, [working], pendings, now,
             new_order_resp_type, side_effect_type, self_trade_prevention_mode,
@@ -1370,15 +1341,9 @@ class Ledger:
         ``-2011 Unknown order list sent.`` when no unresolved list matches.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-OCO
         """
-        acct = self._account(account_id)
-        sym = self._order_symbol(symbol)
-        wallet = self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         lid = _opt_int(order_list_id, "orderListId")
-        if lid is None and list_client_order_id is None:
-            raise LedgerError(
-                -1102, "Param 'listClientOrderId' or 'orderListId' must be sent, but both were "
-                "empty/null!",
-            )  # fmt: skip
+        _one_of(("listClientOrderId", list_client_order_id), ("orderListId", lid))
         # Validated and accepted; the list keeps its own listClientOrderId in the answer.
         self._client_id(new_client_order_id, "newClientOrderId")
         lst = self._find_list(acct, wallet, sym.name, lid, list_client_order_id)
@@ -1405,11 +1370,7 @@ class Ledger:
         acct = self._account(account_id)
         wallet, name = self._list_scope(acct, is_isolated, symbol)
         lid = _opt_int(order_list_id, "orderListId")
-        if lid is None and orig_client_order_id is None:
-            raise LedgerError(
-                -1102, "Param 'origClientOrderId' or 'orderListId' must be sent, but both were "
-                "empty/null!",
-            )  # fmt: skip
+        _one_of(("origClientOrderId", orig_client_order_id), ("orderListId", lid))
         lst = self._find_list(acct, wallet, name, lid, orig_client_order_id)
         if lst is None:
             raise LedgerError(-2013, "Order list does not exist.")
@@ -1426,10 +1387,8 @@ class Ledger:
         wallet, name = self._list_scope(acct, is_isolated, symbol)
         return [
             self._list_json(lst, lst.time, reports=None)
-            for lst in acct.lists.values()
-            if lst.scope == wallet.scope
-            and (name is None or lst.symbol == name)
-            and lst.phase != _PHASE_DONE
+            for lst in self._scope_lists(acct, wallet, name)
+            if lst.phase != _PHASE_DONE
         ]
 
     def all_order_lists(
@@ -1454,11 +1413,8 @@ class Ledger:
         size = _limit(limit, 1000)
         lists = [
             lst
-            for lst in acct.lists.values()
-            if lst.scope == wallet.scope
-            and (name is None or lst.symbol == name)
-            and (fid is None or lst.list_id >= fid)
-            and _in_range(lst.time, start_time, end_time)
+            for lst in self._scope_lists(acct, wallet, name)
+            if (fid is None or lst.list_id >= fid) and _in_range(lst.time, start_time, end_time)
         ]
         chosen = lists[:size] if fid is not None else lists[-size:]
         return [self._list_json(lst, lst.time, reports=None) for lst in chosen]
@@ -1667,6 +1623,15 @@ class Ledger:
             raise LedgerError(-3003, "Margin account does not exist.")
         return wallet
 
+    def _order_scope(
+        self, account_id: str, symbol: str, is_isolated: bool | str
+    ) -> tuple[_Account, _Symbol, _Wallet]:
+        """What an order endpoint works on: the account, the symbol and the cross wallet, or
+        the symbol's isolated one."""
+        acct = self._account(account_id)
+        sym = self._order_symbol(symbol)
+        return acct, sym, self._trading_wallet(acct, sym, _flag(is_isolated, "isIsolated"))
+
     def _loan_wallet(
         self, acct: _Account, isolated: bool, symbol: str | None, asset: str
     ) -> _Wallet:
@@ -1704,6 +1669,14 @@ class Ledger:
 
     def _live_orders(self, acct: _Account, wallet: _Wallet, symbol: str) -> list[_Order]:
         return [o for o in acct.live.values() if o.scope == wallet.scope and o.symbol == symbol]
+
+    def _scope_lists(self, acct: _Account, wallet: _Wallet, symbol: str | None) -> list[_OrderList]:
+        """The wallet's order lists (of ``symbol`` only, when given), oldest first."""
+        return [
+            lst
+            for lst in acct.lists.values()
+            if lst.scope == wallet.scope and (symbol is None or lst.symbol == symbol)
+        ]
 
     def _find_order(
         self,
@@ -1873,13 +1846,7 @@ class Ledger:
         _add(self._lent, asset, amount)
         if asset in self._inventory:
             self._inventory[asset] -= amount
-        tran_id = self._tran_id()
-        acct.loans.append(
-            _LoanRecord("BORROW", tran_id, wallet.scope, asset, amount, _ZERO, now, auto)
-        )
-        self._liability_event(acct, wallet, asset, "BORROW", amount, _ZERO, now)
-        self._touch(acct, wallet, asset)
-        return tran_id
+        return self._record_loan(acct, wallet, "BORROW", asset, amount, _ZERO, now, auto)
 
     def _repay_now(
         self, acct: _Account, wallet: _Wallet, asset: str, amount: Decimal, now: int, *, auto: bool
@@ -1897,11 +1864,26 @@ class Ledger:
         _add(self._interest_paid, asset, interest)
         if asset in self._inventory:
             self._inventory[asset] += principal
+        return self._record_loan(acct, wallet, "REPAY", asset, principal, interest, now, auto)
+
+    def _record_loan(
+        self,
+        acct: _Account,
+        wallet: _Wallet,
+        kind: str,
+        asset: str,
+        principal: Decimal,
+        interest: Decimal,
+        now: int,
+        auto: bool,
+    ) -> int:
+        """Record a ``BORROW``/``REPAY`` that changed the balances: history row, liability
+        event, position; returns its ``tranId``."""
         tran_id = self._tran_id()
         acct.loans.append(
-            _LoanRecord("REPAY", tran_id, wallet.scope, asset, principal, interest, now, auto)
+            _LoanRecord(kind, tran_id, wallet.scope, asset, principal, interest, now, auto)
         )
-        self._liability_event(acct, wallet, asset, "REPAY", principal, interest, now)
+        self._liability_event(acct, wallet, asset, kind, principal, interest, now)
         self._touch(acct, wallet, asset)
         return tran_id
 
@@ -1959,11 +1941,7 @@ class Ledger:
         iceberg = _opt_amount(iceberg_qty, name("icebergQty"))
         needs_tif, needs_price, needs_stop = _TYPE_RULES[type_v]
         if type_v == _MARKET:
-            if qty is None and quote_qty is None:
-                raise LedgerError(
-                    -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were "
-                    "empty/null!",
-                )  # fmt: skip
+            _one_of(("quantity", qty), ("quoteOrderQty", quote_qty))
             if qty is not None and quote_qty is not None:
                 raise LedgerError(-1128, "Combination of optional parameters invalid.")
         else:
@@ -2085,9 +2063,12 @@ class Ledger:
             ):
                 raise LedgerError(-2010, "Duplicate order sent.")
 
-    def _check_list_client_id(
-        self, acct: _Account, wallet: _Wallet, sym: _Symbol, client_id: str
-    ) -> None:
+    def _list_client_id(
+        self, acct: _Account, wallet: _Wallet, sym: _Symbol, value: str | None
+    ) -> str:
+        """``listClientOrderId`` (generated when absent); ``-2010`` if an unresolved list of the
+        symbol already has it."""
+        client_id = self._client_id(value, "listClientOrderId")
         for lst in acct.lists.values():
             if (
                 lst.phase != _PHASE_DONE
@@ -2096,6 +2077,7 @@ class Ledger:
                 and lst.client_id == client_id
             ):
                 raise LedgerError(-2010, "Duplicate order sent.")
+        return client_id
 
     def _market_cost(self, sym: _Symbol, spec: _Spec) -> tuple[str, Decimal]:
         """What a MARKET order would spend right now: (asset, amount); fixes ``spec.qty`` for
@@ -2213,11 +2195,12 @@ class Ledger:
     ) -> dict[str, Any]:
         """Validate funding and place an OCO (``first`` = both legs), OTO or OTOCO (``first`` =
         the working order, ``pending`` = what its fill places)."""
-        # Validated only: list answers always carry orderReports (see the module docstring).
-        _enum_or(new_order_resp_type, _RESP_TYPES, "newOrderRespType", "ACK")
-        effect = _enum_or(side_effect_type, _SIDE_EFFECTS, "sideEffectType", _NO_SIDE_EFFECT)
-        stp = _enum_or(self_trade_prevention_mode, _STP_MODES, "selfTradePreventionMode", "NONE")
-        auto_repay = _flag(auto_repay_at_cancel, "autoRepayAtCancel")
+        # The response type is validated only: list answers always carry orderReports (see the
+        # module docstring).
+        _, effect, stp, auto_repay = _order_options(
+            new_order_resp_type, side_effect_type, self_trade_prevention_mode,
+            auto_repay_at_cancel, "ACK",
+        )  # fmt: skip
         self._check_client_ids(acct, wallet, sym, [s.client_id for s in first + pending])
         asset = _reserve_asset(sym, first[0].side)
         need = max(_spec_need(s) for s in first)
@@ -2694,16 +2677,7 @@ class Ledger:
         if resp_type == "ACK":
             return body
         del body["isIsolated"]
-        body.update(
-            price=_fmt_opt(order.price),
-            origQty=_fmt(order.orig_qty),
-            executedQty=_fmt(order.executed),
-            cummulativeQuoteQty=_fmt(order.cum_quote),
-            status=order.status,
-            timeInForce=order.tif,
-            type=order.type,
-            side=order.side,
-        )
+        body.update(_result_json(order))
         if order.borrowed > 0:
             body["marginBuyBorrowAmount"] = _fmt(order.borrowed)
             body["marginBuyBorrowAsset"] = _reserve_asset(self._symbols[order.symbol], order.side)
@@ -2754,14 +2728,7 @@ class Ledger:
             "origClientOrderId": order.client_order_id,
             "clientOrderId": order.cancel_client_id or order.client_order_id,
             "orderListId": order.list_id,
-            "price": _fmt_opt(order.price),
-            "origQty": _fmt(order.orig_qty),
-            "executedQty": _fmt(order.executed),
-            "cummulativeQuoteQty": _fmt(order.cum_quote),
-            "status": order.status,
-            "timeInForce": order.tif,
-            "type": order.type,
-            "side": order.side,
+            **_result_json(order),
             "selfTradePreventionMode": order.stp,
         }
 
@@ -2806,14 +2773,7 @@ class Ledger:
             if kind == "cancel" and order.cancel_client_id is not None
             else order.client_order_id,
             transactTime=now,
-            price=_fmt_opt(order.price),
-            origQty=_fmt(order.orig_qty),
-            executedQty=_fmt(order.executed),
-            cummulativeQuoteQty=_fmt(order.cum_quote),
-            status=order.status,
-            timeInForce=order.tif,
-            type=order.type,
-            side=order.side,
+            **_result_json(order),
         )
         if order.stop_price is not None:
             report["stopPrice"] = _fmt(order.stop_price)
@@ -2821,15 +2781,7 @@ class Ledger:
         return report
 
     def _user_asset(self, wallet: _Wallet, asset: str) -> dict[str, Any]:
-        bal = wallet.balances.get(asset) or _Balance()
-        return {
-            "asset": asset,
-            "borrowed": _fmt(bal.borrowed),
-            "free": _fmt(bal.free),
-            "interest": _fmt(bal.interest),
-            "locked": _fmt(bal.locked),
-            "netAsset": _fmt(bal.free + bal.locked - bal.borrowed - bal.interest),
-        }
+        return {"asset": asset, **_balance_json(wallet.balances.get(asset) or _Balance())}
 
     def _isolated_json(self, wallet: _Wallet) -> dict[str, Any]:
         sym = self._symbols[wallet.scope]
@@ -2838,16 +2790,11 @@ class Ledger:
 
         def block(asset: str) -> dict[str, Any]:
             bal = wallet.balances.get(asset) or _Balance()
-            net = bal.free + bal.locked - bal.borrowed - bal.interest
             return {
                 "asset": asset,
                 "borrowEnabled": True,
-                "borrowed": _fmt(bal.borrowed),
-                "free": _fmt(bal.free),
-                "interest": _fmt(bal.interest),
-                "locked": _fmt(bal.locked),
-                "netAsset": _fmt(net),
-                "netAssetOfBtc": _fmt(net * self._rate(asset)),
+                **_balance_json(bal),
+                "netAssetOfBtc": _fmt(bal.net * self._rate(asset)),
                 "repayEnabled": True,
                 "totalAsset": _fmt(bal.free + bal.locked),
             }
@@ -2935,6 +2882,11 @@ class _Balance:
         self.locked = _ZERO
         self.borrowed = _ZERO
         self.interest = _ZERO
+
+    @property
+    def net(self) -> Decimal:
+        """Binance's ``netAsset``: held minus owed."""
+        return self.free + self.locked - self.borrowed - self.interest
 
     def __repr__(self) -> str:
         return (
@@ -3169,6 +3121,31 @@ def _fmt_opt(value: Decimal | None) -> str:
     return _ZERO8 if value is None else _fmt(value)
 
 
+def _result_json(order: _Order) -> dict[str, Any]:
+    """The order fields of a ``RESULT`` answer, shared by new, cancel and list reports."""
+    return {
+        "price": _fmt_opt(order.price),
+        "origQty": _fmt(order.orig_qty),
+        "executedQty": _fmt(order.executed),
+        "cummulativeQuoteQty": _fmt(order.cum_quote),
+        "status": order.status,
+        "timeInForce": order.tif,
+        "type": order.type,
+        "side": order.side,
+    }
+
+
+def _balance_json(bal: _Balance) -> dict[str, Any]:
+    """The amounts of a ``userAssets`` row (cross account) or isolated asset block."""
+    return {
+        "borrowed": _fmt(bal.borrowed),
+        "free": _fmt(bal.free),
+        "interest": _fmt(bal.interest),
+        "locked": _fmt(bal.locked),
+        "netAsset": _fmt(bal.net),
+    }
+
+
 def _free(wallet: _Wallet, asset: str) -> Decimal:
     bal = wallet.balances.get(asset)
     return _ZERO if bal is None else bal.free
@@ -3262,6 +3239,14 @@ def _limit(value: int, maximum: int) -> int:
     if not 1 <= value <= maximum:
         raise LedgerError(-1130, "Data sent for parameter 'limit' is not valid.")
     return value
+
+
+def _one_of(first: tuple[str, object], second: tuple[str, object]) -> None:
+    """``-1102`` when neither of two alternative parameters (name, value) was sent."""
+    if first[1] is None and second[1] is None:
+        raise LedgerError(
+            -1102, f"Param '{first[0]}' or '{second[0]}' must be sent, but both were empty/null!"
+        )
 
 
 def _mandatory(name: str) -> LedgerError:
@@ -3359,6 +3344,23 @@ def _enum(value: str, allowed: Iterable[str], code: int, msg: str) -> str:
     if value not in allowed:
         raise LedgerError(code, msg)
     return value
+
+
+def _order_options(
+    resp_type: str | None,
+    side_effect_type: str | None,
+    self_trade_prevention_mode: str | None,
+    auto_repay_at_cancel: bool | str,
+    default_resp: str,
+) -> tuple[str, str, str, bool]:
+    """The options of every order endpoint, validated in this order: ``newOrderRespType``,
+    ``sideEffectType``, ``selfTradePreventionMode``, ``autoRepayAtCancel``."""
+    return (
+        _enum_or(resp_type, _RESP_TYPES, "newOrderRespType", default_resp),
+        _enum_or(side_effect_type, _SIDE_EFFECTS, "sideEffectType", _NO_SIDE_EFFECT),
+        _enum_or(self_trade_prevention_mode, _STP_MODES, "selfTradePreventionMode", "NONE"),
+        _flag(auto_repay_at_cancel, "autoRepayAtCancel"),
+    )
 
 
 def _enum_or(value: str | None, allowed: frozenset[str], name: str, default: str) -> str:

@@ -12,10 +12,11 @@ One aiohttp server on a random free port serves:
   the ledger's ``USER_LIABILITY_CHANGE``/``MARGIN_LEVEL_STATUS_CHANGE`` events and
   ``listenKeyExpired``.
 
-Public surface: ``add_account``, ``deposit``, ``set_price``, ``ledger`` (inspection), ``stats``,
-``on_emit`` (a probe on every event sent), ``server_time_ms`` and the fault switches
-``drop_connections``, ``stall``, ``server_shutdown``, ``expire_listen_tokens``,
-``expire_listen_keys``, ``fail_next``, ``set_clock_skew``, ``send_malformed_frame``.
+Public surface: ``add_account``, ``client`` (a :class:`~binance_margin_async.MarginClient`
+pointed here), ``deposit``, ``set_price``, ``ledger`` (inspection), ``stats``, ``on_emit`` (a
+probe on every event sent), ``server_time_ms`` and the fault switches ``drop_connections``,
+``stall``, ``server_shutdown``, ``expire_listen_tokens``, ``expire_listen_keys``, ``fail_next``
+(with ``run_deferred``), ``set_clock_skew``, ``send_malformed_frame``.
 
 Answers the fake gives to questions Binance's docs leave open (PROTOCOL.md §9):
 
@@ -40,15 +41,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType, TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -69,6 +71,9 @@ from ._params import (
 from ._rest import MARGIN, TRADE, Call, Handler, Route, build_routes, ledger_handlers
 from ._streams import ListenKey, Session, StreamBook, Subscription
 from .ledger import Amount, Ledger, LedgerError
+
+if TYPE_CHECKING:
+    from ..rest import MarginClient
 
 __all__ = ["ExchangeStats", "FakeExchange"]
 
@@ -123,19 +128,32 @@ class _Account:
 
 @dataclass(slots=True)
 class _Failure:
+    """One :meth:`FakeExchange.fail_next` entry: the answer given instead of the real one."""
+
     remaining: int
     error: LedgerError
+    execute: bool | Literal["later"]
+    disconnect: bool
+
+
+class _AnswerLost(Exception):
+    """Internal: answer a REST request as ``failure`` says instead of with its real answer."""
+
+    def __init__(self, failure: _Failure) -> None:
+        super().__init__(failure.error.msg)
+        self.failure = failure
 
 
 class _Reply:
-    """A REST answer under construction: status, headers, JSON body."""
+    """A REST answer under construction: status, headers, JSON body; or no answer at all."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "dropped", "headers", "status")
 
     def __init__(self) -> None:
         self.status = 200
         self.headers: dict[str, str] = dict(_JSON_HEADERS)
         self.body: bytes = b"{}"
+        self.dropped = False  # close the connection instead of answering
 
     def error(self, err: LedgerError) -> None:
         self.status = err.status
@@ -264,6 +282,7 @@ class FakeExchange:
         self._book = StreamBook(self._rng)
         self._connections: set[Connection] = set()
         self._failures: dict[tuple[str | None, str], list[_Failure]] = {}
+        self._deferred: list[Callable[[], object]] = []  # fail_next(execute="later")
         self._stalled_until = 0.0  # loop time
         self._emit_hooks: list[Callable[[str, Mapping[str, Any], float], object]] = []
 
@@ -422,6 +441,31 @@ class FakeExchange:
         self._accounts[credentials.api_key] = account
         return credentials
 
+    def client(self, credentials: Credentials, **client_kwargs: Any) -> MarginClient:
+        """A :class:`~binance_margin_async.MarginClient` for ``credentials`` pointed at this
+        exchange: REST, WebSocket API and risk stream URLs, and the HMAC secret or the Ed25519/RSA
+        private key, whichever :meth:`add_account` issued::
+
+            async with ex.client(creds) as client:
+                await client.get_account()
+
+        Not entered: use ``async with`` (or call ``close()``). ``client_kwargs`` go to
+        ``MarginClient`` unchanged (``limiter=``, ``recv_window=``, ``timeout=``, ``session=``...);
+        the URLs are the exchange's, so passing ``base_url`` and the like is a ``TypeError``.
+        """
+        # Imported here: the client's modules do not need to load for a bare fake exchange.
+        from ..rest import MarginClient
+
+        return MarginClient(
+            credentials.api_key,
+            credentials.api_secret,
+            private_key=credentials.private_key,
+            base_url=self.rest_url,
+            ws_api_url=self.ws_api_url,
+            risk_stream_url=self.risk_stream_url,
+            **client_kwargs,
+        )
+
     def deposit(self, account_id: str, asset: str, amount: Amount, *, wallet: str = "SPOT") -> None:
         """Credit ``amount`` of ``asset`` from outside (a deposit): ``wallet`` is ``"SPOT"``,
         ``"CROSS"`` or an isolated symbol. A margin wallet's subscribers get ``balanceUpdate`` and
@@ -455,20 +499,55 @@ class FakeExchange:
         code: int = -1001,
         msg: str = "Internal error; unable to process your request. Please try again.",
         method: str | None = None,
+        execute: bool | Literal["later"] = False,
+        disconnect: bool = False,
     ) -> None:
-        """Answer the next ``count`` calls of ``path`` (any method unless ``method``) with
-        ``status`` and ``{"code": code, "msg": msg}``.
+        """Make the next ``count`` calls of ``path`` (any method unless ``method``) fail.
 
         ``path`` is a REST path (``"/sapi/v1/margin/order"``) or a WebSocket API method name
-        (``"userDataStream.subscribe.listenToken"``). The failure applies after rate limiting and
-        before authentication; nothing is executed.
+        (``"userDataStream.subscribe.listenToken"``). The failure applies after rate limiting
+        (the call is still weighed). ``execute`` says what becomes of the call itself:
+
+        * ``False`` (default): rejected before anything else, authentication included; nothing
+          is executed. The answer is ``status`` with ``{"code": code, "msg": msg}``.
+        * ``True``: processed as usual (checks, ledger, events on the streams), and then its
+          answer is lost: the client gets the error above instead. The dangerous case behind
+          Binance's 5xx, ``-1006`` and ``-1007`` ("execution status unknown"), e.g.
+          ``fail_next(path, status=503, code=-1007, msg="Timeout waiting for response from
+          backend server. Send status unknown; execution status unknown.", execute=True)``.
+        * ``"later"``: checked as usual and answered with the error, but held: it takes effect
+          (ledger, events) only when :meth:`run_deferred` is called, like a backend that executes
+          a request after the gateway gave up on it. Until then a query does not find it.
+
+        ``disconnect=True`` sends no answer at all: the request's HTTP connection is closed (the
+        WebSocket aborted for a WS API method), so the client sees a network error;
+        ``status``/``code``/``msg`` are then unused. With ``execute`` it is the executed request
+        whose answer never arrives.
+
+        Failures queue per ``(method, path)``; method-specific ones are used before any-method
+        ones. Raises ``ValueError`` for ``count < 1`` or an unknown ``execute``.
         """
         if count < 1:
             raise ValueError("count must be >= 1")
+        if execute not in (False, True, "later"):
+            raise ValueError("execute must be False, True or 'later'")
         key = (method.upper() if method else None, path)
-        self._failures.setdefault(key, []).append(_Failure(count, LedgerError(code, msg, status)))
+        failure = _Failure(count, LedgerError(code, msg, status), execute, disconnect)
+        self._failures.setdefault(key, []).append(failure)
 
-    def _take_failure(self, method: str, path: str) -> LedgerError | None:
+    def run_deferred(self) -> int:
+        """Execute the calls held by ``fail_next(..., execute="later")`` now, in arrival order.
+
+        Each takes effect as if it had been executed normally (ledger state, events on the
+        streams); one the ledger now rejects (funds moved meanwhile...) has no effect. Returns
+        how many were held.
+        """
+        held, self._deferred = self._deferred, []
+        for execute in held:
+            execute()
+        return len(held)
+
+    def _take_failure(self, method: str, path: str) -> _Failure | None:
         for key in ((method, path), (None, path)):
             queue = self._failures.get(key)
             if queue:
@@ -476,8 +555,24 @@ class FakeExchange:
                 failure.remaining -= 1
                 if failure.remaining == 0:
                     queue.pop(0)
-                return failure.error
+                return failure
         return None
+
+    def _execute_unanswered(self, failure: _Failure, execute: Callable[[], object]) -> None:
+        """Run the call whose answer ``failure`` replaces: now, held for :meth:`run_deferred`,
+        or not at all."""
+        if failure.execute == "later":
+            self._deferred.append(functools.partial(self._execute_quietly, execute))
+        elif failure.execute:
+            self._execute_quietly(execute)
+
+    @staticmethod
+    def _execute_quietly(execute: Callable[[], object]) -> None:
+        try:
+            execute()
+        except LedgerError as exc:
+            # Nobody waits for this answer any more; a rejection simply has no effect.
+            log.info("fake exchange: a call whose answer was lost was rejected: %s", exc)
 
     def drop_connections(self) -> None:
         """Abort every WebSocket connection: TCP reset, no close frame (a network failure)."""
@@ -641,6 +736,9 @@ class FakeExchange:
             log.exception("fake exchange: internal error on %s %s", request.method, request.path)
             reply = _Reply()
             reply.error(_UNKNOWN_ERROR)
+        if reply.dropped and request.transport is not None:
+            # fail_next(disconnect=True): the client sees the connection close, no answer.
+            request.transport.abort()
         return reply.response()
 
     def _rest(
@@ -664,6 +762,11 @@ class FakeExchange:
             self._rate_limited_reply(reply, exc, now)
         except LedgerError as exc:
             reply.error(exc)
+        except _AnswerLost as exc:
+            if exc.failure.disconnect:
+                reply.dropped = True
+            else:
+                reply.error(exc.failure.error)
 
     def _no_route(self, method: str, path: str) -> LedgerError:
         if path in self._methods_by_path:
@@ -685,7 +788,8 @@ class FakeExchange:
     ) -> None:
         """Binance's order of checks: weight first (every request costs, even a rejected one),
         then the API key, the parameters, the signature and timestamp, the key's permissions,
-        the order count, and only then the business logic."""
+        the order count, and only then the business logic. A :meth:`fail_next` failure is
+        taken right after the weight."""
         ep = route.endpoint
         account, key_error = self._identify(ep, request.headers.get("X-MBX-APIKEY"))
         payload: Payload | None = None
@@ -709,10 +813,36 @@ class FakeExchange:
             )
             raise
         self._weight_headers(reply, ep.pool, used)
-        for error in (self._take_failure(ep.method, ep.path), key_error, parse_error):
-            if error is not None:
-                raise error
-        assert payload is not None  # no parse error
+        failure = self._take_failure(ep.method, ep.path)
+        if failure is not None and not failure.execute:
+            raise _AnswerLost(failure)
+        try:
+            for error in (key_error, parse_error):
+                if error is not None:
+                    raise error
+            assert payload is not None  # no parse error
+            call = self._authorize(reply, route, account, payload, params, now)
+        except (LedgerError, _RateLimitedError):
+            if failure is None:
+                raise
+            raise _AnswerLost(failure) from None  # rejected, and even that answer is lost
+        if failure is not None:
+            restamped = functools.partial(self._execute_restamped, route, call)
+            self._execute_unanswered(failure, restamped)
+            raise _AnswerLost(failure)
+        reply.body = orjson.dumps(self._execute(route, call))
+
+    def _authorize(
+        self,
+        reply: _Reply,
+        route: Route,
+        account: _Account | None,
+        payload: Payload,
+        params: Params,
+        now: float,
+    ) -> Call:
+        """The checks after the weight, up to the order count: the call to execute."""
+        ep = route.endpoint
         now_ms = self.server_time_ms()
         if ep.security is Security.SIGNED:
             assert account is not None  # no key error
@@ -731,12 +861,18 @@ class FakeExchange:
             raise _REJECTED_KEY
         if ep.counts_order and account is not None:
             self._count_order(reply, account.account_id, now)
-        call = Call(params, account.account_id if account is not None else None, now_ms)
+        return Call(params, account.account_id if account is not None else None, now_ms)
+
+    def _execute(self, route: Route, call: Call) -> Any:
+        """Run the handler, then deliver the events it caused."""
         try:
-            result = route.handler(call)
+            return route.handler(call)
         finally:
             self._pump()
-        reply.body = orjson.dumps(result)
+
+    def _execute_restamped(self, route: Route, call: Call) -> None:
+        """:meth:`_execute` at the current server time: a held call runs after its checks."""
+        self._execute(route, replace(call, now_ms=self.server_time_ms()))
 
     @staticmethod
     def _weight_headers(reply: _Reply, pool: Pool, used: int) -> None:
@@ -1060,7 +1196,14 @@ class FakeExchange:
                 )
             failure = self._take_failure("WS", name)
             if failure is not None:
-                raise failure
+                unanswered = functools.partial(
+                    self._ws_execute_unanswered, session, handler, params
+                )
+                self._execute_unanswered(failure, unanswered)
+                if failure.disconnect:
+                    conn.abort()
+                    return
+                raise failure.error
             result = handler(session, params, self.server_time_ms(), after)
             frame: dict[str, Any] = {"id": request_id, "status": 200, "result": result}
         except _RateLimitedError as exc:
@@ -1093,6 +1236,19 @@ class FakeExchange:
         conn.send(orjson.dumps(frame).decode())
         for frame_after in after:
             conn.send(frame_after)
+
+    def _ws_execute_unanswered(
+        self, session: Session, handler: _WsMethod, params: dict[str, Any]
+    ) -> None:
+        """Run a WebSocket API method whose answer was lost (now or held); its follow-up frames
+        still go out."""
+        if session.conn.closed:
+            # Session state (subscriptions) ended with its connection: nothing left to act on.
+            return
+        after: list[str] = []
+        handler(session, params, self.server_time_ms(), after)
+        for frame in after:
+            session.conn.send(frame)
 
     def _ws_subscribe(
         self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
