@@ -84,7 +84,9 @@ class MarginClient(MarginAPI):
     one :class:`RateLimiter` to several clients that share an IP or account so that they share its
     budget. The client never reads environment variables or files.
 
-    Use it as an async context manager; it owns its aiohttp session unless one is passed in.
+    Use it as an async context manager; it owns its aiohttp session unless one is passed in. (A
+    session you pass is used as is: aiohttp may then resend a GET/PUT/DELETE once by itself when a
+    kept-alive connection drops, which the client's own session does not allow.)
 
     Docs: https://developers.binance.com/docs/margin_trading/general-info
     """
@@ -167,7 +169,15 @@ class MarginClient(MarginAPI):
         if self._closed:
             raise RuntimeError("this MarginClient is closed; create a new one")
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            session = aiohttp.ClientSession(timeout=self._timeout)
+            # aiohttp silently resends GET/PUT/DELETE once when a kept-alive connection drops
+            # mid-request. For a cancel that means a second DELETE after the first one executed
+            # (-2011 for a cancel that worked). Our own policy retries reads and reports
+            # everything else as ExecutionStatusUnknown, so switch aiohttp's off. There is no
+            # public switch; the attribute exists since aiohttp 3.9 (getattr keeps it harmless).
+            if hasattr(session, "_retry_connection"):
+                session._retry_connection = False
+            self._session = session
         return self._session
 
     # Streams

@@ -901,6 +901,26 @@ async def test_order_executed_with_its_answer_lost_is_unknown_and_found_by_clien
     assert exchange.ledger.balance(creds.account_id, "USDT").locked == dec("590")
 
 
+async def test_cancel_whose_connection_drops_after_executing_is_not_resent(
+    exchange: FakeExchange,
+) -> None:
+    creds = exchange.add_account(margin_balances=CROSS)
+    path = "/sapi/v1/margin/order"
+    async with exchange.client(creds) as client:
+        placed = await client.new_order(
+            "BTCUSDT", "BUY", "LIMIT", quantity="0.01", price="59000", time_in_force="GTC"
+        )
+        exchange.fail_next(path, method="DELETE", execute=True, disconnect=True)
+        with pytest.raises(ExecutionStatusUnknown) as info:
+            await client.cancel_order("BTCUSDT", order_id=placed.order_id)
+        assert isinstance(info.value.__cause__, TransportError)
+        # One DELETE reached the exchange: no transport-level resend turned a cancel that
+        # worked into a -2011 "Unknown order sent.".
+        assert exchange.stats.requests_by_path[path] == 2  # the POST and one DELETE
+        found = await client.get_order("BTCUSDT", order_id=placed.order_id)
+        assert found.status is OrderStatus.CANCELED
+
+
 async def test_order_executed_after_its_answer_is_not_there_then_is(
     exchange: FakeExchange,
 ) -> None:
