@@ -24,7 +24,6 @@ Wire references:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -401,43 +400,35 @@ EVENT_TYPES: Final[tuple[type[Event], ...]] = (
 #
 # A frozen dataclass __init__ assigns each field through object.__setattr__ (~90 ns per field, so
 # ~4.5 us for ExecutionReport: more than orjson needs to parse the whole frame). The decoders
-# instead fill an instance of a plain twin class with the same __slots__ (a STORE_ATTR each, ~10
-# ns) and then switch its __class__ to the real one. CPython only allows that switch between
-# layout-identical heap types and raises TypeError otherwise, so the trick cannot corrupt memory;
-# the result is an ordinary frozen instance (tests check equality with the normal constructor).
+# instead call a plain "builder" class with the same __slots__ (no __init__ of its own), fill the
+# instance with ordinary attribute stores (STORE_ATTR on a slot, specialised by the interpreter: a
+# few ns each), and then switch its __class__ to the real one. CPython only allows that switch
+# between layout-identical heap types and raises TypeError otherwise, so the trick cannot corrupt
+# memory; the result is an ordinary frozen instance (tests check equality, repr, hash, copy and
+# pickle against the normal constructor).
+#
+# The stores are written out in each decoder rather than passed to a generated positional
+# constructor: a call with ~50 arguments plus a second frame cost ~0.8 us per report more.
+# Every decoder must store every slot (an unset slot would raise AttributeError on access);
+# tests/test_events.py reads every field of every decoded fixture.
 # --------------------------------------------------------------------------------------------
 
 _T = TypeVar("_T", bound="DataclassInstance")
 
 
-def _fast_init(cls: type[_T]) -> Callable[..., _T]:
-    """Return a positional constructor for frozen slotted dataclass ``cls`` (no defaults)."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    twin = type(f"_{cls.__name__}Builder", (), {"__slots__": vars(cls)["__slots__"]})
-    # Field names are our own identifiers, never wire data; the code is generated once at import,
-    # as dataclasses itself does.
-    src = (
-        f"def build({', '.join(names)}):\n"
-        "    _o = _new(_twin)\n"
-        + "".join(f"    _o.{name} = {name}\n" for name in names)
-        + "    _o.__class__ = _cls\n"
-        "    return _o\n"
-    )
-    namespace: dict[str, Any] = {"_new": object.__new__, "_twin": twin, "_cls": cls}
-    exec(src, namespace)
-    build: Callable[..., _T] = namespace["build"]
-    build.__qualname__ = build.__name__ = f"_new_{cls.__name__}"
-    return build
+def _builder(cls: type[_T]) -> Any:
+    """A plain class with exactly the ``__slots__`` of frozen slotted dataclass ``cls``."""
+    return type(f"_{cls.__name__}Builder", (), {"__slots__": vars(cls)["__slots__"]})
 
 
-_new_execution_report = _fast_init(ExecutionReport)
-_new_account_position = _fast_init(AccountPosition)
-_new_balance = _fast_init(Balance)
-_new_balance_update = _fast_init(BalanceUpdate)
-_new_list_order = _fast_init(ListOrder)
-_new_list_status = _fast_init(ListStatus)
-_new_liability_change = _fast_init(LiabilityChange)
-_new_margin_level_status_change = _fast_init(MarginLevelStatusChange)
+_EXECUTION_REPORT_BUILDER: Final = _builder(ExecutionReport)
+_ACCOUNT_POSITION_BUILDER: Final = _builder(AccountPosition)
+_BALANCE_BUILDER: Final = _builder(Balance)
+_BALANCE_UPDATE_BUILDER: Final = _builder(BalanceUpdate)
+_LIST_ORDER_BUILDER: Final = _builder(ListOrder)
+_LIST_STATUS_BUILDER: Final = _builder(ListStatus)
+_LIABILITY_CHANGE_BUILDER: Final = _builder(LiabilityChange)
+_MARGIN_LEVEL_STATUS_CHANGE_BUILDER: Final = _builder(MarginLevelStatusChange)
 
 
 # --------------------------------------------------------------------------------------------
@@ -499,162 +490,217 @@ def normalize_ms(value: int | str) -> int:
 
 # Keys every report has (the decoder indexes them all, so a missing one makes it malformed).
 _EXEC_MANDATORY_KEYS: Final = tuple("eEscSofqpPFgCxXrilzLnNTtwmOZYQV")
-_NO_EXTRAS: Final[tuple[None, ...]] = (None,) * 14
 
 
-def _execution_extras(ev: dict[str, Any]) -> tuple[Any, ...]:
-    """The conditional fields of a report, in ExecutionReport field order (trailing_delta on).
+def _execution_extras(o: Any, ev: dict[str, Any]) -> None:
+    """Store the conditional fields of a report (trailing_delta on) into builder ``o``.
 
     Inline conversions rather than helper calls: a Python call costs as much as the lookup. Ints
     go through int() because the SDK models several of them as strings.
     """
     get = ev.get
-    return (
-        None if (v := get("d")) is None else int(v),
-        None if (v := get("D")) is None else int(v),
-        None if (v := get("j")) is None else int(v),
-        None if (v := get("J")) is None else int(v),
-        None if (v := get("v")) is None else int(v),
-        None if (v := get("A")) is None else Decimal(v),
-        None if (v := get("B")) is None else Decimal(v),
-        None if (v := get("u")) is None else int(v),
-        None if (v := get("U")) is None else int(v),
-        get("Cs"),
-        None if (v := get("pl")) is None else Decimal(v),
-        None if (v := get("pL")) is None else Decimal(v),
-        None if (v := get("pY")) is None else Decimal(v),
-        None if (v := get("eR")) is None else _EXPIRY[v],
-    )
+    o.trailing_delta = None if (v := get("d")) is None else int(v)
+    o.trailing_time = None if (v := get("D")) is None else int(v)
+    o.strategy_id = None if (v := get("j")) is None else int(v)
+    o.strategy_type = None if (v := get("J")) is None else int(v)
+    o.prevented_match_id = None if (v := get("v")) is None else int(v)
+    o.prevented_quantity = None if (v := get("A")) is None else Decimal(v)
+    o.last_prevented_quantity = None if (v := get("B")) is None else Decimal(v)
+    o.trade_group_id = None if (v := get("u")) is None else int(v)
+    o.counter_order_id = None if (v := get("U")) is None else int(v)
+    o.counter_symbol = get("Cs")
+    o.prevented_execution_quantity = None if (v := get("pl")) is None else Decimal(v)
+    o.prevented_execution_price = None if (v := get("pL")) is None else Decimal(v)
+    o.prevented_execution_quote_quantity = None if (v := get("pY")) is None else Decimal(v)
+    o.expiry_reason = None if (v := get("eR")) is None else _EXPIRY[v]
 
 
 def _execution_report(ev: dict[str, Any], account: str) -> ExecutionReport:
-    execution_id = ev.get("I")
-    working_time = ev.get("W")
-    # Keys besides the mandatory ones and the usual optional ones (execution id, working time,
-    # "M" ignore). Without any, the report has no conditional field: skip the ~14 lookups.
-    others = len(ev) - (execution_id is not None) - (working_time is not None) - ("M" in ev)
-    # Unpacked into names rather than splatted (*extras): a star call costs ~0.5 us here.
-    (
-        trailing_delta,
-        trailing_time,
-        strategy_id,
-        strategy_type,
-        prevented_match_id,
-        prevented_quantity,
-        last_prevented_quantity,
-        trade_group_id,
-        counter_order_id,
-        counter_symbol,
-        prevented_execution_quantity,
-        prevented_execution_price,
-        prevented_execution_quote_quantity,
-        expiry_reason,
-    ) = _execution_extras(ev) if others > len(_EXEC_MANDATORY_KEYS) else _NO_EXTRAS
+    # Local aliases: a LOAD_FAST instead of a global lookup for each of ~40 uses.
     D = Decimal
     z8s = _ZERO8S
     z8 = _ZERO8
-    # Positional, in ExecutionReport field order (see _fast_init).
-    return _new_execution_report(
-        account,
-        ev["E"],
-        ev["s"],
-        ev["c"],
-        _SIDE[ev["S"]],
-        _ORDER_TYPE[ev["o"]],
-        _TIF[ev["f"]],
-        z8 if (v := ev["q"]) == z8s else D(v),  # quantity
-        z8 if (v := ev["p"]) == z8s else D(v),  # price
-        z8 if (v := ev["P"]) == z8s else D(v),  # stop_price
-        z8 if (v := ev["F"]) == z8s else D(v),  # iceberg_quantity
-        ev["g"],
-        ev["C"],
-        _EXEC_TYPE[ev["x"]],
-        _ORDER_STATUS[ev["X"]],
-        ev["r"],
-        ev["i"],
-        z8 if (v := ev["l"]) == z8s else D(v),  # last_executed_quantity
-        z8 if (v := ev["z"]) == z8s else D(v),  # cumulative_filled_quantity
-        z8 if (v := ev["L"]) == z8s else D(v),  # last_executed_price
-        _ZERO if (v := ev["n"]) == "0" else D(v),  # commission: "0" when none
-        ev["N"],
-        ev["T"],
-        ev["t"],
-        ev["w"],
-        ev["m"],
-        ev["O"],
-        z8 if (v := ev["Z"]) == z8s else D(v),  # cumulative_quote_quantity
-        z8 if (v := ev["Y"]) == z8s else D(v),  # last_quote_quantity
-        z8 if (v := ev["Q"]) == z8s else D(v),  # quote_order_quantity
-        _STP[ev["V"]],
-        execution_id,
-        working_time,
-        trailing_delta,
-        trailing_time,
-        strategy_id,
-        strategy_type,
-        prevented_match_id,
-        prevented_quantity,
-        last_prevented_quantity,
-        trade_group_id,
-        counter_order_id,
-        counter_symbol,
-        prevented_execution_quantity,
-        prevented_execution_price,
-        prevented_execution_quote_quantity,
-        expiry_reason,
-        ev,
+    # Amounts: Decimal() is the costliest step (~140 ns each). Most amounts of a report are zero
+    # (see _ZERO8), and within one report several are often the same text: a single fill has
+    # z == l and Y == Z, a whole fill l == q, a fill at the limit price L == p. The same text is
+    # the very same Decimal (value and exponent), so those reuse the one already parsed; a string
+    # comparison costs ~15 ns.
+    quantity_s = ev["q"]
+    price_s = ev["p"]
+    last_s = ev["l"]
+    filled_s = ev["z"]
+    last_price_s = ev["L"]
+    quote_s = ev["Z"]
+    last_quote_s = ev["Y"]
+    quantity = z8 if quantity_s == z8s else D(quantity_s)
+    price = z8 if price_s == z8s else D(price_s)
+    last_quantity = z8 if last_s == z8s else quantity if last_s == quantity_s else D(last_s)
+    if filled_s == z8s:
+        filled = z8
+    elif filled_s == last_s:  # the first fill
+        filled = last_quantity
+    elif filled_s == quantity_s:  # the order is filled
+        filled = quantity
+    else:
+        filled = D(filled_s)
+    cumulative_quote = z8 if quote_s == z8s else D(quote_s)
+    o = _EXECUTION_REPORT_BUILDER()  # see "Fast construction"
+    o.account = account
+    o.event_time = ev["E"]
+    o.symbol = ev["s"]
+    o.client_order_id = ev["c"]
+    o.side = _SIDE[ev["S"]]
+    o.order_type = _ORDER_TYPE[ev["o"]]
+    o.time_in_force = _TIF[ev["f"]]
+    o.quantity = quantity
+    o.price = price
+    o.stop_price = z8 if (v := ev["P"]) == z8s else D(v)
+    o.iceberg_quantity = z8 if (v := ev["F"]) == z8s else D(v)
+    o.order_list_id = ev["g"]
+    o.orig_client_order_id = ev["C"]
+    o.execution_type = _EXEC_TYPE[ev["x"]]
+    o.order_status = _ORDER_STATUS[ev["X"]]
+    o.reject_reason = ev["r"]
+    o.order_id = ev["i"]
+    o.last_executed_quantity = last_quantity
+    o.cumulative_filled_quantity = filled
+    o.last_executed_price = (
+        z8 if last_price_s == z8s else price if last_price_s == price_s else D(last_price_s)
     )
+    o.commission = _ZERO if (v := ev["n"]) == "0" else D(v)  # "0" when there is none
+    o.commission_asset = ev["N"]
+    o.transaction_time = ev["T"]
+    o.trade_id = ev["t"]
+    o.is_on_book = ev["w"]
+    o.is_maker = ev["m"]
+    o.order_creation_time = ev["O"]
+    o.cumulative_quote_quantity = cumulative_quote
+    o.last_quote_quantity = (
+        z8
+        if last_quote_s == z8s
+        else cumulative_quote
+        if last_quote_s == quote_s
+        else D(last_quote_s)
+    )
+    o.quote_order_quantity = z8 if (v := ev["Q"]) == z8s else D(v)
+    o.self_trade_prevention_mode = _STP[ev["V"]]
+    o.execution_id = execution_id = ev.get("I")
+    o.working_time = working_time = ev.get("W")
+    # Keys besides the mandatory ones and the usual optional ones (execution id, working time,
+    # "M" ignore). Without any, the report has no conditional field: skip the ~14 lookups.
+    others = len(ev) - (execution_id is not None) - (working_time is not None) - ("M" in ev)
+    if others > len(_EXEC_MANDATORY_KEYS):
+        _execution_extras(o, ev)
+    else:
+        o.trailing_delta = None
+        o.trailing_time = None
+        o.strategy_id = None
+        o.strategy_type = None
+        o.prevented_match_id = None
+        o.prevented_quantity = None
+        o.last_prevented_quantity = None
+        o.trade_group_id = None
+        o.counter_order_id = None
+        o.counter_symbol = None
+        o.prevented_execution_quantity = None
+        o.prevented_execution_price = None
+        o.prevented_execution_quote_quantity = None
+        o.expiry_reason = None
+    o.raw = ev
+    o.__class__ = ExecutionReport
+    report: ExecutionReport = o
+    return report
 
 
 def _account_position(ev: dict[str, Any], account: str) -> AccountPosition:
     D = Decimal
     z8s = _ZERO8S
     z8 = _ZERO8
-    balances = tuple(
-        [
-            _new_balance(
-                b["a"],
-                z8 if (f := b["f"]) == z8s else D(f),
-                z8 if (lk := b["l"]) == z8s else D(lk),
-            )
-            for b in ev["B"]
-        ]
-    )
-    return _new_account_position(account, ev["E"], ev["u"], balances, ev)
+    builder = _BALANCE_BUILDER
+    balances = []
+    for entry in ev["B"]:
+        b = builder()
+        b.asset = entry["a"]
+        b.free = z8 if (v := entry["f"]) == z8s else D(v)
+        b.locked = z8 if (v := entry["l"]) == z8s else D(v)
+        b.__class__ = Balance
+        balances.append(b)
+    o = _ACCOUNT_POSITION_BUILDER()
+    o.account = account
+    o.event_time = ev["E"]
+    o.last_update_time = ev["u"]
+    o.balances = tuple(balances)
+    o.raw = ev
+    o.__class__ = AccountPosition
+    position: AccountPosition = o
+    return position
 
 
 def _balance_update(ev: dict[str, Any], account: str) -> BalanceUpdate:
-    return _new_balance_update(account, ev["E"], ev["a"], Decimal(ev["d"]), ev["T"], ev)
+    o = _BALANCE_UPDATE_BUILDER()
+    o.account = account
+    o.event_time = ev["E"]
+    o.asset = ev["a"]
+    o.delta = Decimal(ev["d"])
+    o.clear_time = ev["T"]
+    o.raw = ev
+    o.__class__ = BalanceUpdate
+    update: BalanceUpdate = o
+    return update
 
 
 def _list_status(ev: dict[str, Any], account: str) -> ListStatus:
-    orders = tuple([_new_list_order(o["s"], o["i"], o["c"]) for o in ev["O"]])
-    return _new_list_status(
-        account,
-        ev["E"],
-        ev["s"],
-        ev["g"],
-        _CONTINGENCY[ev["c"]],
-        _LIST_STATUS_TYPE[ev["l"]],
-        _LIST_ORDER_STATUS[ev["L"]],
-        ev["r"],
-        ev["C"],
-        ev["T"],
-        orders,
-        ev,
-    )
+    builder = _LIST_ORDER_BUILDER
+    orders = []
+    for entry in ev["O"]:
+        order = builder()
+        order.symbol = entry["s"]
+        order.order_id = entry["i"]
+        order.client_order_id = entry["c"]
+        order.__class__ = ListOrder
+        orders.append(order)
+    o = _LIST_STATUS_BUILDER()
+    o.account = account
+    o.event_time = ev["E"]
+    o.symbol = ev["s"]
+    o.order_list_id = ev["g"]
+    o.contingency_type = _CONTINGENCY[ev["c"]]
+    o.list_status_type = _LIST_STATUS_TYPE[ev["l"]]
+    o.list_order_status = _LIST_ORDER_STATUS[ev["L"]]
+    o.list_reject_reason = ev["r"]
+    o.list_client_order_id = ev["C"]
+    o.transaction_time = ev["T"]
+    o.orders = tuple(orders)
+    o.raw = ev
+    o.__class__ = ListStatus
+    status: ListStatus = o
+    return status
 
 
 def _liability_change(ev: dict[str, Any], account: str) -> LiabilityChange:
-    return _new_liability_change(
-        account, ev["E"], ev["a"], ev["t"], Decimal(ev["p"]), Decimal(ev["i"]), ev
-    )
+    o = _LIABILITY_CHANGE_BUILDER()
+    o.account = account
+    o.event_time = ev["E"]
+    o.asset = ev["a"]
+    o.liability_type = ev["t"]
+    o.principal = Decimal(ev["p"])
+    o.interest = Decimal(ev["i"])
+    o.raw = ev
+    o.__class__ = LiabilityChange
+    change: LiabilityChange = o
+    return change
 
 
 def _margin_level_status_change(ev: dict[str, Any], account: str) -> MarginLevelStatusChange:
-    return _new_margin_level_status_change(
-        account, ev["E"], Decimal(ev["l"]), _MARGIN_LEVEL_STATUS[ev["s"]], ev
-    )
+    o = _MARGIN_LEVEL_STATUS_CHANGE_BUILDER()
+    o.account = account
+    o.event_time = ev["E"]
+    o.margin_level = Decimal(ev["l"])
+    o.status = _MARGIN_LEVEL_STATUS[ev["s"]]
+    o.raw = ev
+    o.__class__ = MarginLevelStatusChange
+    change: MarginLevelStatusChange = o
+    return change
 
 
 # Control events are rare: plain constructors, and lenient about E (string E is documented for

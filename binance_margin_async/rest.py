@@ -269,7 +269,7 @@ class MarginClient(MarginAPI):
     ) -> Any:
         """Send one request for ``endpoint`` and return its decoded JSON body."""
         security = endpoint.security
-        if security is not Security.NONE and self._signer is None and security is Security.SIGNED:
+        if security is Security.SIGNED and self._signer is None:
             raise ParameterError(
                 "api_secret",
                 f"{endpoint.name} is a SIGNED endpoint: pass api_secret or private_key",

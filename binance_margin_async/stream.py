@@ -123,6 +123,7 @@ _TASK_PREFIX: Final = "binance-stream:"
 _TEXT: Final = Opcode.TEXT
 _BINARY: Final = Opcode.BINARY
 _CONT: Final = Opcode.CONT
+_SLICE: Final = int(__import__("os").environ.get("SLICE", "16384"))
 E = TypeVar("E")
 Callback = Callable[[Any], object]
 ErrorCallback = Callable[[Exception], object]
@@ -242,7 +243,11 @@ class _Connection(ClientConnection):
 
     def data_received(self, data: bytes) -> None:
         self.last_received = self.loop.time()
-        super().data_received(data)
+        if len(data) <= _SLICE:
+            super().data_received(data)
+        else:
+            for start in range(0, len(data), _SLICE):
+                super().data_received(data[start : start + _SLICE])
         on_read = self.on_read
         if on_read is not None:
             on_read()
@@ -575,6 +580,7 @@ class UserDataStream:
         self._error_callbacks: list[ErrorCallback] = []
         self._readers: tuple[EventIterator, ...] = ()
         self._backlog: deque[Any] = deque()
+        self._deferred_names: deque[str] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._paused: list[_Link] = []
         self._links: set[_Link] = set()
@@ -914,6 +920,8 @@ class UserDataStream:
         by_id = link.table.by_id
         append = self._backlog.append
         special = _TRADE_SPECIAL
+        deferred = _DEFERRED_TYPES
+        append_name = self._deferred_names.append
 
         def on_message(frame: BytesLike) -> None:
             try:
@@ -932,8 +940,22 @@ class UserDataStream:
                 if account is None:
                     self._unroutable(sid, frame)
                     return
-                event = decode(raw, account.name)
                 link.last_raw = raw
+                if (
+                    account.plain
+                    and link.buffer is None
+                    and raw.__class__ is dict
+                    and raw.get("e") in deferred
+                ):
+                    # The common case: an ordinary event of an account with nothing held back.
+                    # It is decoded by the dispatcher right before its callbacks (see _dispatch),
+                    # not here: a typed event waiting in the backlog is a large GC-tracked object
+                    # that the collector would traverse (and promote) again and again while a
+                    # burst is queued; the raw dict of an executionReport is not tracked at all.
+                    append(raw)
+                    append_name(account.name)
+                    return
+                event = decode(raw, account.name)
                 if event.__class__ in special and self._trade_special(link, sid, account, event):
                     return
                 if account.plain and link.buffer is None:
@@ -1152,7 +1174,7 @@ class UserDataStream:
     def _undecodable(self, event: Event, account: str) -> None:
         """A known event type with a bad field: delivered as UnknownEvent, and reported."""
         if isinstance(event, UnknownEvent) and event.error is not None:
-            self._report(StreamError(f"undecodable event for {account}: {event.error}"))
+            self._report(_undecodable(account, event.error))
 
     def _unroutable(self, sid: Any, frame: BytesLike) -> None:
         self.stats.malformed_frames += 1
@@ -1216,6 +1238,8 @@ class UserDataStream:
         stats = self.stats
         mirror = self._mirror
         isawaitable = inspect.isawaitable
+        decode = decode_event
+        next_name = self._deferred_names.popleft
         while True:
             if not backlog:
                 self._relieved()
@@ -1229,6 +1253,11 @@ class UserDataStream:
             for _ in range(len(backlog)):
                 item = popleft()
                 cls = item.__class__
+                if cls is dict:
+                    item = decode(item, next_name())
+                    cls = item.__class__
+                    if cls is UnknownEvent:
+                        await self._deliver_undecodable(item)
                 handlers = table.get(cls)
                 if handlers is None:
                     if cls is _Failure:
@@ -1263,6 +1292,11 @@ class UserDataStream:
             if backlog:
                 self._relieved()
                 await asyncio.sleep(0)
+
+    async def _deliver_undecodable(self, event: Event) -> None:
+        """Dispatcher side of :meth:`_undecodable`, for the events it decodes itself."""
+        if isinstance(event, UnknownEvent) and event.error is not None:
+            await self._deliver_error(_undecodable(event.account, event.error))
 
     async def _deliver_error(self, error: Exception) -> None:
         if not self._error_callbacks:
@@ -1676,9 +1710,19 @@ def _server_wait(exc: BaseException) -> float:
     return 0.0
 
 
+def _undecodable(account: str, error: str) -> StreamError:
+    return StreamError(f"undecodable event for {account}: {error}")
+
+
 def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 _TRADE_SPECIAL: Final = frozenset({EventStreamTerminated, UnknownEvent})
+# Wire types whose typed event needs no decision in the frame handler (no control event; a
+# malformed one becomes an UnknownEvent, reported by whoever decodes it): the dispatcher decodes
+# them. Risk events stay decoded in their handler: they are rare.
+_DEFERRED_TYPES: Final = frozenset(
+    {"executionReport", "outboundAccountPosition", "balanceUpdate", "listStatus"}
+)
