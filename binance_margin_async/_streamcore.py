@@ -9,6 +9,7 @@ Binance docs: https://developers.binance.com/docs/margin_trading/trade-data-stre
 
 from __future__ import annotations
 
+import math
 import random
 import types
 from collections import deque
@@ -30,6 +31,7 @@ __all__ = [
     "handlers_for",
     "normalize_epoch_ms",
     "planned_reconnect_at",
+    "server_window_ms",
     "spread_jitter",
     "stall_deadline",
 ]
@@ -164,6 +166,22 @@ def stall_deadline(last_received: float, ping_interval: float, grace: float) -> 
     interval plus ``grace`` means the path is broken even if TCP has not noticed yet.
     """
     return last_received + ping_interval + grace
+
+
+def server_window_ms(
+    started: float, ended: float, offset_ms: float, error_ms: float, margin_ms: float
+) -> tuple[int, int]:
+    """The local window ``[started, ended]`` (epoch seconds) on the server's clock, in epoch ms.
+
+    ``offset_ms`` is the estimated server-minus-local offset and ``error_ms`` how far it may be
+    off; the window is widened by that error and by ``margin_ms`` on both sides (and rounded
+    outwards), so it contains every server time that corresponds to a local time inside.
+    """
+    widen = error_ms + margin_ms
+    return (
+        math.floor(started * 1000.0 + offset_ms - widen),
+        math.ceil(ended * 1000.0 + offset_ms + widen),
+    )
 
 
 def event_key(event: Any) -> bytes:

@@ -180,6 +180,17 @@ class ExecutionReport:
     expiry_reason: ExpiryReason | str | None = None  # eR
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def order_client_id(self) -> str:
+        """The client order id of the order itself, whatever request the report answers.
+
+        A cancel's report carries the cancel request's own id in ``client_order_id`` (``c``) and
+        the canceled order's in ``orig_client_order_id`` (``C``); every other report has the
+        order's id in ``c`` and ``""`` in ``C``. This is ``C`` when set, else ``c``: the key to
+        match reports with the orders you placed.
+        """
+        return self.orig_client_order_id or self.client_order_id
+
 
 @dataclass(frozen=True, slots=True)
 class Balance:
@@ -329,14 +340,23 @@ class ServerShutdown:
 class StreamGap:
     """Synthetic: events of ``account`` may have been missed between ``started`` and ``ended``.
 
-    Times are local epoch seconds. Emitted after an unplanned reconnect; with ``mirror=True`` a
-    :class:`Resynced` follows once the mirror has been reloaded from REST.
+    ``started`` and ``ended`` are local epoch seconds. Emitted after an unplanned reconnect; with
+    ``mirror=True`` a :class:`Resynced` follows once the mirror has been reloaded from REST.
+
+    ``started_ms`` and ``ended_ms`` are the same window on the *server's* clock, in epoch ms, for
+    REST queries (``startTime=gap.started_ms, endTime=gap.ended_ms``, e.g. ``get_my_trades`` or
+    ``get_all_orders``): converted with the client's measured server-time offset and widened by
+    that measurement's error bound plus one second for events in flight around the cut, so
+    every event that may have been missed lies inside. ``None`` when the server time could not
+    be measured. Keyword-only, so ``StreamGap(account, started, ended)`` keeps its meaning.
     """
 
     account: str
     started: float
     ended: float
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    started_ms: int | None = field(default=None, kw_only=True)
+    ended_ms: int | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,11 @@ How it stays alive (every background task lives in one :class:`asyncio.TaskGroup
   through ``limiter.acquire_ws_connect``.
 
 Delivery: each connection's frame handler runs as frames are parsed (from the socket's
-``data_received``, not a ``recv()`` loop) and only parses, routes and decodes them, appending
-the typed events to one dispatch backlog; a single dispatcher task feeds the callbacks (sync
-ones called, async ones awaited, in order) and the bounded ``events()`` readers. A slow consumer
+``data_received``, not a ``recv()`` loop) and only parses and routes them, appending them to one
+dispatch backlog (control events, and every event while an account needs a closer look, are
+decoded there and then; ordinary trade events are decoded by the dispatcher, see
+``_trade_handler``); a single dispatcher task feeds the callbacks (sync ones called, async ones
+awaited, in order) and the bounded ``events()`` readers. A slow consumer
 therefore never stops the socket from being read (pings keep being answered). The backlog is
 bounded by ``StreamConfig.max_backlog`` (100,000 events): past it the stream reports a
 :class:`~.errors.StreamError` and pauses reading the socket until the callbacks have worked it
@@ -52,7 +54,9 @@ import contextlib
 import inspect
 import logging
 import random
+import sys
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +84,7 @@ from ._streamcore import (
     handlers_for,
     normalize_epoch_ms,
     planned_reconnect_at,
+    server_window_ms,
     spread_jitter,
     stall_deadline,
 )
@@ -123,7 +128,11 @@ _TASK_PREFIX: Final = "binance-stream:"
 _TEXT: Final = Opcode.TEXT
 _BINARY: Final = Opcode.BINARY
 _CONT: Final = Opcode.CONT
-_SLICE: Final = int(__import__("os").environ.get("SLICE", "16384"))
+# websockets parses every frame of one socket read (up to 256 KiB, ~400 events) before it hands
+# the first one on, so all their Frame objects live at once; fed in slices, only a slice's frames
+# do. That keeps the garbage collector, which runs as the dispatch backlog grows during a burst,
+# from finding (and promoting towards the costly full collections) hundreds of live frames.
+_SLICE: Final = 64 * 1024
 E = TypeVar("E")
 Callback = Callable[[Any], object]
 ErrorCallback = Callable[[Exception], object]
@@ -243,7 +252,7 @@ class _Connection(ClientConnection):
 
     def data_received(self, data: bytes) -> None:
         self.last_received = self.loop.time()
-        if len(data) <= _SLICE:
+        if len(data) <= _SLICE:  # see _SLICE
             super().data_received(data)
         else:
             for start in range(0, len(data), _SLICE):
@@ -273,6 +282,56 @@ class _Connection(ClientConnection):
                     handler(b"".join(fragments))
                 return
         super().process_event(event)
+
+
+class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """websockets' own logger (``websockets.client``), minus one connection's credentials.
+
+    At DEBUG, websockets logs the opening request line (the risk stream's URL carries its listen
+    key) and every frame (the listen tokens we subscribe with, the listen key inside a
+    ``listenKeyExpired`` event). Records are formatted here and the text redacted before the
+    wrapped logger sees it; frames are redacted in their whole payload first, since websockets
+    elides the middle of long payloads and could leave a fragment of a secret. ``secrets`` is the
+    connection's live set (tokens join it as they are subscribed). Costs nothing unless a record
+    is emitted.
+    """
+
+    def __init__(self, secrets: set[str]) -> None:
+        super().__init__(logging.getLogger("websockets.client"))
+        self.secrets = secrets
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log like the wrapped logger, with every secret replaced by ``<redacted>``."""
+        if not self.isEnabledFor(level):
+            return
+        if self.secrets:
+            args = tuple(self._redact_frame(arg) for arg in args)
+            try:
+                text = str(msg) % args if args else str(msg)
+            except (TypeError, ValueError):  # never raise into websockets from a log call
+                text = f"{msg} {args!r}"
+            exc_info = kwargs.get("exc_info")
+            if exc_info:
+                # A traceback is formatted by the handler, out of our reach: format it here and
+                # send it, redacted, as part of the message instead.
+                if exc_info is True:
+                    exc_info = sys.exc_info()
+                if isinstance(exc_info, BaseException):
+                    exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+                kwargs["exc_info"] = None
+                text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
+            for secret in self.secrets:
+                text = text.replace(secret, "<redacted>")
+            msg, args = text, ()
+        self.logger.log(level, msg, *args, **kwargs)
+
+    def _redact_frame(self, value: object) -> object:
+        if not isinstance(value, Frame):
+            return value
+        data = bytes(value.data)
+        for secret in self.secrets:
+            data = data.replace(secret.encode(), b"<redacted>")
+        return Frame(value.opcode, data, value.fin)
 
 
 def _connection_factory(
@@ -384,6 +443,7 @@ class _Link:
         "pending",
         "reason",
         "retiring",
+        "secrets",
         "shutdown",
         "table",
         "wakeup",
@@ -407,6 +467,9 @@ class _Link:
         self.died_at: float | None = None  # loop time of an unexpected end
         self.reason = ""
         self.last_raw: Any = None
+        # Credentials that travel on this connection (the risk listen key in its URL, the listen
+        # tokens subscribed with): websockets' log lines never show them (see _RedactingLogger).
+        self.secrets: set[str] = set()
         self.closed = asyncio.Event()
         self.wakeup = asyncio.Event()  # died or asked to be replaced
         self.watcher: asyncio.Task[None] | None = None
@@ -579,8 +642,11 @@ class UserDataStream:
         self._handlers: dict[type, tuple[Callback, ...]] = {}
         self._error_callbacks: list[ErrorCallback] = []
         self._readers: tuple[EventIterator, ...] = ()
+        # Items for the dispatcher: events, _Failure, _Resync, or the raw dict of a trade event
+        # it decodes itself (see _trade_handler), whose account name is then the next entry of
+        # _backlog_accounts (a parallel queue rather than a tuple per event: no allocation).
         self._backlog: deque[Any] = deque()
-        self._deferred_names: deque[str] = deque()
+        self._backlog_accounts: deque[str] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._paused: list[_Link] = []
         self._links: set[_Link] = set()
@@ -797,11 +863,14 @@ class UserDataStream:
         cfg = self._config
         await self._client.limiter.acquire_ws_connect()
         link = _Link(channel, buffering=buffering)
+        if secret:
+            link.secrets.add(secret)
         handler = self._trade_handler(link) if channel.kind == "trade" else self._risk_handler(link)
         try:
             ws = await connect(
                 url,
                 create_connection=_connection_factory(handler, self._after_read(link)),
+                logger=_RedactingLogger(link.secrets),
                 open_timeout=cfg.open_timeout,
                 ping_interval=cfg.ping_interval,
                 ping_timeout=cfg.ping_timeout,
@@ -921,7 +990,7 @@ class UserDataStream:
         append = self._backlog.append
         special = _TRADE_SPECIAL
         deferred = _DEFERRED_TYPES
-        append_name = self._deferred_names.append
+        append_account = self._backlog_accounts.append
 
         def on_message(frame: BytesLike) -> None:
             try:
@@ -948,12 +1017,13 @@ class UserDataStream:
                     and raw.get("e") in deferred
                 ):
                     # The common case: an ordinary event of an account with nothing held back.
-                    # It is decoded by the dispatcher right before its callbacks (see _dispatch),
-                    # not here: a typed event waiting in the backlog is a large GC-tracked object
-                    # that the collector would traverse (and promote) again and again while a
-                    # burst is queued; the raw dict of an executionReport is not tracked at all.
+                    # The dispatcher decodes it right before its callbacks, not this handler: a
+                    # burst of a socket read waits in the backlog, and typed events there are
+                    # large GC-tracked objects that the collector traverses (and promotes towards
+                    # full collections) again and again, while the raw dict of an
+                    # executionReport is not even tracked. Same CPU for decoding, ~10x less GC.
                     append(raw)
-                    append_name(account.name)
+                    append_account(account.name)
                     return
                 event = decode(raw, account.name)
                 if event.__class__ in special and self._trade_special(link, sid, account, event):
@@ -1239,7 +1309,7 @@ class UserDataStream:
         mirror = self._mirror
         isawaitable = inspect.isawaitable
         decode = decode_event
-        next_name = self._deferred_names.popleft
+        next_account = self._backlog_accounts.popleft
         while True:
             if not backlog:
                 self._relieved()
@@ -1254,7 +1324,9 @@ class UserDataStream:
                 item = popleft()
                 cls = item.__class__
                 if cls is dict:
-                    item = decode(item, next_name())
+                    # A trade event left to us by _trade_handler. A malformed one decodes to
+                    # UnknownEvent: reported first, as the handler does with what it decodes.
+                    item = decode(item, next_account())
                     cls = item.__class__
                     if cls is UnknownEvent:
                         await self._deliver_undecodable(item)
@@ -1356,6 +1428,19 @@ class UserDataStream:
             orders = await client.get_open_orders(account, is_isolated=True)
         mirror.load_open_orders(account, orders, as_of=as_of)
 
+    async def _measure_server_time(self) -> None:
+        """Measure the server-time offset (if not fresh) before announcing a gap, for its
+        server-time window. Best effort: without it the gap still comes, with what the clock
+        knows (an older offset, or none: ``started_ms``/``ended_ms`` are then None)."""
+        clock = self._client.clock
+        if clock.best_rtt is not None and not clock.is_stale(time.time()):
+            return
+        try:
+            async with asyncio.timeout(self._config.request_timeout):
+                await self._client.sync_clock()
+        except (BinanceError, TimeoutError) as exc:
+            self._report(StreamError(f"measuring the server time for a gap window: {exc}"))
+
     def _emit_gap(
         self,
         route: _Route,
@@ -1368,7 +1453,26 @@ class UserDataStream:
     ) -> None:
         """Announce a discontinuity of ``route``; once ``restored``, release what it held."""
         self.stats.gaps += 1
-        self._enqueue(StreamGap(route.name, started, ended, {"channel": channel, "reason": reason}))
+        started_ms: int | None = None
+        ended_ms: int | None = None
+        clock = self._client.clock
+        rtt = clock.best_rtt
+        if rtt is not None:
+            # The offset is off by at most half the round trip it was measured with, plus the
+            # 1 ms resolution of serverTime (see ServerClock).
+            started_ms, ended_ms = server_window_ms(
+                started, ended, clock.offset_ms, rtt * 500.0 + 1.0, _GAP_IN_FLIGHT_MS
+            )
+        self._enqueue(
+            StreamGap(
+                route.name,
+                started,
+                ended,
+                {"channel": channel, "reason": reason},
+                started_ms=started_ms,
+                ended_ms=ended_ms,
+            )
+        )
         if self._mirror is not None:
             self._enqueue(_Resync(route.name, channel))
         if not restored:
@@ -1445,6 +1549,7 @@ class UserDataStream:
                     await self._retire(old)
                     if old.died_at is not None and old.died_at < new.live_at:
                         # Cut before the replacement was live: a real gap, however short.
+                        await self._measure_server_time()
                         for route in routes:
                             self._emit_gap(
                                 route, channel.kind, old.received_wall(), new.live_wall, old.reason
@@ -1480,6 +1585,7 @@ class UserDataStream:
                     continue
                 break
             channel.link = new
+            await self._measure_server_time()
             for route in channel.routes():
                 since = started
                 if isinstance(route, _Account) and route.holding is not None:
@@ -1509,6 +1615,7 @@ class UserDataStream:
             token, expiration = await self._mint(account)
         result: Any = None
         for attempt in range(2):
+            link.secrets.add(token)
             try:
                 result = await self._ws_request(
                     link, _SUBSCRIBE, {"listenToken": token}, critical=True, account=account
@@ -1587,6 +1694,7 @@ class UserDataStream:
             self._end_shadow(account)
             self._spawn(self._end_overlap_later([account]), "overlap-expiry")
         if terminated:
+            await self._measure_server_time()
             self._emit_gap(
                 account, "trade", account.gap_started, time.time(), "subscription terminated"
             )
@@ -1719,6 +1827,9 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
+# A StreamGap's server-time window is widened by this much on each side beyond the clock error:
+# an event is stamped (E) a little before it is sent, and the cut is seen a little after it.
+_GAP_IN_FLIGHT_MS: Final = 1000.0
 _TRADE_SPECIAL: Final = frozenset({EventStreamTerminated, UnknownEvent})
 # Wire types whose typed event needs no decision in the frame handler (no control event; a
 # malformed one becomes an UnknownEvent, reported by whoever decodes it): the dispatcher decodes

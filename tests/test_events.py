@@ -257,6 +257,28 @@ def test_null_commission_asset_and_zero_commission() -> None:
     assert same_decimal(event.commission, Decimal("0"))
 
 
+def test_order_client_id_is_the_orders_own_id() -> None:
+    new = decode_event(bare("execution_report"), "CROSS")
+    assert isinstance(new, ExecutionReport)
+    assert new.orig_client_order_id == ""
+    assert new.order_client_id == new.client_order_id == "mUvoqJxFIILMdfAW5iGSOW"
+    # A cancel: "c" is the cancel request's own id, "C" the canceled order's.
+    cancel_ev = {
+        **bare("execution_report"),
+        "c": "cancelRequest42",
+        "C": "mUvoqJxFIILMdfAW5iGSOW",
+        "x": "CANCELED",
+        "X": "CANCELED",
+    }
+    cancel = decode_event(cancel_ev, "CROSS")
+    assert isinstance(cancel, ExecutionReport)
+    assert cancel.client_order_id == "cancelRequest42"
+    assert cancel.order_client_id == "mUvoqJxFIILMdfAW5iGSOW" == new.order_client_id
+    # A property, not a field: equality, replace and the constructor are unchanged.
+    assert "order_client_id" not in {f.name for f in dataclasses.fields(cancel)}
+    assert dataclasses.replace(cancel, orig_client_order_id="").order_client_id == "cancelRequest42"
+
+
 # ------------------------------------------------------------------------------ malformed / unknown
 
 
@@ -580,6 +602,19 @@ def test_synthetic_events() -> None:
     assert gap.raw == {}
     assert Resynced(account="BTCUSDT").raw == {}
     assert gap == StreamGap("CROSS", 100.0, 105.5)
+    assert (gap.started_ms, gap.ended_ms) == (None, None)
+
+
+def test_stream_gap_server_times_are_keyword_only() -> None:
+    # The positional contract StreamGap(account, started, ended[, raw]) is unchanged.
+    gap = StreamGap("CROSS", 100.0, 105.5, {"channel": "trade"}, started_ms=7, ended_ms=9)
+    assert (gap.account, gap.started, gap.ended) == ("CROSS", 100.0, 105.5)
+    assert gap.raw == {"channel": "trade"}
+    assert (gap.started_ms, gap.ended_ms) == (7, 9)
+    assert gap != StreamGap("CROSS", 100.0, 105.5)  # a different window on the server clock
+    assert StreamGap.__match_args__ == ("account", "started", "ended", "raw")
+    with pytest.raises(TypeError):
+        StreamGap("CROSS", 100.0, 105.5, {}, 7)  # type: ignore[call-arg]
 
 
 def test_enum_values_match_their_names() -> None:
@@ -623,6 +658,35 @@ def test_amounts_equal_decimal_of_the_wire_string(
         (event.commission, commission),
     ]:
         assert same_decimal(got, Decimal(wire))
+
+
+# Few distinct texts, so that amounts of one report are often equal (the decoder reuses the
+# Decimal of an equal text) and often differ only in their exponent ("1.0" vs "1.00").
+pooled = st.sampled_from(["0", "0.00000000", "1.0", "1.00", "1.00000000", "0.5", "60000.12"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(amounts=st.fixed_dictionaries({key: pooled for key in "qpPFlzLnZYQ"}))
+def test_equal_amount_texts_give_the_same_decimals_as_separate_parsing(
+    amounts: dict[str, str],
+) -> None:
+    event = decode_event({**bare("execution_report"), **amounts}, "CROSS")
+    assert isinstance(event, ExecutionReport)
+    fields = {
+        "q": event.quantity,
+        "p": event.price,
+        "P": event.stop_price,
+        "F": event.iceberg_quantity,
+        "l": event.last_executed_quantity,
+        "z": event.cumulative_filled_quantity,
+        "L": event.last_executed_price,
+        "n": event.commission,
+        "Z": event.cumulative_quote_quantity,
+        "Y": event.last_quote_quantity,
+        "Q": event.quote_order_quantity,
+    }
+    for key, got in fields.items():
+        assert same_decimal(got, Decimal(amounts[key])), key
 
 
 json_values = st.recursive(

@@ -20,6 +20,7 @@ from binance_margin_async._streamcore import (
     handlers_for,
     normalize_epoch_ms,
     planned_reconnect_at,
+    server_window_ms,
     spread_jitter,
     stall_deadline,
 )
@@ -178,6 +179,23 @@ def test_planned_reconnect_happens_margin_before_the_cut() -> None:
 
 def test_stall_deadline() -> None:
     assert stall_deadline(50.0, 20.0, 40.0) == 110.0
+
+
+# --- gap windows on the server clock -----------------------------------------------------------
+
+
+def test_server_window_shifts_by_the_offset_and_widens_by_error_and_margin() -> None:
+    # Server 3.6 s ahead, offset known to ±2.5 ms, 1 s margin: local 100.0-105.5 s.
+    assert server_window_ms(100.0, 105.5, 3600.0, 2.5, 1000.0) == (102_597, 110_103)
+    # A server behind the local clock shifts the other way; no error, no margin: exact.
+    assert server_window_ms(100.0, 100.0, -250.0, 0.0, 0.0) == (99_750, 99_750)
+
+
+@pytest.mark.parametrize("offset", [-1234.567, 0.0, 0.4, 98_765.5])
+def test_server_window_rounds_outwards(offset: float) -> None:
+    start, end = server_window_ms(1_700_000_000.1234, 1_700_000_001.9876, offset, 0.3, 0.0)
+    assert start <= 1_700_000_000_123.4 + offset - 0.3 < start + 1
+    assert end - 1 < 1_700_000_001_987.6 + offset + 0.3 <= end
 
 
 # --- dedupe -------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from websockets.frames import Frame, Opcode
 
 from binance_margin_async import MarginClient, RateLimiter
 from binance_margin_async._streamcore import exponential_backoff
@@ -39,9 +40,10 @@ from binance_margin_async.events import (
     MarginLevelStatusChange,
     Resynced,
     StreamGap,
+    UnknownEvent,
 )
-from binance_margin_async.models import ListenToken
-from binance_margin_async.stream import StreamConfig, UserDataStream
+from binance_margin_async.models import ListenKey, ListenToken
+from binance_margin_async.stream import StreamConfig, UserDataStream, _RedactingLogger
 from binance_margin_async.testing import FakeExchange
 
 CROSS = "CROSS"
@@ -246,6 +248,12 @@ def assert_counts_match(recorder: Recorder, exchange: FakeExchange) -> None:
         assert len(recorder.of(cls)) == emitted.get(wire, 0), wire
 
 
+def counts_match(recorder: Recorder, exchange: FakeExchange) -> bool:
+    """Whether :func:`assert_counts_match` holds now."""
+    emitted = exchange.stats.events
+    return all(len(recorder.of(cls)) == emitted.get(wire, 0) for wire, cls in COUNTED.items())
+
+
 async def assert_released(exchange: FakeExchange) -> None:
     ours = [t for t in asyncio.all_tasks() if t.get_name().startswith("binance-stream:")]
     assert ours == []
@@ -296,7 +304,8 @@ async def test_trading_run_is_delivered_once_in_order_typed_and_tagged() -> None
                 lambda: len(rec.of(LiabilityChange)) == 2 and len(rec.of(ExecutionReport)) >= 4,
                 "the liability changes and fills",
             )
-            assert_counts_match(rec, ex)
+            # The other events of the last call (its balance positions) may still be in flight.
+            await until(lambda: counts_match(rec, ex), "every event the exchange emitted")
             lag = stream.last_event_lag
         assert ex.stats.events["eventStreamTerminated"] == 3  # polite unsubscribe on exit
         await assert_released(ex)
@@ -346,15 +355,17 @@ async def test_short_tokens_are_renewed_on_the_same_connection_without_loss() ->
         )
         rec = Recorder(stream)
         traffic = Traffic(client, borrow_every=5)
-        async with stream, traffic.running():
-            await asyncio.sleep(2.0)
-            # A renewal answered -1209 mints a new token and subscribes again, at once.
-            ex.fail_next(
-                "userDataStream.subscribe.listenToken", status=400, code=-1209, msg="Invalid."
-            )
-            await until(lambda: stream.stats.renewals >= 3 * 4, "four renewals per account")
-            assert stream.stats.keepalives >= 4
-        await traffic.settle(rec)
+        async with stream:
+            async with traffic.running():
+                await asyncio.sleep(2.0)
+                # A renewal answered -1209 mints a new token and subscribes again, at once.
+                ex.fail_next(
+                    "userDataStream.subscribe.listenToken", status=400, code=-1209, msg="Invalid."
+                )
+                await until(lambda: stream.stats.renewals >= 3 * 4, "four renewals per account")
+                assert stream.stats.keepalives >= 4
+            # Inside the stream's block: events still in flight when it closes are not delivered.
+            await traffic.settle(rec)
         await assert_released(ex)
 
     assert rec.errors == []
@@ -517,13 +528,17 @@ async def test_lifetime_cut_and_server_shutdown_lose_and_duplicate_nothing() -> 
         )
         rec = Recorder(stream)
         traffic = Traffic(client, borrow_every=3)
-        async with stream, traffic.running():
-            await until(lambda: stream.stats.planned_reconnects >= 2, "two lifetime reconnects")
-            before = stream.stats.planned_reconnects
-            ex.server_shutdown(grace=0.5)
-            await until(lambda: stream.stats.planned_reconnects > before, "the shutdown move")
-            await until(lambda: stream.stats.planned_reconnects >= 5, "more lifetime reconnects")
-        await traffic.settle(rec)
+        async with stream:
+            async with traffic.running():
+                await until(lambda: stream.stats.planned_reconnects >= 2, "two lifetime reconnects")
+                before = stream.stats.planned_reconnects
+                ex.server_shutdown(grace=0.5)
+                await until(lambda: stream.stats.planned_reconnects > before, "the shutdown move")
+                await until(lambda: stream.stats.planned_reconnects >= 5, "more reconnects")
+            # Inside the stream's block: events still in flight when it closes are not delivered
+            # (the last step's outboundAccountPosition may follow its balanceUpdate).
+            await traffic.settle(rec)
+            await until(lambda: counts_match(rec, ex), "every event the exchange emitted")
         await assert_released(ex)
 
     assert rec.errors == []
@@ -578,6 +593,28 @@ async def test_drop_and_stall_reconnect_report_gaps_and_resync_the_mirror() -> N
     assert lost, rec.errors
     usdt = next(a for a in cross.raw["userAssets"] if a["asset"] == "USDT")
     assert mirror_usdt is not None and mirror_usdt.free == Decimal(usdt["free"])
+
+
+async def test_a_gap_carries_its_window_on_the_server_clock() -> None:
+    skew = 3_600_000  # the exchange's clock is an hour ahead of ours
+    async with venue() as v:
+        ex, client = v.exchange, v.client
+        ex.set_clock_skew(skew)
+        stream = UserDataStream(client, cross=True, config=config())
+        rec = Recorder(stream)
+        async with stream:
+            assert client.clock.best_rtt is None  # nothing measured it yet: the gap will
+            ex.drop_connections()
+            await until(lambda: len(rec.gaps()) == 1, "the gap")
+        await assert_released(ex)
+
+    [gap] = rec.gaps()
+    assert gap.started_ms is not None and gap.ended_ms is not None
+    # On the server's clock (the skew), widened by at least the in-flight second on both sides
+    # (plus the offset's error bound, well under a few seconds here).
+    assert gap.started * 1000 + skew - 5000 < gap.started_ms <= gap.started * 1000 + skew - 1000
+    assert gap.ended * 1000 + skew + 1000 <= gap.ended_ms < gap.ended * 1000 + skew + 5000
+    assert rec.errors[1:] == []  # just the "connection lost" report
 
 
 # --- expiries -------------------------------------------------------------------------------------
@@ -652,6 +689,100 @@ async def test_malformed_frame_is_skipped_reported_and_the_stream_goes_on() -> N
     # It may have been an event: a zero-length gap per account of each connection.
     assert len(rec.gaps()) == 4 and all(g.started == g.ended for g in rec.gaps())
     assert_exactly_once(rec, traffic)
+
+
+async def test_undecodable_trade_event_is_reported_then_delivered_as_unknown() -> None:
+    async with RenewingWithNewIds(validity_ms=60_000) as server:
+        client = TokenOnlyClient(server.url, validity_ms=60_000)
+        stream = UserDataStream(client, cross=True, config=config())  # type: ignore[arg-type]
+        seen: list[object] = []
+        stream.on(Event, seen.append)
+        stream.on_error(seen.append)
+        async with stream:
+            broken = {"e": "executionReport", "E": 1, "s": "BTCUSDT"}  # most keys missing
+            await server.emit(broken)
+            await server.emit({"e": "balanceUpdate", "E": 2, "a": "USDT", "d": "1.5", "T": 2})
+            await until(lambda: len(seen) == 3, "the report, the event and the next event")
+
+    report, unknown, update = seen
+    assert isinstance(report, StreamError)
+    assert str(report) == "undecodable event for CROSS: malformed executionReport: KeyError: 'q'"
+    assert isinstance(unknown, UnknownEvent)
+    assert (unknown.account, unknown.event_type, unknown.raw) == (CROSS, "executionReport", broken)
+    assert isinstance(update, BalanceUpdate) and update.delta == Decimal("1.5")
+    assert stream.stats.malformed_frames == stream.stats.reconnects == 0
+
+
+async def test_websockets_debug_logs_never_show_listen_keys_or_tokens(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)  # websockets logs request lines and every frame at DEBUG
+    credentials: list[str] = []
+    async with venue() as v:
+        ex, client = v.exchange, v.client
+        mint_token, mint_key = client.create_listen_token, client.start_risk_data_stream
+
+        async def create_listen_token(**kwargs: Any) -> ListenToken:
+            token = await mint_token(**kwargs)
+            credentials.append(token.token)
+            return token
+
+        async def start_risk_data_stream() -> ListenKey:
+            key = await mint_key()
+            credentials.append(key.listen_key)
+            return key
+
+        client.create_listen_token = create_listen_token  # type: ignore[method-assign]
+        client.start_risk_data_stream = start_risk_data_stream  # type: ignore[method-assign]
+        stream = UserDataStream(client, isolated_symbols=ISOLATED[:1], risk=True, config=config())
+        rec = Recorder(stream)
+        async with stream:
+            await client.borrow("BTC", "0.001")
+            await until(lambda: len(rec.of(LiabilityChange)) == 1, "a risk event")
+            ex.expire_listen_keys()  # listenKeyExpired carries the key in its payload
+            await until(lambda: len(rec.gaps("risk")) == 1, "the new risk connection")
+        await assert_released(ex)
+
+    assert len(credentials) == 4  # two tokens, two listen keys
+    ours = [r for r in caplog.records if r.name.startswith(("websockets", "binance_margin_async"))]
+    ours = [r for r in ours if not r.name.startswith("binance_margin_async.testing")]
+    text = "\n".join(r.getMessage() + (r.exc_text or "") for r in ours)
+    for secret in credentials:
+        assert secret not in text
+    # websockets did log the lines that carried them: the request line of the risk stream, the
+    # subscribe requests and the listenKeyExpired event.
+    ws_lines = [r.getMessage() for r in ours if r.name == "websockets.client"]
+    assert sum(line.startswith("> GET /ws/<redacted> HTTP/1.1") for line in ws_lines) == 2
+    assert sum(line.startswith("> TEXT") and "<redacted>" in line for line in ws_lines) == 2
+    assert any("listenKeyExpired" in line and "<redacted>" in line for line in ws_lines)
+
+
+def test_redacting_logger_covers_arguments_elided_frames_and_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "SECRETlistenKEY0123456789abcdefXYZ"
+    logger = _RedactingLogger({secret})
+    # websockets shows the first 48 and the last 24 characters of a long payload: this secret
+    # straddles the cut, so redacting the logged text alone would leave "SECRETlist..." visible.
+    payload = b'{"e":"listenKeyExpired","listenKey":"' + secret.encode() + b'","pad":"'
+    payload += b"x" * 400 + b'"}'
+    with caplog.at_level(logging.DEBUG, logger="websockets.client"):
+        logger.debug("> GET %s HTTP/1.1", f"/ws/{secret}")
+        logger.debug("< %s", Frame(Opcode.TEXT, payload))
+        try:
+            raise ValueError(f"bad key {secret}")
+        except ValueError:
+            logger.error("failed", exc_info=True)
+        logger.debug("%d frames", "not a number")  # a bad format must not raise
+        logger.log(logging.DEBUG - 1, "below the level: %s", secret)
+    assert [r.name for r in caplog.records] == ["websockets.client"] * 4
+    assert secret[:6] not in caplog.text
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "> GET /ws/<redacted> HTTP/1.1"
+    assert messages[1].startswith('< TEXT \'{"e":"listenKeyExpired","listenKey":"<redac')
+    assert "ValueError: bad key <redacted>" in messages[2]
+    assert caplog.records[2].exc_info is None
+    assert messages[3] == "%d frames ('not a number',)"
 
 
 async def test_raising_callback_goes_to_on_error_and_delivery_goes_on() -> None:
