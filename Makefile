@@ -28,6 +28,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,rsa,bench]'
 	$(PY) -m benchmarks
 
 clean:
