@@ -1183,13 +1183,30 @@ class UserDataStream:
         # The account's live subscription ended (expired before renewal, or ended by the
         # server): renew at once; events until the new subscription is live may be lost.
         account.sid = None
-        account.gap_started = time.time()
+        account.gap_started = self._terminated_at(event)
         if account.holding is None:
             account.holding = []
             account.refresh()
         account.renew_now.set()
         self._enqueue(event)
         return True
+
+    def _terminated_at(self, event: Event) -> float:
+        """Local epoch seconds from which events of a terminated subscription may be missing.
+
+        Not the notice's arrival: a notice held up on the wire (a stall shorter than the stall
+        detector) arrives late, and what the exchange dropped came after it ended the
+        subscription, at the event's ``E``. That server time is mapped to the local clock with
+        the measured offset, less the offset's error (half the RTT); without a measured offset
+        the arrival time is all we know.
+        """
+        now = time.time()
+        clock = self._client.clock
+        rtt = clock.best_rtt
+        event_time = getattr(event, "event_time", None)
+        if rtt is None or not isinstance(event_time, int):
+            return now
+        return min(now, (event_time - clock.offset_ms) / 1000.0 - rtt / 2 - 0.001)
 
     def _route_slow(
         self, link: _Link, route: _Route, raw: Any, event: Event, sid: int | None
