@@ -28,6 +28,7 @@ from binance_margin_async import (
     ExecutionStatusUnknown,
     MarginClient,
     ParameterError,
+    RateLimited,
     RateLimiter,
     TransportError,
 )
@@ -983,3 +984,24 @@ async def test_signed_request_is_stamped_after_the_limiter_wait() -> None:
         assert [a.trade_enabled for a in accounts] == [True, True]
         assert requests_to(exchange, "/sapi/v1/margin/account") == 2  # no -1021 resend
         assert requests_to(exchange, "/api/v3/time") == 1  # no resync
+
+
+async def test_order_count_limits_learned_from_the_exchange_stop_orders_before_sending() -> None:
+    # The exchange allows 3 orders per 10 s; the limiter starts with Binance's doc defaults
+    # (10,000) and only knows better after get_order_count_usage().
+    async with FakeExchange(seed=SEED, order_limit_10s=3) as exchange:
+        creds = exchange.add_account(margin_balances=CROSS)
+        path = "/sapi/v1/margin/order"
+        # No critical reserve: all 3 orders are ordinary ones.
+        limiter = RateLimiter(max_wait=0.1, critical_reserve=0.0)
+        async with exchange.client(creds, limiter=limiter) as client:
+            await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.001")
+            usage = await client.get_order_count_usage()
+            assert (usage[0].interval_num, usage[0].limit, usage[0].count) == (10, 3, 1)
+            await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.001")
+            await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.001")
+            # The fourth would be the exchange's -1015: the limiter refuses it locally.
+            with pytest.raises(RateLimited):
+                await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.001")
+        assert requests_to(exchange, path) == 3
+        assert exchange.stats.responses_429 == 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,34 +26,9 @@ from binance_margin_async.mirror import AccountMirror, AssetBalance, MarginLevel
 from binance_margin_async.models import IsolatedMarginAccount, MarginAccount, Order, decode
 
 # REST shapes from the Binance docs (seeds 001/002), values made up.
-CROSS_ACCOUNT: dict[str, Any] = {
-    "borrowEnabled": True,
-    "marginLevel": "11.64405625",
-    "totalAssetOfBtc": "6.82728457",
-    "totalLiabilityOfBtc": "0.58633215",
-    "totalNetAssetOfBtc": "6.24095242",
-    "tradeEnabled": True,
-    "transferEnabled": True,
-    "accountType": "MARGIN_1",
-    "userAssets": [
-        {
-            "asset": "BTC",
-            "borrowed": "0.00000000",
-            "free": "0.00499500",
-            "interest": "0.00000000",
-            "locked": "0.00000000",
-            "netAsset": "0.00499500",
-        },
-        {
-            "asset": "BNB",
-            "borrowed": "201.66666672",
-            "free": "2346.50000000",
-            "interest": "0.00100000",
-            "locked": "1.00000000",
-            "netAsset": "2144.83333328",
-        },
-    ],
-}
+CROSS_ACCOUNT: dict[str, Any] = orjson.loads(
+    (Path(__file__).parent / "data" / "rest" / "margin_account.json").read_bytes()
+)
 
 
 def isolated_asset(asset: str, free: str, borrowed: str) -> dict[str, Any]:

@@ -12,9 +12,11 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 import pytest
 from aioresponses import aioresponses
 from yarl import URL
@@ -33,26 +35,10 @@ BASE = "http://binance.test"
 KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 
-ACCOUNT = {
-    "borrowEnabled": True,
-    "marginLevel": "11.64405625",
-    "totalAssetOfBtc": "6.82728457",
-    "totalLiabilityOfBtc": "0.58633215",
-    "totalNetAssetOfBtc": "6.24095242",
-    "tradeEnabled": True,
-    "transferEnabled": True,
-    "marginLevelStatus": "EXCESSIVE",
-    "userAssets": [
-        {
-            "asset": "BTC",
-            "borrowed": "0.00000000",
-            "free": "0.00499500",
-            "interest": "0.00000000",
-            "locked": "0.00000000",
-            "netAsset": "0.00499500",
-        }
-    ],
-}
+# The doc example of GET /sapi/v1/margin/account (values made up), shared with test_mirror.
+ACCOUNT = orjson.loads(
+    (Path(__file__).parent / "data" / "rest" / "margin_account.json").read_bytes()
+)
 
 
 def _url(path: str) -> re.Pattern[str]:

@@ -46,6 +46,7 @@ from test_stream_e2e import (
     ISOLATED,
     PING,
     UNLIMITED,
+    Recorder,
     assert_released,
     config,
     until,
@@ -53,14 +54,13 @@ from test_stream_e2e import (
 
 from binance_margin_async import MarginClient, RateLimiter
 from binance_margin_async.events import (
-    Event,
     EventStreamTerminated,
     ListenKeyExpired,
     Resynced,
     StreamGap,
     UnknownEvent,
 )
-from binance_margin_async.stream import StreamConfig, UserDataStream
+from binance_margin_async.stream import StreamConfig
 from binance_margin_async.testing import FakeExchange
 from binance_margin_async.testing.ledger import LedgerEvent
 
@@ -107,14 +107,8 @@ class Tape:
         ledger.drain_events = recording_drain  # type: ignore[method-assign]
 
 
-class Delivered:
-    """Every event the stream delivered to its callback, and every error, in delivery order."""
-
-    def __init__(self, stream: UserDataStream) -> None:
-        self.events: list[Event] = []
-        self.errors: list[Exception] = []
-        stream.on(Event, self.events.append)
-        stream.on_error(self.errors.append)
+class Delivered(Recorder):
+    """A :class:`Recorder` that also groups the activity events per stream, for matching."""
 
     def streams(self) -> dict[Stream, list[bytes]]:
         out: dict[Stream, list[bytes]] = {}
@@ -125,9 +119,6 @@ class Delivered:
             channel = "risk" if raw.get("e") in RISK_TYPES else "trade"
             out.setdefault((event.account, channel), []).append(content(raw))
         return out
-
-    def gaps(self) -> list[StreamGap]:
-        return [e for e in self.events if isinstance(e, StreamGap)]
 
 
 def match(sent: Sequence[Emitted], got: Sequence[bytes], stream: Stream) -> list[Emitted]:
