@@ -1274,7 +1274,7 @@ class MarginAPI(abc.ABC):
         """
         P.require_one_of(("api_key", api_key), ("api_name", api_name))
         params: list[tuple[str, str]] = []
-        _put(params, "apiKey", P.text("api_key", api_key))
+        _put(params, "apiKey", P.key("api_key", api_key))
         _put(params, "apiName", P.text("api_name", api_name))
         _put(params, "symbol", P.symbol("symbol", symbol))
         await self._call(ENDPOINTS["delete_special_key"], params)
@@ -1288,7 +1288,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Edit-Ip-for-Special-Key-of-Low-Latency-Trading
         """
-        params: list[tuple[str, str]] = [("apiKey", P.text("api_key", api_key, required=True))]
+        params: list[tuple[str, str]] = [("apiKey", P.key("api_key", api_key, required=True))]
         params.append(("ip", P.ip_list("ip", ip, max_count=30)))
         _put(params, "symbol", P.symbol("symbol", symbol))
         await self._call(ENDPOINTS["edit_special_key_ip"], params)
@@ -1298,7 +1298,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Special-key-of-Low-Latency-Trading
         """
-        params: list[tuple[str, str]] = [("apiKey", P.text("api_key", api_key, required=True))]
+        params: list[tuple[str, str]] = [("apiKey", P.key("api_key", api_key, required=True))]
         _put(params, "symbol", P.symbol("symbol", symbol))
         return _one(SpecialKeyInfo, await self._call(ENDPOINTS["get_special_key"], params))
 
@@ -1342,7 +1342,7 @@ class MarginAPI(abc.ABC):
         """
         params = [
             ("asset", P.symbol("asset", asset, required=True)),
-            ("amount", P.amount("amount", amount)),
+            ("amount", P.amount("amount", amount, required=True)),
         ]
         data = await self._call(ENDPOINTS["repay_liquidation_loan"], params)
         return _one(LiquidationLoanRepayment, data)
@@ -2075,7 +2075,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/risk-data-stream/Keepalive-User-Data-Stream
         """
-        params = [("listenKey", P.text("listen_key", listen_key, required=True))]
+        params = [("listenKey", P.key("listen_key", listen_key, required=True))]
         await self._call(ENDPOINTS["keepalive_risk_data_stream"], params)
 
     async def close_risk_data_stream(self, listen_key: str) -> None:
@@ -2083,7 +2083,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/risk-data-stream/Close-User-Data-Stream
         """
-        params = [("listenKey", P.text("listen_key", listen_key, required=True))]
+        params = [("listenKey", P.key("listen_key", listen_key, required=True))]
         await self._call(ENDPOINTS["close_risk_data_stream"], params)
 
     # Institutional loan (risk units)
@@ -2190,7 +2190,9 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/institutional_loan/borrow-and-repay/Institution-Loan-Group-Borrow-Repay-Records
         """
-        params = self._loan_group_filters(group_id, start_time, end_time, asset=asset, type=type)
+        params = self._loan_group_filters(
+            group_id, start_time, end_time, asset=asset, type=type, typed=True
+        )
         return await self._get_page(
             LoanGroupBorrowRepayRecords,
             "get_loan_group_borrow_repay_records",
@@ -2207,11 +2209,13 @@ class MarginAPI(abc.ABC):
         *,
         asset: str | None = None,
         type: BorrowRepayType | str | None = None,
+        typed: bool = False,
     ) -> list[tuple[str, str]]:
-        """Filters of the risk-unit histories (ranges of 100 days at most)."""
+        """Filters of the risk-unit histories (ranges of 100 days at most); ``typed``: the
+        borrow/repay records, whose ``type`` is mandatory."""
         params: list[tuple[str, str]] = []
         _put(params, "groupId", P.integer("group_id", group_id))
-        _put(params, "type", P.enum_value("type", type, BorrowRepayType))
+        _put(params, "type", P.enum_value("type", type, BorrowRepayType, required=typed))
         _put(params, "asset", P.symbol("asset", asset))
         params += _range(start_time, end_time, max_days=100)
         return params
@@ -2227,7 +2231,9 @@ class MarginAPI(abc.ABC):
         size: int = 100,
     ) -> AsyncIterator[LoanGroupBorrowRepayRecord]:
         """Walk every page of risk-unit borrows or repays."""
-        params = self._loan_group_filters(group_id, start_time, end_time, asset=asset, type=type)
+        params = self._loan_group_filters(
+            group_id, start_time, end_time, asset=asset, type=type, typed=True
+        )
         return self._iter_pages(
             LoanGroupBorrowRepayRecords, "get_loan_group_borrow_repay_records", params, size
         )

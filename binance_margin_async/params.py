@@ -63,6 +63,7 @@ __all__ = [
     "integer",
     "ip_list",
     "joined",
+    "key",
     "lower_bool",
     "require_isolated_symbol",
     "require_one_of",
@@ -85,6 +86,8 @@ _SYMBOL: Final = re.compile(r"[A-Z0-9_.-]{1,20}")
 # An amount as text: ASCII digits, an optional point, an optional short exponent. ``[0-9]`` (not
 # ``\d``) so that other scripts' digits, which ``Decimal`` would accept, are refused.
 _AMOUNT_TEXT: Final = re.compile(r"(?=\.?[0-9])[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]{1,4})?")
+# API keys and listen keys are ASCII tokens (Binance's are 64 alphanumerics); base64 allowed.
+_KEY: Final = re.compile(r"[A-Za-z0-9_.~+/=-]{1,512}")
 _EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+")
 # Control characters never belong in a parameter (NUL, CR/LF, DEL...); PEM keys may keep "\n".
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
@@ -356,6 +359,21 @@ def text(
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ParameterError(name, "must be valid Unicode text (no lone surrogates)") from None
+    return value
+
+
+@overload
+def key(name: str, value: None, *, required: bool = False) -> None: ...
+@overload
+def key(name: str, value: str, *, required: bool = False) -> str: ...
+def key(name: str, value: str | None, *, required: bool = False) -> str | None:
+    """An API key or listen key: 1-512 ASCII letters, digits and ``_ . ~ + / = -``."""
+    if _missing(name, value, required):
+        return None
+    if not isinstance(value, str):
+        raise ParameterError(name, f"must be a str, not {_type_name(value)}")
+    if not _KEY.fullmatch(value):
+        raise ParameterError(name, "must be 1-512 ASCII letters, digits or _ . ~ + / = -")
     return value
 
 

@@ -738,12 +738,15 @@ async def test_reserved_characters_in_client_ids_round_trip_signed(
     canceled_list = await client.cancel_order_list("BTCUSDT", list_client_order_id="l/1:2.3_4-5")
     assert canceled_list.list_order_status is ListOrderStatus.ALL_DONE
 
-    # Non-ASCII values are sent as percent-encoded UTF-8 and signed as such: the fake accepts the
+    # The typed methods refuse non-ASCII symbols and assets (ParameterError); the transport still
+    # sends such values as percent-encoded UTF-8 and signs them as such: the fake accepts the
     # signature and rejects only the unknown symbol/asset.
-    with pytest.raises(BadSymbol):
+    with pytest.raises(ParameterError):
         await client.get_order("ＢＴＣUSDT", order_id=1)
+    with pytest.raises(BadSymbol):
+        await client._call(ENDPOINTS["get_order"], [("symbol", "ＢＴＣUSDT"), ("orderId", "1")])
     with pytest.raises(InvalidMarginAsset):
-        await client.get_max_transferable("币")
+        await client._call(ENDPOINTS["get_max_transferable"], [("asset", "币")])
 
 
 # Endpoints the fake does not back
