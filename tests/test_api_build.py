@@ -21,7 +21,7 @@ from binance_margin_async.models import (
     SideEffectType,
     TransferType,
 )
-from binance_margin_async.params import CAPITAL_FLOW_WINDOW_MS
+from binance_margin_async.params import CAPITAL_FLOW_WINDOW_MS, MAX_TIMESTAMP_MS, MAX_WINDOWS
 
 _GENERATED_ID = re.compile(r"bma[0-9a-f]{32}")
 _DAY = 24 * 60 * 60 * 1000
@@ -783,6 +783,39 @@ async def test_capital_flow_is_split_into_7_day_windows_and_paged() -> None:
     first_window = [c for c in api.calls if dict(c.params)["startTime"] == "0"]
     assert [dict(c.params)["fromId"] for c in first_window] == ["0", "2"]
     assert all(dict(c.params)["asset"] == "USDT" for c in api.calls)
+
+
+async def test_capital_flow_windows_are_generated_lazily_and_bounded() -> None:
+    # The longest range allowed: its 1,000 windows are not built up front, only as walked.
+    api = Recorder(reply=lambda endpoint, params: [])
+    longest = MAX_WINDOWS * CAPITAL_FLOW_WINDOW_MS - 1
+    flows = api.iter_capital_flow(0, longest)
+    assert api.calls == []
+    with pytest.raises(StopAsyncIteration):
+        await anext(flows)
+    assert len(api.calls) == MAX_WINDOWS
+    assert dict(api.calls[-1].params)["endTime"] == str(longest)
+    for end in (longest + 1, MAX_TIMESTAMP_MS, 2**63):
+        with pytest.raises(ParameterError) as info:
+            api.iter_capital_flow(0, end)
+        assert info.value.param == "end_time"
+
+
+async def test_special_key_queries_need_the_api_key() -> None:
+    api = Recorder({}, {})
+    await api.get_special_key("k1", symbol="BTCUSDT")
+    await api.edit_special_key_ip(["1.2.3.4", "::1"], api_key="k1")
+    assert [call.params for call in api.calls] == [
+        [("apiKey", "k1"), ("symbol", "BTCUSDT")],
+        [("apiKey", "k1"), ("ip", "1.2.3.4,::1")],
+    ]
+    with pytest.raises(ParameterError) as info:
+        await api.get_special_key(None)  # type: ignore[arg-type]
+    assert info.value.param == "api_key"
+    with pytest.raises(ParameterError) as info:
+        await api.edit_special_key_ip("1.2.3.4", api_key=None)  # type: ignore[arg-type]
+    assert info.value.param == "api_key"
+    assert len(api.calls) == 2
 
 
 def _binance_capital_flow(rows: list[dict[str, Any]]) -> Reply:

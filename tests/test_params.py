@@ -255,7 +255,7 @@ def test_amount_bounds_match_binance_decimal_range() -> None:
 
 
 def test_required_values_are_never_none() -> None:
-    for func, args in [
+    cases: list[tuple[Any, tuple[Any, ...]]] = [
         (P.amount, ("quantity", None)),
         (P.integer, ("limit", None)),
         (P.timestamp, ("start_time", None)),
@@ -263,8 +263,10 @@ def test_required_values_are_never_none() -> None:
         (P.text, ("api_name", None)),
         (P.email, ("sub_email", None)),
         (P.client_order_id, ("new_client_order_id", None)),
+        (P.key, ("api_key", None)),
         (P.enum_value, ("side", None, OrderSide)),
-    ]:
+    ]
+    for func, args in cases:
         name = args[0]
         err = _fails(name, func, *args, required=True)
         assert "required" in str(err)
@@ -294,8 +296,24 @@ def test_time_windows_are_lazy_and_bounded() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["btcusdt", "BTC-USDT ", "ВТСUSDT", "ＢＴＣ", "BTC\x00", "BTC#", "BTC%26", "BTC+", "BTC/USDT",
-     "A" * 21, "A" * 5000, "\ud800", "", b"BTCUSDT", 5, ["BTCUSDT"]],
+    [
+        "btcusdt",
+        "BTC-USDT ",
+        "ВТСUSDT",
+        "ＢＴＣ",
+        "BTC\x00",
+        "BTC#",
+        "BTC%26",
+        "BTC+",
+        "BTC/USDT",
+        "A" * 21,
+        "A" * 5000,
+        "\ud800",
+        "",
+        b"BTCUSDT",
+        5,
+        ["BTCUSDT"],
+    ],
 )
 def test_symbols_follow_binance_pattern(bad: Any) -> None:
     _fails("symbol", P.symbol, "symbol", bad)

@@ -27,7 +27,7 @@ import math
 import re
 import typing
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -229,7 +229,8 @@ def _hints(name: str) -> dict[str, Any]:
 
 def valid(name: str, param: str) -> st.SearchStrategy[Any]:
     """A strategy of valid values for ``param`` of method ``name``."""
-    return _valid_by_name(param) or _valid_by_type(_hints(name)[param])
+    by_name = _valid_by_name(param)
+    return by_name if by_name is not None else _valid_by_type(_hints(name)[param])
 
 
 #: Hostile values tried on every parameter: None, wrong types, out-of-range numbers, strings that
@@ -444,9 +445,24 @@ def _arguments(draw: st.DrawFn, name: str) -> dict[str, Any]:
     return kwargs
 
 
+#: Outcomes of the hypothesis examples, printed (with -s) when the module's tests end.
+_RANDOM_OUTCOMES: Final[Counter[str]] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_random_outcomes() -> Iterator[None]:
+    yield
+    if _RANDOM_OUTCOMES:
+        total = sum(_RANDOM_OUTCOMES.values())
+        print(
+            f"\nhypothesis: {total} random calls: {_RANDOM_OUTCOMES['refused']} refused, "
+            f"{_RANDOM_OUTCOMES['sent']} sent well formed, 0 other outcomes"
+        )
+
+
 @pytest.mark.parametrize("name", METHODS)
 @settings(
-    max_examples=12,
+    max_examples=40,
     deadline=None,
     derandomize=True,
     database=None,
@@ -456,9 +472,9 @@ def _arguments(draw: st.DrawFn, name: str) -> dict[str, Any]:
 def test_random_arguments_give_a_parameter_error_or_a_well_formed_request(
     name: str, data: st.DataObject
 ) -> None:
-    call(name, data.draw(_arguments(name)))
+    outcome, _ = call(name, data.draw(_arguments(name)))
+    _RANDOM_OUTCOMES[outcome] += 1
 
 
 if __name__ == "__main__":  # pragma: no cover - a report, not a test
     print(sweep().summary())
-
