@@ -69,6 +69,7 @@ from .models import (
     LoanGroupBorrowRepayRecord,
     LoanGroupBorrowRepayRecords,
     LoanGroupClosed,
+    LoanGroupDetail,
     LoanGroupForceLiquidation,
     LoanGroupForceLiquidations,
     LoanGroupInterestHistory,
@@ -2099,6 +2100,31 @@ class MarginAPI(abc.ABC):
         _put(params, "groupId", P.integer("group_id", group_id))
         data = await self._call(ENDPOINTS["get_loan_group_ltv_details"], params)
         return _many(LoanGroupLtv, data)
+
+    async def get_loan_groups(self, *, group_id: int | None = None) -> list[LoanGroupDetail]:
+        """Details of the parent account's risk units: all, or the one ``group_id``.
+
+        First-version query (institutional loan change log 2025-05-16), parent account only.
+        Binance documents no response: the records are decoded as the ltv-details records
+        (see :class:`~binance_margin_async.models.LoanGroupDetail`).
+
+        Docs: https://developers.binance.com/docs/institutional_loan/change-log
+        """
+        params: list[tuple[str, str]] = []
+        _put(params, "groupId", P.integer("group_id", group_id))
+        return _many(LoanGroupDetail, await self._call(ENDPOINTS["get_loan_groups"], params))
+
+    async def get_loan_group(self) -> list[LoanGroupDetail]:
+        """Details of the credit account's own risk unit (credit account only).
+
+        First-version query (institutional loan change log 2025-05-16). Binance documents no
+        response: an array of detail records, as ltv-details answers, is assumed; a single
+        object is taken as an array of one.
+
+        Docs: https://developers.binance.com/docs/institutional_loan/change-log
+        """
+        data = await self._call(ENDPOINTS["get_loan_group"], [])
+        return _many(LoanGroupDetail, [data] if isinstance(data, dict) else data)
 
     async def get_active_loan_groups(self) -> list[ActiveLoanGroup]:
         """Active risk units and their members (parent account).

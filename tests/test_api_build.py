@@ -153,6 +153,8 @@ SMOKE: list[tuple[str, tuple[Any, ...], dict[str, Any], Any]] = [
     ("keepalive_risk_data_stream", ("k",), {}, {}),
     ("close_risk_data_stream", ("k",), {}, {}),
     ("get_loan_group_ltv_details", (), {}, []),
+    ("get_loan_groups", (), {"group_id": 1}, []),
+    ("get_loan_group", (), {}, []),
     ("get_active_loan_groups", (), {}, []),
     ("get_closed_loan_groups", (), {}, {}),
     ("close_loan_group", (1,), {}, {}),
@@ -816,6 +818,18 @@ async def test_special_key_queries_need_the_api_key() -> None:
         await api.edit_special_key_ip("1.2.3.4", api_key=None)  # type: ignore[arg-type]
     assert info.value.param == "api_key"
     assert len(api.calls) == 2
+
+
+async def test_first_version_loan_group_queries() -> None:
+    record = {"groupId": 7, "ltv": "0.5", "totalLiability": "10", "newField": 1}
+    api = Recorder([record], record, [record])
+    (parent,) = await api.get_loan_groups(group_id=7)
+    assert (parent.group_id, parent.ltv, parent.raw["newField"]) == (7, Decimal("0.5"), 1)
+    # The credit account's query: an object is taken as an array of one.
+    assert await api.get_loan_group() == [parent] == await api.get_loan_group()
+    assert [call.params for call in api.calls] == [[("groupId", "7")], [], []]
+    with pytest.raises(InvalidResponse):
+        await Recorder("not a record").get_loan_group()
 
 
 def _binance_capital_flow(rows: list[dict[str, Any]]) -> Reply:

@@ -84,7 +84,8 @@ BACKEND_TIMEOUT: dict[str, Any] = {
 
 #: Client methods whose endpoint the fake backs: the ``_LEDGER_ROUTES`` of testing/_rest.py, its
 #: universal transfer history, capital flow and market data handlers, and the server's own
-#: handlers (stream tokens, listen keys, order-count usage). ``server_time`` is outside ENDPOINTS.
+#: handlers (stream tokens, listen keys, order-count usage, risk units). ``server_time`` is
+#: outside ENDPOINTS.
 SERVED = frozenset(
     {
         # Orders and order lists
@@ -105,6 +106,8 @@ SERVED = frozenset(
         # Streams
         "create_listen_token", "start_risk_data_stream", "keepalive_risk_data_stream",
         "close_risk_data_stream",
+        # Institutional loan (testing/_loan_groups.py)
+        "get_loan_groups", "get_loan_group",
     }
 )  # fmt: skip
 
