@@ -50,13 +50,16 @@ class RiskUnitMember:
 
     @property
     def net_equity(self) -> Decimal:
+        """The member's net equity over its wallets."""
         return sum((equity for _, equity, _ in self.wallets), Decimal(0))
 
     @property
     def maintenance_margin(self) -> Decimal:
+        """The member's maintenance margin over its wallets."""
         return sum((margin for _, _, margin in self.wallets), Decimal(0))
 
     def render(self) -> dict[str, Any]:
+        """The member as a ``collateralAccounts`` entry."""
         return {
             "email": _email(self.account_id),
             "type": self.type,
