@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from binance_margin_async import params as P
 from binance_margin_async.errors import ParameterError
@@ -345,3 +347,39 @@ def test_lists_are_typed_and_bounded() -> None:
     _fails("symbols", P.joined, "symbols", itertools.repeat("BTCUSDT"), max_count=5)
     _fails("assets", P.as_sequence, "assets", itertools.repeat("BTC"))
     _fails("symbols", P.joined, "symbols", [None])
+
+
+_BINANCE_DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.decimals(
+        allow_nan=False, allow_infinity=False, min_value=Decimal("1e-20"), places=20
+    ).filter(lambda d: d < Decimal(10) ** 20)
+)
+def test_amounts_in_binance_range_round_trip_exactly(value: Decimal) -> None:
+    wire = P.amount("price", value)
+    assert _BINANCE_DECIMAL.fullmatch(wire)
+    assert Decimal(wire) == value
+    assert P.amount("price", wire) == wire  # the wire form is itself a valid input
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.one_of(
+        st.text(st.characters(codec=None, exclude_categories=()), max_size=30),
+        st.from_regex(r"[-+ ]?[0-9_.eE+-]{0,30}", fullmatch=True),
+        st.decimals(),
+        st.floats(),
+        st.integers(),
+    )
+)
+def test_any_amount_input_is_refused_or_sent_in_binance_range(value: Any) -> None:
+    try:
+        wire = P.amount("quantity", value)
+    except ParameterError as exc:
+        assert exc.param == "quantity"
+    else:
+        assert _BINANCE_DECIMAL.fullmatch(wire)
+        assert Decimal(wire) > 0
