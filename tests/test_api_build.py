@@ -983,3 +983,37 @@ def test_every_iterator_checks_its_arguments_before_any_request(
         getattr(api, iterator)(*args, **kwargs)
     assert info.value.param == param
     assert api.calls == []
+
+
+# The cases the review found (issue 8): each used to send "None", raise an untyped error or
+# exhaust memory; each is now a ParameterError naming the parameter, and nothing is sent.
+@pytest.mark.parametrize(
+    ("method", "args", "kwargs", "param"),
+    [
+        ("transfer", (None, "USDT", "1"), {}, "type"),
+        ("convert_dust", (None,), {}, "assets"),
+        ("get_next_hourly_interest_rate", (123,), {}, "assets"),
+        ("close_loan_group", (None,), {}, "group_id"),
+        ("borrow_loan_group", (None, "USDT", "1"), {}, "group_id"),
+        ("new_order", (None, "BUY", "MARKET"), {"quantity": "1"}, "symbol"),
+        ("borrow", ("BTC", "6e99872863"), {}, "amount"),
+        ("borrow", ("BTC", "1e999999"), {}, "amount"),
+        ("borrow", ("BTC", "1_000"), {}, "amount"),
+        ("borrow", ("BTC", "١٢"), {}, "amount"),
+        ("borrow", ("BTC", "１２"), {}, "amount"),
+        ("borrow", ("BTC", " 12"), {}, "amount"),
+        ("borrow", ("btc", "1"), {}, "asset"),
+        ("get_price_index", ("BTC\ud800",), {}, "symbol"),
+        ("create_special_key", ("bot\ud800",), {}, "api_name"),
+        ("get_price_index", ("BTCUSDT" * 700,), {}, "symbol"),
+        ("keepalive_risk_data_stream", (None,), {}, "listen_key"),
+    ],
+)
+async def test_review_cases_are_parameter_errors(
+    method: str, args: tuple[Any, ...], kwargs: dict[str, Any], param: str
+) -> None:
+    api = Recorder()
+    with pytest.raises(ParameterError) as info:
+        await getattr(api, method)(*args, **kwargs)
+    assert info.value.param == param
+    assert api.calls == []
