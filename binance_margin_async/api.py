@@ -137,6 +137,12 @@ _SECRET_KEYS: Final = frozenset({"secretKey", "secret", "apiSecret"})
 
 _STOP_TYPES: Final = frozenset({"STOP_LOSS", "TAKE_PROFIT"})
 _STOP_LIMIT_TYPES: Final = frozenset({"STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
+# Which order types take each optional order parameter (Binance answers -1106 "sent when not
+# required" otherwise): a price for limit kinds, a trigger for stop kinds, a time in force for
+# LIMIT and stop-limit kinds, an iceberg quantity for limit kinds.
+_PRICED_TYPES: Final = frozenset({"LIMIT", "LIMIT_MAKER"}) | _STOP_LIMIT_TYPES
+_TRIGGERED_TYPES: Final = _STOP_TYPES | _STOP_LIMIT_TYPES
+_TIME_IN_FORCE_TYPES: Final = frozenset({"LIMIT"}) | _STOP_LIMIT_TYPES
 # OTOCO pending legs follow the OCO rules: a LIMIT_MAKER leg and/or stop (limit) legs.
 _OTOCO_LEG_TYPES: Final = frozenset({"LIMIT_MAKER"}) | _STOP_TYPES | _STOP_LIMIT_TYPES
 
@@ -254,6 +260,7 @@ def _working_leg(
     price = P.amount("working_price", working_price, required=True)
     quantity = P.amount("working_quantity", working_quantity, required=True)
     tif = P.enum_value("working_time_in_force", time_in_force, TimeInForce)
+    iceberg = P.amount("working_iceberg_qty", iceberg_qty)
     _order_leg_rules(
         "working_",
         kind,
@@ -262,6 +269,7 @@ def _working_leg(
         stop_price=None,
         trailing_delta=None,
         time_in_force=tif,
+        iceberg_qty=iceberg,
     )
     leg = [
         ("workingType", kind),
@@ -269,7 +277,7 @@ def _working_leg(
     ]
     _put(leg, "workingClientOrderId", P.client_order_id("working_client_order_id", client_order_id))
     leg += [("workingPrice", price), ("workingQuantity", quantity)]
-    _put(leg, "workingIcebergQty", P.amount("working_iceberg_qty", iceberg_qty))
+    _put(leg, "workingIcebergQty", iceberg)
     _put(leg, "workingTimeInForce", tif)
     return leg
 
@@ -296,16 +304,17 @@ def _pending_leg(
     stop = P.amount(prefix + "stop_price", stop_price)
     trailing = P.integer(prefix + "trailing_delta", trailing_delta, minimum=1)
     tif = P.enum_value(prefix + "time_in_force", time_in_force, TimeInForce)
-    if kind != "MARKET":
-        _order_leg_rules(
-            prefix,
-            kind,
-            quantity=quantity,
-            price=price_s,
-            stop_price=stop,
-            trailing_delta=trailing,
-            time_in_force=tif,
-        )
+    iceberg = P.amount(prefix + "iceberg_qty", iceberg_qty)
+    _order_leg_rules(
+        prefix,
+        kind,
+        quantity=quantity,
+        price=price_s,
+        stop_price=stop,
+        trailing_delta=trailing,
+        time_in_force=tif,
+        iceberg_qty=iceberg,
+    )
     # Margin change log 2026-06-15: a trailing pending order needs its price.
     if trailing is not None and price_s is None:
         raise ParameterError(prefix + "price", f"is required with {prefix}trailing_delta")
@@ -316,7 +325,7 @@ def _pending_leg(
     _put(leg, wire + "Price", price_s)
     _put(leg, wire + "StopPrice", stop)
     _put(leg, wire + "TrailingDelta", trailing)
-    _put(leg, wire + "IcebergQty", P.amount(prefix + "iceberg_qty", iceberg_qty))
+    _put(leg, wire + "IcebergQty", iceberg)
     _put(leg, wire + "TimeInForce", tif)
     return leg
 
@@ -353,8 +362,23 @@ def _order_leg_rules(
     stop_price: str | None,
     trailing_delta: str | None,
     time_in_force: str | None,
+    iceberg_qty: str | None = None,
 ) -> None:
-    """The parameters each order type needs (spot/margin order rules), checked before sending."""
+    """The parameters each order type needs, and refuses (spot/margin order rules), checked
+    before sending. MARKET's quantity rule (quantity or quote_order_qty) is the caller's."""
+    # A trailing stop may carry a price (OTO/OTOCO pending legs need one, change log 2026-06-15).
+    priced = _PRICED_TYPES if trailing_delta is None else _PRICED_TYPES | _TRIGGERED_TYPES
+    for name, value, types in (
+        ("price", price, priced),
+        ("stop_price", stop_price, _TRIGGERED_TYPES),
+        ("trailing_delta", trailing_delta, _TRIGGERED_TYPES),
+        ("time_in_force", time_in_force, _TIME_IN_FORCE_TYPES),
+        ("iceberg_qty", iceberg_qty, _PRICED_TYPES),
+    ):
+        if value is not None and order_type not in types:
+            raise ParameterError(prefix + name, f"is not allowed for {order_type} orders")
+    if order_type == "MARKET":
+        return
 
     def need(name: str, value: str | None, why: str) -> None:
         if value is None:
@@ -531,23 +555,24 @@ class MarginAPI(abc.ABC):
         stop = P.amount("stop_price", stop_price)
         tif = P.enum_value("time_in_force", time_in_force, TimeInForce)
         trailing = P.integer("trailing_delta", trailing_delta, minimum=1)
+        iceberg = P.amount("iceberg_qty", iceberg_qty)
         if order_type == "MARKET":
             if (qty is None) == (quote_qty is None):
                 raise ParameterError(
                     "quantity", "MARKET orders take exactly one of quantity or quote_order_qty"
                 )
-        else:
-            if quote_qty is not None:
-                raise ParameterError("quote_order_qty", "is only allowed for MARKET orders")
-            _order_leg_rules(
-                "",
-                order_type,
-                quantity=qty,
-                price=price_s,
-                stop_price=stop,
-                trailing_delta=trailing,
-                time_in_force=tif,
-            )
+        elif quote_qty is not None:
+            raise ParameterError("quote_order_qty", "is only allowed for MARKET orders")
+        _order_leg_rules(
+            "",
+            order_type,
+            quantity=qty,
+            price=price_s,
+            stop_price=stop,
+            trailing_delta=trailing,
+            time_in_force=tif,
+            iceberg_qty=iceberg,
+        )
         client_id = _client_id("new_client_order_id", new_client_order_id)
         params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
         _put_isolated(params, is_isolated)
@@ -558,7 +583,7 @@ class MarginAPI(abc.ABC):
         _put(params, "price", price_s)
         _put(params, "stopPrice", stop)
         params.append(("newClientOrderId", client_id))
-        _put(params, "icebergQty", P.amount("iceberg_qty", iceberg_qty))
+        _put(params, "icebergQty", iceberg)
         _put_order_options(
             params,
             new_order_resp_type,
@@ -748,10 +773,18 @@ class MarginAPI(abc.ABC):
         """
         stop_limit = P.amount("stop_limit_price", stop_limit_price)
         stop_tif = P.enum_value("stop_limit_time_in_force", stop_limit_time_in_force, TimeInForce)
+        stop_iceberg = P.amount("stop_iceberg_qty", stop_iceberg_qty)
         if stop_limit is not None and stop_tif is None:
             raise ParameterError(
                 "stop_limit_time_in_force", "is required when stop_limit_price is given"
             )
+        # Without a stop-limit price the stop leg is a STOP_LOSS: no time in force, no iceberg.
+        for name, value in (
+            ("stop_limit_time_in_force", stop_tif),
+            ("stop_iceberg_qty", stop_iceberg),
+        ):
+            if stop_limit is None and value is not None:
+                raise ParameterError(name, "is only allowed with stop_limit_price")
         params, list_id = _list_head(symbol, is_isolated, list_client_order_id)
         params.append(("side", P.enum_value("side", side, OrderSide, required=True)))
         params.append(("quantity", P.amount("quantity", quantity, required=True)))
@@ -769,7 +802,7 @@ class MarginAPI(abc.ABC):
         )
         params.append(("stopPrice", P.amount("stop_price", stop_price, required=True)))
         _put(params, "stopLimitPrice", stop_limit)
-        _put(params, "stopIcebergQty", P.amount("stop_iceberg_qty", stop_iceberg_qty))
+        _put(params, "stopIcebergQty", stop_iceberg)
         _put(params, "stopLimitTimeInForce", stop_tif)
         _put_order_options(
             params,

@@ -448,7 +448,12 @@ async def test_new_oto_rules_and_params() -> None:
         ({"working_type": "MARKET"}, "working_type"),
         ({"working_time_in_force": None}, "working_time_in_force"),
         ({"pending_price": None}, "pending_price"),
-        ({"pending_type": "STOP_LOSS", "pending_price": None}, "pending_price"),
+        (
+            {"pending_type": "STOP_LOSS", "pending_price": None, "pending_time_in_force": None},
+            "pending_price",
+        ),
+        ({"pending_type": "STOP_LOSS"}, "pending_time_in_force"),
+        ({"pending_type": "MARKET", "pending_trailing_delta": None}, "pending_price"),
     ]
     for change, param in bad:
         kwargs: dict[str, Any] = {
@@ -474,6 +479,45 @@ async def test_new_oto_rules_and_params() -> None:
             )
         assert info.value.param == param, change
     assert len(api.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"type": "MARKET", "quantity": "1", "price": "1"}, "price"),
+        ({"type": "MARKET", "quantity": "1", "stop_price": "1"}, "stop_price"),
+        ({"type": "MARKET", "quantity": "1", "time_in_force": "GTC"}, "time_in_force"),
+        ({"type": "MARKET", "quantity": "1", "iceberg_qty": "1"}, "iceberg_qty"),
+        ({"type": "MARKET", "quantity": "1", "trailing_delta": 5}, "trailing_delta"),
+        ({"type": "LIMIT", "quantity": "1", "price": "1", "time_in_force": "GTC",
+          "stop_price": "1"}, "stop_price"),
+        ({"type": "LIMIT_MAKER", "quantity": "1", "price": "1", "time_in_force": "GTC"},
+         "time_in_force"),
+        ({"type": "STOP_LOSS", "quantity": "1", "stop_price": "1", "price": "1"}, "price"),
+        ({"type": "TAKE_PROFIT", "quantity": "1", "stop_price": "1", "iceberg_qty": "1"},
+         "iceberg_qty"),
+    ],
+)  # fmt: skip
+async def test_order_parameters_an_order_type_does_not_take_are_refused(
+    kwargs: dict[str, Any], param: str
+) -> None:
+    # Binance answers these with -1106 "sent when not required"; refused before sending.
+    api = Recorder()
+    with pytest.raises(ParameterError) as info:
+        await api.new_order("BTCUSDT", "BUY", **kwargs)
+    assert info.value.param == param
+    assert api.calls == []
+
+
+async def test_oco_stop_leg_options_need_a_stop_limit_price() -> None:
+    api = Recorder()
+    cases: list[dict[str, Any]] = [{"stop_iceberg_qty": "1"}, {"stop_limit_time_in_force": "GTC"}]
+    for options in cases:
+        (name,) = options
+        with pytest.raises(ParameterError) as info:
+            await api.new_oco("BTCUSDT", "SELL", "1", "30000", "25000", **options)
+        assert info.value.param == name
+    assert api.calls == []
 
 
 async def test_new_otoco_legs() -> None:
