@@ -15,7 +15,7 @@ Conventions the shell can rely on
   API answers of margin special keys: ``orderListId``, ``workingTime``, no ``isIsolated``).
 * A rejected request raises :class:`LedgerError` (Binance code, message, HTTP status) **before**
   changing anything: a failed call leaves no state change and no event. The one exception is
-  Binance's own: a cancel-replace whose second part fails keeps its first (``-2021``).
+  Binance's own: a cancel-replace that partly fails keeps the part that succeeded (``-2021``).
 * Events go to an outbox of :class:`LedgerEvent`: ``channel="trade"`` for the listen-token stream
   of ``scope`` (``"CROSS"`` or the isolated symbol), ``channel="risk"`` (scope ``"CROSS"``) for the
   risk stream. Payloads are the wire dicts of PROTOCOL.md §4 (without the ``subscriptionId``
