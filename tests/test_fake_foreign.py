@@ -10,6 +10,7 @@ order and its ``executionReport`` through python-binance's margin socket (a list
 from __future__ import annotations
 
 import asyncio
+import decimal
 from decimal import Decimal
 from typing import Any
 
@@ -76,33 +77,36 @@ async def test_python_binance_trades_margin_against_the_fake() -> None:
 
 async def test_ccxt_loads_the_fakes_markets_and_trades_margin() -> None:
     ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a dev dependency")
-    async with FakeExchange(seed=12) as exchange:
-        creds = exchange.add_account(margin_balances={"USDT": "10000"})
-        client = ccxt.binance(
-            {
-                "apiKey": creds.api_key,
-                "secret": creds.api_secret,
-                # Only the venues the fake serves: no futures markets, no wallet currencies.
-                "options": {"fetchMarkets": ["spot"], "fetchCurrencies": False},
-            }
-        )
-        api = client.urls["api"]
-        for name, url in list(api.items()):
-            if isinstance(url, str) and url.startswith("https://api.binance.com/"):
-                api[name] = exchange.rest_url + url.removeprefix("https://api.binance.com")
-        try:
-            markets = await client.load_markets()
-            btc = markets["BTC/USDT"]  # parsed from the fake's exchangeInfo filters
-            assert (btc["precision"]["price"], btc["precision"]["amount"]) == (0.01, 0.00001)
-            assert btc["limits"]["cost"]["min"] == 5
-            balance = await client.fetch_balance({"type": "margin"})
-            assert balance["USDT"]["free"] == 10000
-            loan = await client.borrow_cross_margin("BTC", 0.01)
-            assert loan["info"]["tranId"] > 0
-            order = await client.create_order(
-                "BTC/USDT", "market", "sell", 0.01, params={"marginMode": "cross"}
+    # ccxt sets the thread's decimal context (ROUND_HALF_UP, Underflow trap): keep that change
+    # away from every other test.
+    with decimal.localcontext():
+        async with FakeExchange(seed=12) as exchange:
+            creds = exchange.add_account(margin_balances={"USDT": "10000"})
+            client = ccxt.binance(
+                {
+                    "apiKey": creds.api_key,
+                    "secret": creds.api_secret,
+                    # Only the venues the fake serves: no futures markets, no wallet currencies.
+                    "options": {"fetchMarkets": ["spot"], "fetchCurrencies": False},
+                }
             )
-            assert (order["status"], order["filled"]) == ("closed", 0.01)
-            assert exchange.ledger.balance(creds.account_id, "BTC").free == 0
-        finally:
-            await client.close()
+            api = client.urls["api"]
+            for name, url in list(api.items()):
+                if isinstance(url, str) and url.startswith("https://api.binance.com/"):
+                    api[name] = exchange.rest_url + url.removeprefix("https://api.binance.com")
+            try:
+                markets = await client.load_markets()
+                btc = markets["BTC/USDT"]  # parsed from the fake's exchangeInfo filters
+                assert (btc["precision"]["price"], btc["precision"]["amount"]) == (0.01, 0.00001)
+                assert btc["limits"]["cost"]["min"] == 5
+                balance = await client.fetch_balance({"type": "margin"})
+                assert balance["USDT"]["free"] == 10000
+                loan = await client.borrow_cross_margin("BTC", 0.01)
+                assert loan["info"]["tranId"] > 0
+                order = await client.create_order(
+                    "BTC/USDT", "market", "sell", 0.01, params={"marginMode": "cross"}
+                )
+                assert (order["status"], order["filled"]) == ("closed", 0.01)
+                assert exchange.ledger.balance(creds.account_id, "BTC").free == 0
+            finally:
+                await client.close()

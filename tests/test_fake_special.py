@@ -132,6 +132,23 @@ async def test_special_keys_are_created_queried_listed_edited_and_deleted(
     assert status == 200  # the isolated pair's key was not deleted with the cross ones
 
 
+async def test_the_clients_special_key_methods_work_against_the_fake(
+    exchange: FakeExchange, owner: Credentials
+) -> None:
+    _, public = ed25519_pair()
+    async with exchange.client(owner) as client:
+        created = await client.create_special_key("bot", public_key=public.strip())
+        assert (created.type, created.secret_key) == ("Ed25519", None)
+        hmac_key = await client.create_special_key("bot2", symbol="ETHUSDT", ip=["10.0.0.1"])
+        assert hmac_key.type == "HMAC_SHA256" and hmac_key.secret_key
+        (listed,) = await client.get_special_key_list()
+        assert (listed.api_key, listed.api_name, listed.type) == (created.api_key, "bot", "Ed25519")
+        info = await client.get_special_key(api_key=hmac_key.api_key, symbol="ETHUSDT")
+        assert info.ip == "10.0.0.1"
+        await client.delete_special_key(api_key=created.api_key)
+        assert await client.get_special_key_list() == []
+
+
 async def test_special_key_creation_errors(rest: FakeRest, owner: Credentials) -> None:
     for params, code in (
         ([("apiName", "x"), ("symbol", "BNBUSDT")], -3003),  # no isolated account there
@@ -470,6 +487,9 @@ async def test_hmac_keys_sign_each_request_and_cannot_log_on(
     assert answer["result"][0]["listOrderStatus"] == "ALL_DONE"
     answer = await ws_api.call("exchangeInfo", {"symbols": ["BNBUSDT"]})
     assert answer["result"]["symbols"][0]["symbol"] == "BNBUSDT"
+    assert (await ws_api.call("userDataStream.unsubscribe"))["result"] == {}
+    while (await ws_api.event())["event"]["e"] != "eventStreamTerminated":
+        pass  # the events of the orders above, then the end of the subscription
 
 
 async def test_the_user_stream_switch_withholds_special_key_subscriptions() -> None:
