@@ -4,7 +4,9 @@ URLs (a subclass that only sets the REST and WebSocket API base URLs).
 It checks that the fake serves what another library needs, in Binance's wire format:
 ``create()`` (``ping`` and ``time``), ``exchangeInfo``, the margin account, a borrow, a margin
 order and its ``executionReport`` through python-binance's margin socket (a listen token from
-``POST /sapi/v1/userListenToken`` subscribed on the WebSocket API). No network: only 127.0.0.1.
+``POST /sapi/v1/userListenToken`` subscribed on the WebSocket API), a special key's orders on
+``/api/v3`` and the WebSocket API signed by python-binance, and ccxt's markets, margin balance,
+borrow and margin order. No network: only 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -68,6 +70,39 @@ async def test_python_binance_trades_margin_against_the_fake() -> None:
             # python-binance's close waits for its WebSocket API read loop, which only looks up
             # between frames or after a 10 s receive timeout: the server closing the connection
             # (as Binance does at its 24 h cut) ends that wait at once.
+            closing = asyncio.create_task(client.close_connection())
+            await exchange.close()
+            await closing
+    finally:
+        await exchange.close()
+
+
+async def test_python_binance_trades_with_a_special_key_on_api_v3_and_the_ws_api() -> None:
+    """python-binance signs the Spot REST API and the WebSocket API (parameters sorted by name)
+    its own way: a special key's orders go through both, against the margin account."""
+    exchange = FakeExchange(seed=13)
+    await exchange.start()
+    try:
+        creds = exchange.add_account(margin_balances={"USDT": "10000", "BTC": "1"})
+        async with exchange.client(creds) as ours:
+            key = await ours.create_special_key("python-binance")
+        client = await python_binance_client(exchange).create(key.api_key, key.secret_key)
+        try:
+            resting = await client.create_order(
+                symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                quantity="0.01", price="59000",
+            )  # fmt: skip
+            assert (resting["status"], resting["orderListId"]) == ("NEW", -1)
+            taken = await client.ws_create_order(
+                symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.001"
+            )
+            assert taken["status"] == "FILLED" and taken["fills"][0]["price"] == "60000.00000000"
+            status = await client.ws_get_order(symbol="BTCUSDT", orderId=resting["orderId"])
+            assert status["isWorking"] is True
+            canceled = await client.ws_cancel_order(symbol="BTCUSDT", orderId=resting["orderId"])
+            assert canceled["status"] == "CANCELED"
+            assert exchange.ledger.balance(creds.account_id, "BTC").free == Decimal("0.999")
+        finally:
             closing = asyncio.create_task(client.close_connection())
             await exchange.close()
             await closing
