@@ -366,12 +366,7 @@ class WsApi:
     async def call(
         self, method: str, params: dict[str, Any] | None = None, *, sign: Credentials | None = None
     ) -> dict[str, Any]:
-        params = dict(params or {})
-        if sign is not None:
-            params["apiKey"] = sign.api_key
-            params.setdefault("timestamp", self.exchange.server_time_ms())
-            signer = load_signer(api_secret=sign.api_secret, private_key=sign.private_key)
-            params["signature"] = signer.sign(ws_api_payload(params))
+        params = self.signed(params or {}, sign) if sign is not None else dict(params or {})
         request_id = self.next_id
         self.next_id += 1
         await self.ws.send(orjson.dumps({"id": request_id, "method": method, "params": params}))
@@ -382,6 +377,13 @@ class WsApi:
             else:
                 assert frame["id"] == request_id
                 return frame
+
+    def signed(self, params: dict[str, Any], key: Credentials) -> dict[str, Any]:
+        """``params`` with ``apiKey``, ``timestamp`` and the signature over them, sorted."""
+        params = {**params, "apiKey": key.api_key}
+        params.setdefault("timestamp", self.exchange.server_time_ms())
+        signer = load_signer(api_secret=key.api_secret, private_key=key.private_key)
+        return {**params, "signature": signer.sign(ws_api_payload(params))}
 
     async def receive(self) -> dict[str, Any]:
         frame = orjson.loads(await asyncio.wait_for(self.ws.recv(), 10))
@@ -507,3 +509,27 @@ async def test_the_user_stream_switch_withholds_special_key_subscriptions() -> N
             assert (await api.call("order.place", place))["status"] == 200
     with pytest.raises(ValueError, match="special_key_user_stream"):
         FakeExchange(special_key_user_stream="sometimes")  # type: ignore[arg-type]
+
+
+async def test_a_lost_ws_order_answer_still_places_the_order_once(
+    rest: FakeRest, exchange: FakeExchange, owner: Credentials
+) -> None:
+    key = await special_key(rest, owner)
+    place = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+             "quantity": "0.01", "price": "59000", "newClientOrderId": "lost-1"}  # fmt: skip
+    exchange.fail_next("order.place", execute=True, status=503, code=-1007, msg="Timeout.")
+    async with websockets.connect(exchange.ws_api_url) as ws:
+        api = WsApi(ws, exchange)
+        answer = await api.call("order.place", place, sign=key)
+        assert (answer["status"], answer["error"]["code"]) == (503, -1007)
+        # Checked and counted at request time, like the REST route.
+        assert answer["rateLimits"][0]["rateLimitType"] == "ORDERS"
+        exchange.fail_next("order.place", execute="later", disconnect=True)
+        lost = api.signed({**place, "newClientOrderId": "lost-2"}, key)
+        await api.ws.send(orjson.dumps({"id": 99, "method": "order.place", "params": lost}))
+        with pytest.raises(websockets.ConnectionClosed):
+            await api.receive()
+    assert [o["clientOrderId"] for o in exchange.ledger.open_orders(owner.account_id)] == ["lost-1"]
+    assert exchange.run_deferred() == 1  # the backend executes it after the connection is gone
+    orders = exchange.ledger.open_orders(owner.account_id)
+    assert [o["clientOrderId"] for o in orders] == ["lost-1", "lost-2"]
