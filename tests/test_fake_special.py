@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection
 
 from binance_margin_async.signing import load_signer, ws_api_payload
 from binance_margin_async.testing import Credentials, FakeExchange
+from binance_margin_async.testing._wsapi import WS_ROUTES
 
 rest, exchange = exchange_fixtures(seed=5)
 
@@ -533,3 +534,17 @@ async def test_a_lost_ws_order_answer_still_places_the_order_once(
     assert exchange.run_deferred() == 1  # the backend executes it after the connection is gone
     orders = exchange.ledger.open_orders(owner.account_id)
     assert [o["clientOrderId"] for o in orders] == ["lost-1", "lost-2"]
+
+
+async def test_every_ws_trading_method_is_served_with_its_rest_checks(
+    rest: FakeRest, exchange: FakeExchange, owner: Credentials, ws_api: WsApi
+) -> None:
+    key = await special_key(rest, owner)
+    for method in WS_ROUTES:
+        answer = await ws_api.call(method, sign=key if method != "exchangeInfo" else None)
+        if method in ("exchangeInfo", "openOrders.status"):
+            assert answer["status"] == 200, (method, answer)
+        else:
+            # Known and authenticated; then the REST route's own mandatory parameters.
+            assert answer["error"]["code"] == -1102, (method, answer)
+            assert "symbol" in answer["error"]["msg"], (method, answer)
