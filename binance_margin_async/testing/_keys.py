@@ -20,17 +20,26 @@ import functools
 import hashlib
 import hmac
 import random
+import re
 import string
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+import nacl.exceptions
 import nacl.signing
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Credentials", "KeyType", "Verifier", "make_credentials"]
+__all__ = [
+    "Credentials",
+    "KeyType",
+    "Verifier",
+    "hmac_verifier",
+    "make_credentials",
+    "public_key_verifier",
+]
 
 KeyType = Literal["HMAC", "ED25519", "RSA"]
 KEY_TYPES: Final[tuple[KeyType, ...]] = ("HMAC", "ED25519", "RSA")
@@ -39,6 +48,12 @@ _ALNUM: Final = string.ascii_letters + string.digits
 # PKCS#8 wrapping of a raw 32-byte Ed25519 seed (RFC 8410): SEQUENCE { INTEGER 0,
 # AlgorithmIdentifier { OID 1.3.101.112 }, OCTET STRING { OCTET STRING seed } }.
 _ED25519_PKCS8_PREFIX: Final = bytes.fromhex("302e020100300506032b657004220420")
+# SubjectPublicKeyInfo of a raw 32-byte Ed25519 public key (RFC 8410): SEQUENCE {
+# AlgorithmIdentifier { OID 1.3.101.112 }, BIT STRING { key } }.
+_ED25519_SPKI_PREFIX: Final = bytes.fromhex("302a300506032b6570032100")
+_PUBLIC_PEM_RE: Final = re.compile(
+    r"-----BEGIN PUBLIC KEY-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END PUBLIC KEY-----\s*"
+)
 # RSA keys cannot be derived from a seed by `cryptography`, so the fake ships 16 fixed 2048-bit
 # PKCS#8 keys (generated once with `cryptography`) and picks one by index; loading one costs
 # milliseconds where generating one cost ~1 s.
@@ -191,3 +206,47 @@ def make_credentials(
     pem = _rsa_pems()[index]
     creds = Credentials(account_id, key_type, api_key, private_key=pem)
     return creds, Verifier(key_type, _rsa_checker(key.public_key()))
+
+
+def hmac_verifier(secret: str) -> Verifier:
+    """The verifier of an HMAC-SHA256 key with ``secret``."""
+    return Verifier("HMAC", _hmac_checker(secret))
+
+
+def public_key_verifier(pem: str) -> Verifier:
+    """The verifier of an Ed25519 or RSA public key given as a PKCS#8 ``BEGIN PUBLIC KEY`` PEM
+    (what ``POST /sapi/v1/margin/apiKey`` takes as ``publicKey``).
+
+    Raises ``ValueError`` when ``pem`` is not such a key (RSA keys need ``cryptography``).
+    """
+    match = _PUBLIC_PEM_RE.fullmatch(pem.strip() + "\n")
+    if match is None:
+        raise ValueError("not a PEM public key")
+    try:
+        der = base64.b64decode("".join(match.group(1).split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not a PEM public key") from None
+    if len(der) == 44 and der.startswith(_ED25519_SPKI_PREFIX):
+        verify_key = nacl.signing.VerifyKey(der[len(_ED25519_SPKI_PREFIX) :])
+
+        def check(payload: bytes, signature: str) -> bool:
+            raw = _b64(signature)
+            if raw is None:
+                return False
+            try:
+                verify_key.verify(payload, raw)
+            except nacl.exceptions.BadSignatureError:
+                return False
+            return True
+
+        return Verifier("ED25519", check)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    try:
+        key = serialization.load_der_public_key(der)
+    except ValueError:
+        raise ValueError("not an Ed25519 or RSA public key") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("not an Ed25519 or RSA public key")
+    return Verifier("RSA", _rsa_checker(key))

@@ -11,6 +11,7 @@ from ._ledger_state import (
     _GTC,
     _LIMIT,
     _LIMIT_MAKER,
+    _LOSS_TYPES,
     _PENDING_NEW,
     _PHASE_DONE,
     _PHASE_OCO,
@@ -28,6 +29,7 @@ from ._ledger_state import (
     LedgerError,
     _Account,
     _enum,
+    _flag,
     _in_range,
     _limit,
     _mandatory,
@@ -102,6 +104,74 @@ class _ListLedger(_OrderLedger):
             auto_repay_at_cancel,
         )  # fmt: skip
 
+    def new_order_list_oco(
+        self,
+        account_id: str,
+        symbol: str,
+        side: str,
+        quantity: Amount,
+        above_type: str,
+        below_type: str,
+        now: int,
+        *,
+        is_isolated: bool | str = False,
+        list_client_order_id: str | None = None,
+        above_client_order_id: str | None = None,
+        above_iceberg_qty: Amount | None = None,
+        above_price: Amount | None = None,
+        above_stop_price: Amount | None = None,
+        above_time_in_force: str | None = None,
+        below_client_order_id: str | None = None,
+        below_iceberg_qty: Amount | None = None,
+        below_price: Amount | None = None,
+        below_stop_price: Amount | None = None,
+        below_time_in_force: str | None = None,
+        new_order_resp_type: str | None = None,
+        side_effect_type: str | None = None,
+        self_trade_prevention_mode: str | None = None,
+        auto_repay_at_cancel: bool | str = True,
+        spot: bool | str = False,
+    ) -> dict[str, Any]:
+        """``POST /api/v3/orderList/oco`` (``orderList.place.oco``): an OCO of an above and a
+        below order, one lock for both.
+
+        A SELL takes LIMIT_MAKER/TAKE_PROFIT[_LIMIT] above and STOP_LOSS[_LIMIT] below, a BUY
+        the reverse (``-1116`` otherwise); the above trigger price > current price > the below
+        one (``-1013``). Legs rest until triggered, so both must be GTC (``-1115``).
+        https://developers.binance.com/docs/binance-spot-api-docs/rest-api/trading-endpoints
+        """
+        spot = _flag(spot, "spot")
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
+        side_v = _enum(side, _SIDES, -1117, "Invalid side.")
+        legs = [
+            self._parse_spec(
+                sym, side_v, leg_type, tif, quantity, None, price, stop, iceberg, client_id,
+                prefix, names={"quantity": "quantity"},
+            )
+            for prefix, leg_type, tif, price, stop, iceberg, client_id in (
+                ("above", above_type, above_time_in_force, above_price, above_stop_price,
+                 above_iceberg_qty, above_client_order_id),
+                ("below", below_type, below_time_in_force, below_price, below_stop_price,
+                 below_iceberg_qty, below_client_order_id),
+            )
+        ]  # fmt: skip
+        self._check_otoco_legs(side_v, legs)
+        if not _trigger_price(legs[0]) > sym.price > _trigger_price(legs[1]):
+            raise LedgerError(
+                -1013, "The relationship of the prices for the orders is not correct."
+            )
+        for leg in legs:
+            self._check_placement(sym, leg)
+        list_client_id = self._list_client_id(acct, wallet, sym, list_client_order_id)
+        # Binance lists the stop-loss leg first (rest-api.md OCO examples, both sides).
+        if legs[1].type in _LOSS_TYPES:
+            legs.reverse()
+        return self._place_list(
+            acct, wallet, sym, "OCO", list_client_id, legs, [], now,
+            new_order_resp_type, side_effect_type, self_trade_prevention_mode,
+            auto_repay_at_cancel, spot,
+        )  # fmt: skip
+
     def new_oto(
         self,
         account_id: str,
@@ -129,6 +199,7 @@ class _ListLedger(_OrderLedger):
         pending_quantity: Amount | None = None,
         pending_iceberg_qty: Amount | None = None,
         pending_time_in_force: str | None = None,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``POST /sapi/v1/margin/order/oto``: a LIMIT/LIMIT_MAKER working order whose full fill
         places the pending order (any type but MARKET by quote quantity).
@@ -136,6 +207,7 @@ class _ListLedger(_OrderLedger):
         Only the working order is funded at placement; the pending one when it is placed.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-OTO
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         working = self._working_spec(
             sym, working_type, working_side, working_time_in_force, working_quantity,
@@ -154,7 +226,7 @@ class _ListLedger(_OrderLedger):
         return self._place_list(
             acct, wallet, sym, "OTO", list_client_id, [working], [pending], now,
             new_order_resp_type, side_effect_type, self_trade_prevention_mode,
-            auto_repay_at_cancel,
+            auto_repay_at_cancel, spot,
         )  # fmt: skip
 
     def new_otoco(
@@ -190,6 +262,7 @@ class _ListLedger(_OrderLedger):
         pending_below_stop_price: Amount | None = None,
         pending_below_iceberg_qty: Amount | None = None,
         pending_below_time_in_force: str | None = None,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``POST /sapi/v1/margin/order/otoco``: a working order whose full fill places an OCO of
         a pending-above and (optionally) a pending-below order.
@@ -199,6 +272,7 @@ class _ListLedger(_OrderLedger):
         (``-1013``).
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-OTOCO
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         working = self._working_spec(
             sym, working_type, working_side, working_time_in_force, working_quantity,
@@ -229,7 +303,7 @@ class _ListLedger(_OrderLedger):
         return self._place_list(
             acct, wallet, sym, "OTOCO", list_client_id, [working], pendings, now,
             new_order_resp_type, side_effect_type, self_trade_prevention_mode,
-            auto_repay_at_cancel,
+            auto_repay_at_cancel, spot,
         )  # fmt: skip
 
     def cancel_order_list(
@@ -242,12 +316,14 @@ class _ListLedger(_OrderLedger):
         order_list_id: int | str | None = None,
         list_client_order_id: str | None = None,
         new_client_order_id: str | None = None,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``DELETE /sapi/v1/margin/orderList``: cancel an unresolved list → the list response.
 
         ``-2011 Unknown order list sent.`` when no unresolved list matches.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-OCO
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         lid = _opt_int(order_list_id, "orderListId")
         _one_of(("listClientOrderId", list_client_order_id), ("orderListId", lid))
@@ -257,7 +333,7 @@ class _ListLedger(_OrderLedger):
         if lst is None or lst.phase == _PHASE_DONE:
             raise LedgerError(-2011, "Unknown order list sent.")
         self._cancel_list(acct, lst, now)
-        response = self._list_json(lst, now, reports="cancel")
+        response = self._list_json(lst, now, reports="cancel", spot=spot)
         self._flush(now)
         return response
 
@@ -408,14 +484,15 @@ class _ListLedger(_OrderLedger):
         side_effect_type: str | None,
         self_trade_prevention_mode: str | None,
         auto_repay_at_cancel: bool | str,
+        spot: bool = False,
     ) -> dict[str, Any]:
         """Validate funding and place an OCO (``first`` = both legs), OTO or OTOCO (``first`` =
         the working order, ``pending`` = what its fill places)."""
-        # The response type is validated only: list answers always carry orderReports (see the
-        # module docstring).
-        _, effect, stp, auto_repay = _order_options(
+        # Margin answers always carry RESULT-like orderReports (see the module docstring); the
+        # Spot API shapes them by the response type (RESULT by default in the fake).
+        resp_type, effect, stp, auto_repay = _order_options(
             new_order_resp_type, side_effect_type, self_trade_prevention_mode,
-            auto_repay_at_cancel, "ACK",
+            auto_repay_at_cancel, "RESULT",
         )  # fmt: skip
         self._check_client_ids(acct, wallet, sym, [s.client_id for s in first + pending])
         asset = _reserve_asset(sym, first[0].side)
@@ -452,6 +529,9 @@ class _ListLedger(_OrderLedger):
             self._report(order, now, "NEW")
         self._list_status(lst, now)
         self._match(sym, now)
-        response = self._list_json(lst, now, reports="new", borrowed=res.borrowed, asset=asset)
+        response = self._list_json(
+            lst, now, reports="new", borrowed=res.borrowed, asset=asset, spot=spot,
+            resp_type=resp_type,
+        )  # fmt: skip
         self._flush(now)
         return response

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import ROUND_UP, Decimal
-from typing import Any
+from typing import Any, Final
 
 from ._ledger_state import (
     _BUY,
@@ -49,6 +49,7 @@ from ._ledger_state import (
     _enum,
     _flag,
     _fmt,
+    _illegal,
     _in_range,
     _limit,
     _maker_priority,
@@ -83,7 +84,17 @@ class _OrderLedger(_WalletLedger):
     def symbols(self) -> list[SymbolSpec]:
         """The configured symbols with their current prices."""
         return [
-            SymbolSpec(s.name, s.base, s.quote, s.price, s.tick_size, s.step_size, s.min_notional)
+            SymbolSpec(
+                s.name,
+                s.base,
+                s.quote,
+                s.price,
+                s.tick_size,
+                s.step_size,
+                s.min_notional,
+                s.max_price,
+                s.max_qty,
+            )
             for s in self._symbols.values()
         ]
 
@@ -128,6 +139,7 @@ class _OrderLedger(_WalletLedger):
         time_in_force: str | None = None,
         self_trade_prevention_mode: str | None = None,
         auto_repay_at_cancel: bool | str = True,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``POST /sapi/v1/margin/order``: place an order; the ACK/RESULT/FULL response.
 
@@ -137,35 +149,107 @@ class _OrderLedger(_WalletLedger):
         ``-3003`` isolated account missing.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-Order
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         spec = self._parse_spec(
             sym, side, type, time_in_force, quantity, quote_order_qty, price, stop_price,
             iceberg_qty, new_client_order_id, "",
         )  # fmt: skip
         default_resp = "FULL" if spec.type in (_MARKET, _LIMIT) else "ACK"
-        resp_type, effect, stp, auto_repay = _order_options(
+        options = _order_options(
             new_order_resp_type, side_effect_type, self_trade_prevention_mode,
             auto_repay_at_cancel, default_resp,
         )  # fmt: skip
-        self._check_client_ids(acct, wallet, sym, [spec.client_id])
-        self._check_placement(sym, spec)
-        if spec.type == _MARKET:
-            asset, need = self._market_cost(sym, spec)
-        else:
-            asset, need = _reserve_asset(sym, spec.side), _spec_need(spec)
-        self._check_funding(wallet, asset, need, effect)
-        # Validated: change state.
-        order = self._make_order(acct, wallet, sym, spec, now, effect, auto_repay, stp)
-        self._open(order, now)
-        if order.type != _MARKET:
-            order.res = _Reservation(wallet, asset, [order])
-            self._fund(acct, order.res, effect, now, order)
-        self._report(order, now, "NEW")
-        self._match(sym, now)
-        fills = [t for t in self._op_trades if t.order_id == order.order_id]
-        response = self._order_response(order, resp_type, now, fills)
+        response = self._place_order(acct, sym, wallet, spec, options, now, spot)
         self._flush(now)
         return response
+
+    def cancel_replace_order(
+        self,
+        account_id: str,
+        symbol: str,
+        side: str,
+        type: str,
+        cancel_replace_mode: str,
+        now: int,
+        *,
+        is_isolated: bool | str = False,
+        cancel_order_id: int | str | None = None,
+        cancel_orig_client_order_id: str | None = None,
+        cancel_new_client_order_id: str | None = None,
+        quantity: Amount | None = None,
+        quote_order_qty: Amount | None = None,
+        price: Amount | None = None,
+        stop_price: Amount | None = None,
+        new_client_order_id: str | None = None,
+        iceberg_qty: Amount | None = None,
+        new_order_resp_type: str | None = None,
+        side_effect_type: str | None = None,
+        time_in_force: str | None = None,
+        self_trade_prevention_mode: str | None = None,
+        auto_repay_at_cancel: bool | str = True,
+        spot: bool | str = False,
+    ) -> dict[str, Any]:
+        """``POST /api/v3/order/cancelReplace`` (``order.cancelReplace``): cancel an open order,
+        then place a new one on the same symbol.
+
+        Parameter and filter errors (``-1102``, ``-1013``...) reject the whole request before
+        anything happens. Otherwise the cancel runs first (``-2011`` when no open order matches)
+        and the placement sees the funds it released. Both succeed: ``{"cancelResult": "SUCCESS",
+        "newOrderResult": "SUCCESS", "cancelResponse", "newOrderResponse"}``. A failed part gives
+        :class:`LedgerError` with Binance's ``data`` body: ``-2022`` (400) when the cancel failed
+        with ``STOP_ON_FAILURE`` (new order ``NOT_ATTEMPTED``) or both failed, ``-2021`` (409)
+        when one part failed; unlike every other call, the part that succeeded stays done.
+        https://developers.binance.com/docs/binance-spot-api-docs/rest-api/trading-endpoints
+        """
+        spot = _flag(spot, "spot")
+        if cancel_replace_mode not in _CANCEL_REPLACE_MODES:
+            raise _illegal("cancelReplaceMode", ", ".join(sorted(_CANCEL_REPLACE_MODES)))
+        acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
+        oid = _opt_int(cancel_order_id, "cancelOrderId")
+        _one_of(("cancelOrigClientOrderId", cancel_orig_client_order_id), ("cancelOrderId", oid))
+        cancel_id = self._client_id(cancel_new_client_order_id, "cancelNewClientOrderId")
+        spec = self._parse_spec(
+            sym, side, type, time_in_force, quantity, quote_order_qty, price, stop_price,
+            iceberg_qty, new_client_order_id, "",
+        )  # fmt: skip
+        default_resp = "FULL" if spec.type in (_MARKET, _LIMIT) else "ACK"
+        options = _order_options(
+            new_order_resp_type, side_effect_type, self_trade_prevention_mode,
+            auto_repay_at_cancel, default_resp,
+        )  # fmt: skip
+        # Filters are checked before the cancel (Binance: "Filters and Order Count are evaluated
+        # before the processing of the cancellation and order placement").
+        self._check_notional(sym, spec)
+        order = self._find_order(
+            acct, wallet, sym, oid, cancel_orig_client_order_id, live_only=True
+        )
+        cancel_body: dict[str, Any] | None = None
+        if order is not None:
+            self._cancel_one(acct, order, cancel_id, now)
+            cancel_body = self._cancel_json(order, now, spot=spot)
+        elif cancel_replace_mode == "STOP_ON_FAILURE":
+            raise _cancel_replace_error(-2022, _UNKNOWN_ORDER.body(), None)
+        new_body: dict[str, Any]
+        try:
+            new_body = self._place_order(acct, sym, wallet, spec, options, now, spot)
+            placed = True
+        except LedgerError as exc:
+            new_body, placed = exc.body(), False
+        self._flush(now)
+        if cancel_body is not None and placed:
+            return {
+                "cancelResult": "SUCCESS",
+                "newOrderResult": "SUCCESS",
+                "cancelResponse": cancel_body,
+                "newOrderResponse": new_body,
+            }
+        if cancel_body is None and not placed:
+            raise _cancel_replace_error(-2022, _UNKNOWN_ORDER.body(), new_body)
+        raise _cancel_replace_error(
+            -2021, cancel_body if cancel_body is not None else _UNKNOWN_ORDER.body(), new_body,
+            cancel_ok=cancel_body is not None, new_ok=placed,
+        )  # fmt: skip
 
     def cancel_order(
         self,
@@ -177,6 +261,7 @@ class _OrderLedger(_WalletLedger):
         order_id: int | str | None = None,
         orig_client_order_id: str | None = None,
         new_client_order_id: str | None = None,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``DELETE /sapi/v1/margin/order``: cancel one open order → its cancel response.
 
@@ -184,24 +269,27 @@ class _OrderLedger(_WalletLedger):
         cancels the whole list (every order gets a ``CANCELED`` report, then ``listStatus``).
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-Order
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         oid = _opt_int(order_id, "orderId")
         _one_of(("origClientOrderId", orig_client_order_id), ("orderId", oid))
         cancel_id = self._client_id(new_client_order_id, "newClientOrderId")
         order = self._find_order(acct, wallet, sym, oid, orig_client_order_id, live_only=True)
         if order is None:
-            raise LedgerError(-2011, "Unknown order sent.")
-        lst = acct.lists.get(order.list_id)
-        if lst is not None and lst.phase != _PHASE_DONE:
-            self._cancel_list(acct, lst, now, chosen=(order.order_id, cancel_id))
-        else:
-            self._close(order, _CANCELED, now, cancel_id=cancel_id)
-        response = self._cancel_json(order, now)
+            raise _UNKNOWN_ORDER
+        self._cancel_one(acct, order, cancel_id, now)
+        response = self._cancel_json(order, now, spot=spot)
         self._flush(now)
         return response
 
     def cancel_open_orders(
-        self, account_id: str, symbol: str, now: int, *, is_isolated: bool | str = False
+        self,
+        account_id: str,
+        symbol: str,
+        now: int,
+        *,
+        is_isolated: bool | str = False,
+        spot: bool | str = False,
     ) -> list[dict[str, Any]]:
         """``DELETE /sapi/v1/margin/openOrders``: cancel every open order (and list) of ``symbol``.
 
@@ -209,6 +297,7 @@ class _OrderLedger(_WalletLedger):
         ``-2011`` when nothing is open.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-All-Open-Orders
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         open_orders = self._live_orders(acct, wallet, sym.name)
         if not open_orders:
@@ -223,10 +312,10 @@ class _OrderLedger(_WalletLedger):
                 if lst.list_id not in done_lists:
                     done_lists.add(lst.list_id)
                     self._cancel_list(acct, lst, now)
-                    result.append(self._list_json(lst, now, reports="cancel"))
+                    result.append(self._list_json(lst, now, reports="cancel", spot=spot))
                 continue
             self._close(order, _CANCELED, now, cancel_id=self._gen_id())
-            result.append(self._cancel_json(order, now))
+            result.append(self._cancel_json(order, now, spot=spot))
         self._flush(now)
         return result
 
@@ -238,36 +327,45 @@ class _OrderLedger(_WalletLedger):
         is_isolated: bool | str = False,
         order_id: int | str | None = None,
         orig_client_order_id: str | None = None,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``GET /sapi/v1/margin/order``: one order (``-2013 Order does not exist.``).
 
         https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Order
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         oid = _opt_int(order_id, "orderId")
         _one_of(("origClientOrderId", orig_client_order_id), ("orderId", oid))
         order = self._find_order(acct, wallet, sym, oid, orig_client_order_id, live_only=False)
         if order is None:
             raise LedgerError(-2013, "Order does not exist.")
-        return self._order_json(order)
+        return self._order_json(order, spot=spot)
 
     def open_orders(
-        self, account_id: str, symbol: str | None = None, *, is_isolated: bool | str = False
+        self,
+        account_id: str,
+        symbol: str | None = None,
+        *,
+        is_isolated: bool | str = False,
+        spot: bool | str = False,
     ) -> list[dict[str, Any]]:
         """``GET /sapi/v1/margin/openOrders``: open orders (all cross symbols without ``symbol``).
 
         ``is_isolated`` needs ``symbol`` (``-1102``). Pending OTO orders are included.
         https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Open-Orders
         """
+        spot = _flag(spot, "spot")
         acct = self._account(account_id)
         isolated = _flag(is_isolated, "isIsolated")
         if symbol is None:
             if isolated:
                 raise _mandatory("symbol")
-            return [self._order_json(o) for o in acct.live.values() if o.scope == _CROSS]
-        sym = self._order_symbol(symbol)
-        wallet = self._trading_wallet(acct, sym, isolated)
-        return [self._order_json(o) for o in self._live_orders(acct, wallet, sym.name)]
+            live = [o for o in acct.live.values() if o.scope == _CROSS]
+        else:
+            sym = self._order_symbol(symbol)
+            live = self._live_orders(acct, self._trading_wallet(acct, sym, isolated), sym.name)
+        return [self._order_json(o, spot=spot) for o in live]
 
     def all_orders(
         self,
@@ -407,10 +505,10 @@ class _OrderLedger(_WalletLedger):
                 raise _not_required(name(param))
         if iceberg is not None and type_v not in _ICEBERG_TYPES:
             raise _not_required(name("icebergQty"))
-        if qty is not None and (qty <= 0 or qty % sym.step_size):
+        if qty is not None and (qty <= 0 or qty > sym.max_qty or qty % sym.step_size):
             raise LedgerError(-1013, "Filter failure: LOT_SIZE")
         for value in (px, stop):
-            if value is not None and (value <= 0 or value % sym.tick_size):
+            if value is not None and (value <= 0 or value > sym.max_price or value % sym.tick_size):
                 raise LedgerError(-1013, "Filter failure: PRICE_FILTER")
         return _Spec(
             side=side_v,
@@ -424,8 +522,47 @@ class _OrderLedger(_WalletLedger):
             client_id=self._client_id(client_id, name("newClientOrderId")),
         )
 
-    def _check_placement(self, sym: _Symbol, spec: _Spec) -> None:
-        """Checks that depend on the current price: NOTIONAL, LIMIT_MAKER, stop triggers."""
+    def _place_order(
+        self,
+        acct: _Account,
+        sym: _Symbol,
+        wallet: _Wallet,
+        spec: _Spec,
+        options: tuple[str, str, str, bool],
+        now: int,
+        spot: bool,
+    ) -> dict[str, Any]:
+        """Check and place one parsed order (``options``: resp type, side effect, STP mode,
+        autoRepayAtCancel); its answer. The caller flushes."""
+        resp_type, effect, stp, auto_repay = options
+        self._check_client_ids(acct, wallet, sym, [spec.client_id])
+        self._check_placement(sym, spec)
+        if spec.type == _MARKET:
+            asset, need = self._market_cost(sym, spec)
+        else:
+            asset, need = _reserve_asset(sym, spec.side), _spec_need(spec)
+        self._check_funding(wallet, asset, need, effect)
+        # Validated: change state.
+        order = self._make_order(acct, wallet, sym, spec, now, effect, auto_repay, stp)
+        self._open(order, now)
+        if order.type != _MARKET:
+            order.res = _Reservation(wallet, asset, [order])
+            self._fund(acct, order.res, effect, now, order)
+        self._report(order, now, "NEW")
+        self._match(sym, now)
+        fills = [t for t in self._op_trades if t.order_id == order.order_id]
+        return self._order_response(order, resp_type, now, fills, spot=spot)
+
+    def _cancel_one(self, acct: _Account, order: _Order, cancel_id: str, now: int) -> None:
+        """Cancel a live order; one of an unresolved list cancels the whole list."""
+        lst = acct.lists.get(order.list_id)
+        if lst is not None and lst.phase != _PHASE_DONE:
+            self._cancel_list(acct, lst, now, chosen=(order.order_id, cancel_id))
+        else:
+            self._close(order, _CANCELED, now, cancel_id=cancel_id)
+
+    def _check_notional(self, sym: _Symbol, spec: _Spec) -> None:
+        """The NOTIONAL filter (MARKET orders at the current price)."""
         if spec.type == _MARKET:
             notional = spec.quote_qty if spec.quote_qty is not None else spec.qty * sym.price
         else:
@@ -434,6 +571,10 @@ class _OrderLedger(_WalletLedger):
             notional = spec.qty * ref
         if notional < sym.min_notional:
             raise LedgerError(-1013, "Filter failure: NOTIONAL")
+
+    def _check_placement(self, sym: _Symbol, spec: _Spec) -> None:
+        """Checks that depend on the current price: NOTIONAL, LIMIT_MAKER, stop triggers."""
+        self._check_notional(sym, spec)
         if spec.type == _LIMIT_MAKER:
             assert spec.price is not None
             if _crosses(spec.side, spec.price, sym.price):
@@ -827,3 +968,32 @@ class _OrderLedger(_WalletLedger):
             lst = acct.lists.get(order.list_id)
             if lst is not None and order.role == _ROLE_WORKING and lst.phase == _PHASE_WORKING:
                 self._activate(acct, lst, now)
+
+
+_CANCEL_REPLACE_MODES: Final = frozenset({"STOP_ON_FAILURE", "ALLOW_FAILURE"})
+_UNKNOWN_ORDER: Final = LedgerError(-2011, "Unknown order sent.")
+
+
+def _cancel_replace_error(
+    code: int,
+    cancel: dict[str, Any],
+    new: dict[str, Any] | None,
+    *,
+    cancel_ok: bool = False,
+    new_ok: bool = False,
+) -> LedgerError:
+    """Binance's cancel-replace failure: ``-2022`` (400, nothing done or the cancel failed
+    first) or ``-2021`` (409, one part done), the parts' answers in ``data``."""
+    if code == -2022:
+        msg, status = "Order cancel-replace failed.", 400
+        new_result = "NOT_ATTEMPTED" if new is None else "FAILURE"
+    else:
+        msg, status = "Order cancel-replace partially failed.", 409
+        new_result = "SUCCESS" if new_ok else "FAILURE"
+    data = {
+        "cancelResult": "SUCCESS" if cancel_ok else "FAILURE",
+        "newOrderResult": new_result,
+        "cancelResponse": cancel,
+        "newOrderResponse": new,
+    }
+    return LedgerError(code, msg, status, data=data)

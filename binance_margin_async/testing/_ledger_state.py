@@ -28,15 +28,22 @@ class LedgerError(Exception):
     error page: https://developers.binance.com/docs/binance-spot-api-docs/errors
     """
 
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+    def __init__(
+        self, code: int, msg: str, status: int = 400, *, data: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"HTTP {status}, code {code}: {msg}")
         self.code = code
         self.msg = msg
         self.status = status
+        self.data = data
 
     def body(self) -> dict[str, Any]:
-        """The REST error body: ``{"code": ..., "msg": ...}``."""
-        return {"code": self.code, "msg": self.msg}
+        """The error body: ``{"code": ..., "msg": ...}``, plus ``data`` when Binance sends one
+        (cancel-replace failures)."""
+        body: dict[str, Any] = {"code": self.code, "msg": self.msg}
+        if self.data is not None:
+            body["data"] = self.data
+        return body
 
 
 class InvariantViolation(AssertionError):
@@ -61,8 +68,10 @@ class LedgerEvent:
 class SymbolSpec:
     """A tradable pair: assets, initial price and the filters the venue applies.
 
-    ``tick_size`` (PRICE_FILTER), ``step_size`` (LOT_SIZE) and ``min_notional`` (NOTIONAL) are
-    checked like Binance's symbol filters (``-1013 Filter failure: ...``).
+    ``tick_size`` and ``max_price`` (PRICE_FILTER; the minimum price is one tick), ``step_size``
+    and ``max_qty`` (LOT_SIZE; the minimum quantity is one step) and ``min_notional`` (NOTIONAL)
+    are checked like Binance's symbol filters (``-1013 Filter failure: ...``) and published by
+    the fake's ``GET /api/v3/exchangeInfo``.
     """
 
     symbol: str
@@ -72,6 +81,8 @@ class SymbolSpec:
     tick_size: Decimal = Decimal("0.01")
     step_size: Decimal = Decimal("0.00001")
     min_notional: Decimal = Decimal("5")
+    max_price: Decimal = Decimal("10000000")
+    max_qty: Decimal = Decimal("9000000")
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,8 +268,8 @@ _INSUFFICIENT: Final = "Account has insufficient balance for requested action."
 
 
 class _Symbol:
-    __slots__ = ("assets", "base", "liquidity", "min_notional", "name", "price", "quote",
-                 "step_size", "tick_size")  # fmt: skip
+    __slots__ = ("assets", "base", "liquidity", "max_price", "max_qty", "min_notional", "name",
+                 "price", "quote", "step_size", "tick_size")  # fmt: skip
 
     def __init__(self, spec: SymbolSpec) -> None:
         self.name = spec.symbol
@@ -269,6 +280,8 @@ class _Symbol:
         self.tick_size = spec.tick_size
         self.step_size = spec.step_size
         self.min_notional = spec.min_notional
+        self.max_price = spec.max_price
+        self.max_qty = spec.max_qty
         self.liquidity: Decimal | None = None
 
 

@@ -243,8 +243,10 @@ class _WireLedger(_RiskLedger):
         self._op_trades.clear()
 
     def _order_response(
-        self, order: _Order, resp_type: str, now: int, fills: list[_Trade]
+        self, order: _Order, resp_type: str, now: int, fills: list[_Trade], *, spot: bool = False
     ) -> dict[str, Any]:
+        if spot:
+            return _spot_order_response(order, resp_type, now, fills)
         body: dict[str, Any] = {
             "symbol": order.symbol,
             "orderId": order.order_id,
@@ -262,20 +264,13 @@ class _WireLedger(_RiskLedger):
         body["isIsolated"] = order.scope != _CROSS
         body["selfTradePreventionMode"] = order.stp
         if resp_type == "FULL":
-            body["fills"] = [
-                {
-                    "price": _fmt(t.price),
-                    "qty": _fmt(t.qty),
-                    "commission": _fmt(t.commission),
-                    "commissionAsset": t.commission_asset,
-                    "tradeId": t.trade_id,
-                }
-                for t in fills
-            ]
+            body["fills"] = _fills_json(fills)
         return body
 
-    def _order_json(self, order: _Order) -> dict[str, Any]:
+    def _order_json(self, order: _Order, *, spot: bool = False) -> dict[str, Any]:
         """The query shape (``GET /sapi/v1/margin/order``, openOrders, allOrders)."""
+        if spot:
+            return _spot_order_json(order)
         return {
             "clientOrderId": order.client_order_id,
             "cummulativeQuoteQty": _fmt(order.cum_quote),
@@ -298,7 +293,9 @@ class _WireLedger(_RiskLedger):
             "updateTime": order.update_time,
         }
 
-    def _cancel_json(self, order: _Order, now: int) -> dict[str, Any]:
+    def _cancel_json(self, order: _Order, now: int, *, spot: bool = False) -> dict[str, Any]:
+        if spot:
+            return _spot_cancel_json(order, now)
         return {
             "symbol": order.symbol,
             "isIsolated": order.scope != _CROSS,
@@ -318,7 +315,11 @@ class _WireLedger(_RiskLedger):
         reports: Literal["new", "cancel"] | None,
         borrowed: Decimal = _ZERO,
         asset: str | None = None,
+        spot: bool = False,
+        resp_type: str = "RESULT",
     ) -> dict[str, Any]:
+        """A list answer; ``spot``: the Spot API's shape, whose new-order reports follow
+        ``resp_type`` (ACK/RESULT/FULL, with this operation's fills)."""
         body: dict[str, Any] = {
             "orderListId": lst.list_id,
             "contingencyType": _WIRE_CONTINGENCY[lst.contingency],
@@ -328,6 +329,18 @@ class _WireLedger(_RiskLedger):
             "transactionTime": now,
             "symbol": lst.symbol,
         }
+        if spot:
+            body["orders"] = _list_orders_json(lst)
+            if reports == "new":
+                body["orderReports"] = [
+                    _spot_order_response(
+                        o, resp_type, now, [t for t in self._op_trades if t.order_id == o.order_id]
+                    )
+                    for o in lst.orders
+                ]
+            elif reports == "cancel":
+                body["orderReports"] = [_spot_cancel_json(o, now) for o in lst.orders]
+            return body
         if borrowed > 0:
             body["marginBuyBorrowAmount"] = _fmt(borrowed)
             body["marginBuyBorrowAsset"] = asset
@@ -391,3 +404,111 @@ class _WireLedger(_RiskLedger):
             "liquidateRate": _fmt(risk.force_liquidation),
             "tradeEnabled": True,
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# The Spot API's shapes (``/api/v3/*`` and the WebSocket API), used for margin special keys.
+# https://developers.binance.com/docs/binance-spot-api-docs/rest-api/trading-endpoints
+
+
+def _fills_json(fills: Sequence[_Trade]) -> list[dict[str, Any]]:
+    return [
+        {
+            "price": _fmt(t.price),
+            "qty": _fmt(t.qty),
+            "commission": _fmt(t.commission),
+            "commissionAsset": t.commission_asset,
+            "tradeId": t.trade_id,
+        }
+        for t in fills
+    ]
+
+
+def _list_orders_json(lst: _OrderList) -> list[dict[str, Any]]:
+    return [
+        {"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_order_id}
+        for o in lst.orders
+    ]
+
+
+def _spot_result(order: _Order) -> dict[str, Any]:
+    """The order fields of a Spot ``RESULT``/cancel answer, with the conditional ``stopPrice``
+    (stop types) and ``icebergQty`` (when sent)."""
+    body: dict[str, Any] = {
+        "price": _fmt_opt(order.price),
+        "origQty": _fmt(order.orig_qty),
+        "executedQty": _fmt(order.executed),
+        "origQuoteOrderQty": _fmt_opt(order.quote_qty),
+        "cummulativeQuoteQty": _fmt(order.cum_quote),
+        "status": order.status,
+        "timeInForce": order.tif,
+        "type": order.type,
+        "side": order.side,
+    }
+    if order.stop_price is not None:
+        body["stopPrice"] = _fmt(order.stop_price)
+    if order.iceberg is not None:
+        body["icebergQty"] = _fmt(order.iceberg)
+    return body
+
+
+def _spot_order_response(
+    order: _Order, resp_type: str, now: int, fills: Sequence[_Trade]
+) -> dict[str, Any]:
+    """``POST /api/v3/order`` (and ``order.place``): ACK, RESULT or FULL."""
+    body: dict[str, Any] = {
+        "symbol": order.symbol,
+        "orderId": order.order_id,
+        "orderListId": order.list_id,
+        "clientOrderId": order.client_order_id,
+        "transactTime": now,
+    }
+    if resp_type == "ACK":
+        return body
+    body.update(_spot_result(order))
+    # -1 until the order works (a stop not yet triggered, a pending list order).
+    body["workingTime"] = order.working_time if order.working_time is not None else -1
+    body["selfTradePreventionMode"] = order.stp
+    if resp_type == "FULL":
+        body["fills"] = _fills_json(fills)
+    return body
+
+
+def _spot_cancel_json(order: _Order, now: int) -> dict[str, Any]:
+    """``DELETE /api/v3/order`` (and ``order.cancel``)."""
+    return {
+        "symbol": order.symbol,
+        "origClientOrderId": order.client_order_id,
+        "orderId": order.order_id,
+        "orderListId": order.list_id,
+        "clientOrderId": order.cancel_client_id or order.client_order_id,
+        "transactTime": now,
+        **_spot_result(order),
+        "selfTradePreventionMode": order.stp,
+    }
+
+
+def _spot_order_json(order: _Order) -> dict[str, Any]:
+    """``GET /api/v3/order`` and ``/api/v3/openOrders`` (and ``order.status``...)."""
+    return {
+        "symbol": order.symbol,
+        "orderId": order.order_id,
+        "orderListId": order.list_id,
+        "clientOrderId": order.client_order_id,
+        "price": _fmt_opt(order.price),
+        "origQty": _fmt(order.orig_qty),
+        "executedQty": _fmt(order.executed),
+        "cummulativeQuoteQty": _fmt(order.cum_quote),
+        "status": order.status,
+        "timeInForce": order.tif,
+        "type": order.type,
+        "side": order.side,
+        "stopPrice": _fmt_opt(order.stop_price),
+        "icebergQty": _fmt_opt(order.iceberg),
+        "time": order.time,
+        "updateTime": order.update_time,
+        "isWorking": order.on_book,
+        "workingTime": order.working_time if order.working_time is not None else -1,
+        "origQuoteOrderQty": _fmt_opt(order.quote_qty),
+        "selfTradePreventionMode": order.stp,
+    }
