@@ -26,8 +26,10 @@ import abc
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final, TypeVar
 
+import orjson
+
 from . import params as P
-from .endpoints import ENDPOINTS, SERVER_TIME, SPOT_ORDER_ENDPOINTS, Endpoint
+from .endpoints import ENDPOINTS, EXCHANGE_INFO, SERVER_TIME, SPOT_ORDER_ENDPOINTS, Endpoint
 from .errors import InvalidResponse, ParameterError
 from .models import (
     ActiveLoanGroup,
@@ -579,9 +581,9 @@ class MarginAPI(abc.ABC):
             if len(names) == 1:
                 params.append(("symbol", names[0]))
             else:
-                # Binance's JSON-array form; the names were checked to hold no quotes or commas.
-                params.append(("symbols", "[" + ",".join(f'"{name}"' for name in names) + "]"))
-        data = await self._call(ENDPOINTS["get_exchange_info"], params)
+                # Binance's JSON-array form, ["BTCUSDT","BNBBTC"] (percent-encoded on the wire).
+                params.append(("symbols", orjson.dumps(names).decode()))
+        data = await self._call(EXCHANGE_INFO, params)
         try:
             info = decode_exchange_info(data)
         except DecodeError as exc:

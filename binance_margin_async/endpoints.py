@@ -32,6 +32,7 @@ from typing import Final
 __all__ = [
     "ENDPOINTS",
     "ENDPOINTS_BY_ROUTE",
+    "EXCHANGE_INFO",
     "EXCLUDED",
     "HEAVY_SIDE_EFFECTS",
     "RETIRED",
@@ -338,9 +339,6 @@ _TABLE: Final[tuple[Endpoint, ...]] = (
              doc=_IL + "transfer/Query-Institution-Loan-Forced-Liquidation-Transfer-Records"),
     Endpoint("transfer_out_loan_group", "POST", "/sapi/v1/margin/loan-group/transfer-out", _S,
              _IP, 1, doc=_IL + "transfer"),
-    # Market data: the symbols' trading rules (tick, step, notional) for valid orders.
-    Endpoint("get_exchange_info", "GET", "/api/v3/exchangeInfo", Security.NONE, Pool.API_IP, 20,
-             doc=_SPOT_REST + "general-endpoints"),
 )  # fmt: skip
 
 #: Every endpoint the client wraps, by ``MarginClient`` method name.
@@ -405,6 +403,18 @@ SPOT_ORDER_ENDPOINTS: Final[Mapping[str, Endpoint]] = MappingProxyType({ep.name:
     Endpoint("cancel_order_list", "DELETE", "/api/v3/orderList", _S, _API, 1, critical=True,
              doc=_SPOT_TRADE),
 )})  # fmt: skip
+
+#: ``GET /api/v3/exchangeInfo``: the symbols' trading rules (tick, step, notional); weight 20 on
+#: the shared ``/api`` IP pool.
+EXCHANGE_INFO: Final = Endpoint(
+    "get_exchange_info",
+    "GET",
+    "/api/v3/exchangeInfo",
+    Security.NONE,
+    Pool.API_IP,
+    20,
+    doc=_SPOT_REST + "general-endpoints",
+)
 
 _MARGIN_20240331 = "removed 2024-03-31 04:00 UTC (margin change log 2024-01-09)"
 

@@ -234,7 +234,9 @@ def _decode_symbol(data: Any) -> SymbolInfo:
     permissions = data.get("permissions") or [
         name for group in data.get("permissionSets") or () for name in group
     ]
-    raw_filters = data.get("filters") or []
+    raw_filters = data.get("filters")
+    if raw_filters is None:
+        raw_filters = []
     if not isinstance(raw_filters, list):
         raise DecodeError("filters: expected a list")
     decoded: dict[str, Any] = {}
@@ -269,7 +271,9 @@ def decode_exchange_info(data: Any) -> ExchangeInfo:
     """Decode the JSON of ``exchangeInfo``; raises :class:`~.models.DecodeError` on a bad shape."""
     if not isinstance(data, dict):
         raise DecodeError("exchangeInfo: expected an object")
-    symbols = data.get("symbols") or []
+    symbols = data.get("symbols")
+    if symbols is None:
+        symbols = []
     if not isinstance(symbols, list):
         raise DecodeError("symbols: expected a list")
     server_time = data.get("serverTime")
