@@ -150,8 +150,9 @@ def test_lost_connection_ends_its_requests_never_resent() -> None:
     other, _ = core.request(2, "order.place", {}, 0.0, write=True)
     answers = {a.request_id: a for a in core.link_lost(1)}
     assert set(answers) == {write, read}
-    assert isinstance(answers[write].error, ExecutionStatusUnknown)
-    assert answers[write].error.client_order_id == "w1"
+    lost = answers[write].error
+    assert isinstance(lost, ExecutionStatusUnknown)
+    assert lost.client_order_id == "w1"
     assert isinstance(answers[read].error, TransportError)
     assert not isinstance(answers[read].error, ExecutionStatusUnknown)
     assert answers[write].status == 0
