@@ -149,13 +149,10 @@ class _Orders(MarginAPI):
         *,
         client_order_id: str | None = None,
     ) -> Any:
-        method = WS_METHODS.get(endpoint.name)
-        if method is None:  # symbol rules (exchangeInfo) come from the REST client's cache
-            return await self._session.client._call(
-                endpoint, params, client_order_id=client_order_id
-            )
+        # Only the order methods are forwarded, and get_symbol_info goes to the client: every
+        # endpoint reaching here has a WebSocket API method.
         return await self._session._request(
-            SPOT_ORDER_ENDPOINTS[endpoint.name], method, params, client_order_id
+            SPOT_ORDER_ENDPOINTS[endpoint.name], WS_METHODS[endpoint.name], params, client_order_id
         )
 
     async def get_symbol_info(self, symbol: str, *, refresh: bool = False) -> SymbolInfo:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,13 @@ ED25519_PEM = (
     "MC4CAQAwBQYDK2VwBCIEIIJEYWtGBrhACmb9Dvy+qa8WEf0lQOl1s4CLIAB9m89u\n"
     "-----END PRIVATE KEY-----\n"
 )
+ETHBTC = {
+    "symbol": "ETHBTC",
+    "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "0", "maxPrice": "0", "tickSize": "0.00001"},
+        {"filterType": "LOT_SIZE", "minQty": "0.1", "maxQty": "1000", "stepSize": "0.1"},
+    ],
+}
 WAIT = 10.0  # generous: CI is a loaded 2-core box
 
 
@@ -172,6 +180,10 @@ async def env() -> AsyncIterator[Env]:
     script = Script(hmac=HmacSigner(SECRET))
     with aioresponses(passthrough=["ws://127.0.0.1"]) as mocked:
         mocked.get(
+            re.compile(r"^https://rest\.test/api/v3/exchangeInfo\?symbol=ETHBTC"),
+            payload={"symbols": [ETHBTC]},
+        )
+        mocked.get(
             "https://rest.test/api/v3/time",
             payload={"serverTime": int(time.time() * 1000)},
             repeat=True,
@@ -302,3 +314,15 @@ async def test_connection_age_triggers_a_planned_move(env: Env) -> None:
         await _until(lambda: env.script.connections >= 2)
         await session.new_order("BTCUSDT", "BUY", "MARKET", quantity="1")
         assert session.state == "live"
+
+
+async def test_round_true_uses_the_clients_symbol_rules(env: Env) -> None:
+    async with env.client() as client, client.trading_session() as session:
+        await session.new_order(
+            "ETHBTC", "BUY", "LIMIT", quantity=0.1 + 0.2, price=0.0512345678,
+            time_in_force="GTC", round=True,
+        )  # fmt: skip
+        # The session's rounding reads the client's cache: no second exchangeInfo request.
+        assert await client.get_symbol_info("ETHBTC") is await client.get_symbol_info("ETHBTC")
+    (placed,) = [r["params"] for r in env.script.requests if r["method"] == "order.place"]
+    assert placed["quantity"] == "0.3" and placed["price"] == "0.05123"
