@@ -120,9 +120,8 @@ class Maker:
                     time_in_force="GTC", round=True,
                 )  # fmt: skip
                 new_id = order.client_order_id
-                print(
-                    f"QUOTE {side} {fmt(order.orig_qty or Decimal(0))} @ {fmt(order.price or Decimal(0))}"
-                )
+                qty, at = order.orig_qty or Decimal(0), order.price or Decimal(0)
+                print(f"QUOTE {side} {fmt(qty)} @ {fmt(at)}")
             else:
                 result = await self.session.cancel_replace_order(
                     SYMBOL, side, "LIMIT", cancel_replace_mode="STOP_ON_FAILURE",
@@ -181,8 +180,9 @@ async def _trade(
     session.on_error(lambda exc: print(f"session: {exc}"))
     async with session:
         rules = await client.get_symbol_info(SYMBOL)
-        print(f"{SYMBOL}: tick {fmt(rules.price_filter.tick_size if rules.price_filter else Decimal(0))}, "
-              f"step {fmt(rules.lot_size.step_size if rules.lot_size else Decimal(0))}")  # fmt: skip
+        tick = rules.price_filter.tick_size if rules.price_filter else Decimal(0)
+        step = rules.lot_size.step_size if rules.lot_size else Decimal(0)
+        print(f"{SYMBOL}: tick {fmt(tick)}, step {fmt(step)}")
         try:
             if exchange is not None:
                 await _market(exchange, maker, Decimal(60000), args.duration or 10.0)
