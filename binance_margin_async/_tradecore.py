@@ -185,12 +185,23 @@ class TradingCore:
         frame = orjson.dumps({"id": request_id, "method": method, "params": params})
         return request_id, frame
 
-    def timed_out(self, request_id: int) -> BinanceError:
-        """No answer came in time: forget the request; the error to raise for it."""
-        pending = self._pending.pop(request_id, None)
-        if pending is None:
-            return TransportError(f"request {request_id} was not pending")
-        return self._no_answer(pending, "no answer in time")
+    def expired(self, now: float, timeout: float) -> list[Answer]:
+        """End every request sent ``timeout`` seconds or more before ``now`` without an answer.
+
+        One sweep for all requests (the shell calls it periodically) instead of a timer per
+        request: the hot path then only awaits the answer.
+        """
+        late = [p for p in self._pending.values() if now - p.sent_at >= timeout]
+        for pending in late:
+            del self._pending[pending.request_id]
+        return [
+            Answer(p.request_id, 0, error=self._no_answer(p, f"no answer within {timeout:g} s"))
+            for p in late
+        ]
+
+    def forget(self, request_id: int) -> None:
+        """The caller stopped waiting (cancelled): drop the request; a late answer is ignored."""
+        self._pending.pop(request_id, None)
 
     def send_failed(self, request_id: int) -> BinanceError:
         """Writing the frame failed (the connection closed): it may have left or not."""

@@ -279,6 +279,7 @@ class TradingSession:
         self._state = "live"
         self._spawn(self._supervise())
         self._spawn(self._dispatch())
+        self._spawn(self._sweep())
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -374,15 +375,12 @@ class TradingSession:
                 await link.ws.send(frame, text=True)
             except ConnectionClosed:
                 raise self._core.send_failed(request_id) from None
-            try:
-                async with asyncio.timeout(self.config.request_timeout):
-                    answer = await future
-            except TimeoutError:
-                raise self._core.timed_out(request_id) from None
+            # Resolved by the reader, by the loss of the link, or by the sweeper's timeout.
+            answer = await future
         finally:
             self._futures.pop(request_id, None)
             if not future.done():  # cancelled by the caller: stop tracking it
-                self._core.timed_out(request_id)
+                self._core.forget(request_id)
         self.client.limiter.on_ws_response(answer.status, answer.rate_limits, answer.error_data)
         return answer
 
@@ -461,7 +459,7 @@ class TradingSession:
                 for answer in received.answers:
                     future = futures.get(answer.request_id)
                     if future is not None and not future.done():
-                        future.set_result(answer)
+                        future.set_result(answer)  # inline: the hot path
                 for event in received.events:
                     self._enqueue(decode_event(event, account))
                 if received.shutdown:
@@ -472,10 +470,7 @@ class TradingSession:
         except ConnectionClosed:
             pass
         finally:
-            for answer in core.link_lost(link.ident):
-                future = futures.get(answer.request_id)
-                if future is not None and not future.done():
-                    future.set_result(answer)
+            self._resolve(core.link_lost(link.ident))
             if not link.dead:  # not closed by us: an unplanned loss
                 link.dead = True
                 if link is self._link and self._state == "live":
@@ -483,6 +478,20 @@ class TradingSession:
                     self._state = "reconnecting"
                     self._report(StreamError("trading session connection lost; reconnecting"))
                     self._wake.set()
+
+    def _resolve(self, answers: list[Answer]) -> None:
+        futures = self._futures
+        for answer in answers:
+            future = futures.get(answer.request_id)
+            if future is not None and not future.done():
+                future.set_result(answer)
+
+    async def _sweep(self) -> None:
+        """End requests that got no answer in time (a quarter of the timeout late at most)."""
+        timeout = self.config.request_timeout
+        while True:
+            await asyncio.sleep(timeout / 4)
+            self._resolve(self._core.expired(time.time(), timeout))
 
     async def _supervise(self) -> None:
         """Replace the connection: planned (age, serverShutdown) or after a loss."""

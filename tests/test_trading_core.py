@@ -162,17 +162,27 @@ def test_lost_connection_ends_its_requests_never_resent() -> None:
     assert core.receive(1, orjson.dumps(late), 2.0).answers == []
 
 
-def test_timeout_and_send_failure() -> None:
+def test_timeout_sweep_forget_and_send_failure() -> None:
     core = TradingCore()
-    write, _ = core.request(1, "order.place", {}, 0.0, write=True, client_order_id="t1")
-    error = core.timed_out(write)
-    assert isinstance(error, ExecutionStatusUnknown) and error.client_order_id == "t1"
-    # The answer after the timeout is dropped.
-    late = {"id": write, "status": 200, "result": {}}
-    assert core.receive(1, orjson.dumps(late), 2.0).answers == []
+    write, _ = core.request(1, "order.place", {}, 10.0, write=True, client_order_id="t1")
+    read, _ = core.request(1, "order.status", {}, 12.0, write=False)
+    assert core.expired(14.9, 5.0) == []
+    (late,) = core.expired(15.0, 5.0)
+    assert late.request_id == write and late.status == 0
+    assert isinstance(late.error, ExecutionStatusUnknown) and late.error.client_order_id == "t1"
+    # The answer after the timeout is dropped; the read times out later, retryable.
+    answer = {"id": write, "status": 200, "result": {}}
+    assert core.receive(1, orjson.dumps(answer), 15.1).answers == []
+    (slow,) = core.expired(17.0, 5.0)
+    assert slow.request_id == read
+    assert isinstance(slow.error, TransportError)
+    assert not isinstance(slow.error, ExecutionStatusUnknown)
+    # A request whose caller gave up is forgotten: its answer resolves nothing.
+    gone, _ = core.request(1, "order.status", {}, 20.0, write=False)
+    core.forget(gone)
+    assert core.receive(1, orjson.dumps({"id": gone, "status": 200}), 21.0).answers == []
     sent, _ = core.request(1, "order.cancel", {}, 0.0, write=True)
     assert isinstance(core.send_failed(sent), ExecutionStatusUnknown)
-    assert isinstance(core.timed_out(999), TransportError)
     assert isinstance(core.send_failed(999), TransportError)
 
 
