@@ -98,7 +98,7 @@ async def test_bad_requests_get_error_frames_and_the_connection_survives(
             ('{"id": 1}', -1102),
             ('{"id": 2, "method": "time", "params": [1]}', -1135),
             ('{"id": {"x": 1}, "method": "time"}', -1135),
-            ('{"id": 3, "method": "order.place", "params": {}}', -1100),
+            ('{"id": 3, "method": "order.amend.keepPriority", "params": {}}', -1100),
         ):
             await ws.send(frame)
             answer = await receive(ws)

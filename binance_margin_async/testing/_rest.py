@@ -17,7 +17,7 @@ with Binance's codes), which are integers; the parameter ``fooBar`` becomes the 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -36,6 +36,9 @@ class Call:
     params: Params
     account_id: str | None  # None on Security.NONE endpoints
     now_ms: int  # server time (clock skew applied)
+    # The margin account a special key trades ("CROSS" or its isolated symbol); None for the
+    # account's own API key.
+    scope: str | None = None
 
 
 Handler = Callable[[Call], Any]
@@ -68,7 +71,8 @@ class Route:
 def _permission(ep: Endpoint) -> str | None:
     if ep.security is not Security.SIGNED or ep.method == "GET":
         return None
-    return TRADE if ep.path in _ORDER_PATHS else MARGIN
+    # Every signed write the fake serves under /api/v3 is an order endpoint.
+    return TRADE if ep.path in _ORDER_PATHS or ep.path.startswith("/api/") else MARGIN
 
 
 def _unsupported(call: Call) -> Any:
@@ -76,10 +80,18 @@ def _unsupported(call: Call) -> Any:
     raise LedgerError(-1020, "This operation is not supported by the fake exchange.")
 
 
-def build_routes(handlers: Mapping[tuple[str, str], Handler]) -> dict[tuple[str, str], Route]:
-    """One :class:`Route` per table entry; ``handlers`` maps ``(method, path)`` to its handler."""
+def build_routes(
+    handlers: Mapping[tuple[str, str], Handler], extra: Iterable[Endpoint] = ()
+) -> dict[tuple[str, str], Route]:
+    """One :class:`Route` per table entry; ``handlers`` maps ``(method, path)`` to its handler.
+
+    ``extra``: routes the fake serves beyond the client's table (the Spot API routes of special
+    keys); an entry the client's table already has keeps the client's weights.
+    """
     table: dict[tuple[str, str], Endpoint] = dict(ENDPOINTS_BY_ROUTE)
     table[(SERVER_TIME.method, SERVER_TIME.path)] = SERVER_TIME
+    for ep in extra:
+        table.setdefault((ep.method, ep.path), ep)
     unknown = set(handlers) - set(table)
     if unknown:
         raise ValueError(f"handlers for routes missing from the endpoint table: {sorted(unknown)}")
@@ -107,6 +119,9 @@ class _LedgerRoute:
     takes_now: bool = False
     # Binance parameters the ledger does not model: an explicit -1020, not a silent ignore.
     unmodelled: tuple[str, ...] = ()
+    # A Spot API route of margin special keys: the key's margin account sets ``is_isolated``, the
+    # answer takes the Spot shape, and a symbol outside an isolated key's pair gets this error.
+    spot: LedgerError | None = None
 
     def handler(self, ledger: Ledger) -> Handler:
         function = getattr(ledger, self.method)
@@ -116,6 +131,8 @@ class _LedgerRoute:
         ints = tuple((name, _snake(name)) for name in self.ints)
         takes_now = self.takes_now
         unmodelled = self.unmodelled
+        spot = self.spot
+        symbol_arg = mandatory.index("symbol") if "symbol" in mandatory else None
 
         def handle(call: Call) -> Any:
             p = call.params
@@ -135,11 +152,33 @@ class _LedgerRoute:
                 if number is not None:
                     kwargs[keyword] = number
             p.finish()
+            if spot is not None:
+                symbol = args[symbol_arg] if symbol_arg is not None else kwargs.get("symbol")
+                kwargs["spot"] = True
+                kwargs["is_isolated"] = _special_key_scope(call, symbol, spot)
+                if kwargs["is_isolated"] and symbol is None:
+                    kwargs["symbol"] = call.scope  # an isolated key's only pair
             if takes_now:
                 args.append(call.now_ms)
             return function(call.account_id, *args, **kwargs)
 
         return handle
+
+
+_SPOT_NOT_MODELLED: Final = LedgerError(
+    -1020, "The fake exchange has no spot account: /api/v3 trading needs a margin special key."
+)
+
+
+def _special_key_scope(call: Call, symbol: str | None, wrong_symbol: LedgerError) -> bool:
+    """Whether a special key's request trades an isolated pair (``symbol`` must be that pair)."""
+    if call.scope is None:
+        raise _SPOT_NOT_MODELLED
+    if call.scope == "CROSS":
+        return False
+    if symbol is not None and symbol != call.scope:
+        raise wrong_symbol
+    return True
 
 
 _ISO: Final = ("isIsolated",)

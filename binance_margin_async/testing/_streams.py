@@ -32,6 +32,8 @@ _TOKEN_ALPHABET: Final = string.ascii_letters + string.digits + "+/"  # Binance'
 _LISTEN_KEY_ALPHABET: Final = string.ascii_letters + string.digits
 _MAX_SUBSCRIPTION_IDS: Final = 65_535
 _NO_SUCH_LISTEN_KEY: Final = LedgerError(-1125, "This listenKey does not exist.")
+_ACTIVE: Final = LedgerError(-2035, "User Data Stream subscription already active.")
+_NEVER: Final = 2**62  # expiry of subscriptions without a token
 
 Scope = tuple[str, str]  # (account id, "CROSS" or isolated symbol)
 
@@ -50,6 +52,8 @@ class Session:
     connected_ms: int
     return_rate_limits: bool
     next_id: int = 0
+    api_key: str | None = None  # the key of session.logon
+    authorized_since: int | None = None
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
     by_scope: dict[Scope, Subscription] = field(default_factory=dict)
 
@@ -63,6 +67,9 @@ class Subscription:
     scope: Scope
     token: str
     expires_ms: int
+    # "token" (userDataStream.subscribe.listenToken), "logon" (userDataStream.subscribe on a
+    # logged-on session) or "signature" (userDataStream.subscribe.signature).
+    kind: str = "token"
 
 
 @dataclass(slots=True, eq=False)
@@ -101,19 +108,31 @@ class StreamBook:
         if record is None or record.expires_ms <= now_ms:
             raise LedgerError(-1209, "Invalid listen token.")
         existing = session.by_scope.get(record.scope)
-        if existing is not None:
+        if existing is not None and existing.kind == "token":
             if existing.token == token:
-                raise LedgerError(-2035, "User Data Stream subscription already active.")
+                raise _ACTIVE
             existing.token = token
             existing.expires_ms = record.expires_ms
             return existing
+        return self._add(session, record.scope, token, record.expires_ms, "token")
+
+    def subscribe_account(self, session: Session, scope: Scope, kind: str) -> Subscription:
+        """``userDataStream.subscribe`` (``kind`` ``"logon"``) or ``.signature``: a subscription
+        to ``(account id, scope)`` that lasts until unsubscribed (no token, no expiry)."""
+        return self._add(session, scope, "", _NEVER, kind)
+
+    def _add(
+        self, session: Session, scope: Scope, token: str, expires_ms: int, kind: str
+    ) -> Subscription:
+        if scope in session.by_scope:
+            raise _ACTIVE  # one subscription per account (scope) per connection
         if session.next_id > _MAX_SUBSCRIPTION_IDS:
             raise LedgerError(-2042, "Maximum subscription ID reached for this connection.")
-        sub = Subscription(session, session.next_id, record.scope, token, record.expires_ms)
+        sub = Subscription(session, session.next_id, scope, token, expires_ms, kind)
         session.next_id += 1
         session.subscriptions[sub.sid] = sub
-        session.by_scope[record.scope] = sub
-        self._by_scope.setdefault(record.scope, {})[session.conn] = sub
+        session.by_scope[scope] = sub
+        self._by_scope.setdefault(scope, {})[session.conn] = sub
         return sub
 
     def unsubscribe(self, session: Session, sid: int | None) -> list[Subscription]:
@@ -145,7 +164,7 @@ class StreamBook:
             sub
             for subs in self._by_scope.values()
             for sub in subs.values()
-            if now_ms is None or sub.expires_ms <= now_ms
+            if sub.kind == "token" and (now_ms is None or sub.expires_ms <= now_ms)
         ]
         for sub in ended:
             self._drop(sub)

@@ -69,7 +69,10 @@ from ._params import (
     parse_payload,
 )
 from ._rest import MARGIN, TRADE, Call, Handler, Route, build_routes, ledger_handlers
+from ._special import SpecialKeyBook, special_key_handlers
+from ._spot import SPOT_ENDPOINTS, UNFILLED_ORDER_COUNTS, spot_handlers
 from ._streams import ListenKey, Session, StreamBook, Subscription
+from ._wsapi import WS_ROUTES, signature_payload, text_params
 from .ledger import Amount, Ledger, LedgerError
 
 if TYPE_CHECKING:
@@ -121,9 +124,10 @@ class ExchangeStats:
 @dataclass(slots=True)
 class _Account:
     account_id: str
-    credentials: Credentials
+    credentials: Credentials | None  # None for a special key (the fake keeps no secret of it)
     verifier: Verifier
     permissions: frozenset[str]
+    scope: str | None = None  # a special key's margin account: "CROSS" or its isolated symbol
 
 
 @dataclass(slots=True)
@@ -157,7 +161,7 @@ class _Reply:
 
     def error(self, err: LedgerError) -> None:
         self.status = err.status
-        self.body = orjson.dumps({"code": err.code, "msg": err.msg})
+        self.body = orjson.dumps(err.body())
 
     def response(self) -> web.Response:
         return web.Response(status=self.status, body=self.body, headers=self.headers)
@@ -233,6 +237,7 @@ class FakeExchange:
         listen_token_validity_default_ms: int = 86_400_000,
         listen_key_validity: float = 3600.0,
         expiry_check_interval: float = 1.0,
+        special_key_user_stream: Literal["subscribe", "listen_token"] = "subscribe",
         # Venue
         ledger: Ledger | None = None,
         # Plumbing
@@ -251,6 +256,8 @@ class FakeExchange:
                 raise ValueError(f"{name} must be positive")
         if not 0 < listen_token_validity_default_ms <= _MAX_TOKEN_VALIDITY_MS:
             raise ValueError("listen_token_validity_default_ms must be in (0, 86400000]")
+        if special_key_user_stream not in ("subscribe", "listen_token"):
+            raise ValueError("special_key_user_stream must be 'subscribe' or 'listen_token'")
         self._seed = seed
         self._rng = random.Random(f"binance-margin-async-fake:{seed}")
         self._ledger = ledger if ledger is not None else Ledger(seed=seed)
@@ -279,6 +286,9 @@ class FakeExchange:
         self._skew_ms = 0
 
         self._accounts: dict[str, _Account] = {}  # by API key
+        self._special = SpecialKeyBook(random.Random(f"binance-margin-async-fake:{seed}:special"))
+        self._special_user_stream = special_key_user_stream
+        self._ws_orders_of: str | None = None  # the account a WS API request counted orders for
         self._book = StreamBook(self._rng)
         self._connections: set[Connection] = set()
         self._failures: dict[tuple[str | None, str], list[_Failure]] = {}
@@ -295,19 +305,32 @@ class FakeExchange:
         self._requests_by_path: Counter[str] = Counter()
 
         self._routes: dict[tuple[str, str], Route] = build_routes(
-            {**ledger_handlers(self._ledger), **self._handlers()}
+            {
+                **ledger_handlers(self._ledger),
+                **spot_handlers(self._ledger, self._published_limits()),
+                **special_key_handlers(self._special, self._isolated_scope),
+                **self._handlers(),
+            },
+            SPOT_ENDPOINTS,
         )
         self._methods_by_path: dict[str, list[str]] = {}
         for method, path in self._routes:
             self._methods_by_path.setdefault(path, []).append(method)
-        self._ws_methods: dict[str, tuple[int, _WsMethod]] = {
+        self._ws_methods: dict[str, tuple[int | Callable[[dict[str, Any]], int], _WsMethod]] = {
             "userDataStream.subscribe.listenToken": (2, self._ws_subscribe),
+            "userDataStream.subscribe": (2, self._ws_subscribe_logon),
+            "userDataStream.subscribe.signature": (2, self._ws_subscribe_signature),
             "userDataStream.unsubscribe": (2, self._ws_unsubscribe),
             "session.subscriptions": (2, self._ws_subscriptions),
+            "session.logon": (2, self._ws_logon),
             "session.status": (2, self._ws_status),
+            "session.logout": (2, self._ws_logout),
             "time": (1, self._ws_time),
             "ping": (1, self._ws_ping),
         }
+        for name, route_key in WS_ROUTES.items():
+            route = self._routes[route_key]
+            self._ws_methods[name] = (self._ws_weight(route), self._ws_route(route))
 
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -860,8 +883,10 @@ class FakeExchange:
         ):
             raise _REJECTED_KEY
         if ep.counts_order and account is not None:
-            self._count_order(reply, account.account_id, now)
-        return Call(params, account.account_id if account is not None else None, now_ms)
+            self._count_order(reply, account.account_id, now, UNFILLED_ORDER_COUNTS.get(ep.path, 1))
+        if account is None:
+            return Call(params, None, now_ms)
+        return Call(params, account.account_id, now_ms, account.scope)
 
     def _execute(self, route: Route, call: Call) -> Any:
         """Run the handler, then deliver the events it caused."""
@@ -890,21 +915,42 @@ class FakeExchange:
             return None, None
         if api_key is None or _API_KEY_RE.fullmatch(api_key) is None:
             return None, _BAD_KEY_FORMAT
-        account = self._accounts.get(api_key)
+        # Special keys are made for the Spot API (/api/v3) and the WebSocket API only.
+        account = self._key_account(api_key, special=ep.path.startswith("/api/"))
         return account, (_REJECTED_KEY if account is None else None)
 
-    def _count_order(self, reply: _Reply, account_id: str, now: float) -> None:
-        """Count a new order (``X-MBX-ORDER-COUNT-*``); 429 ``-1015`` when a limit is full."""
-        full = self._orders.place(account_id, now)
-        count_10s, count_1d = self._orders.counts(account_id, now)
-        reply.headers["X-MBX-ORDER-COUNT-10S"] = str(count_10s)
-        reply.headers["X-MBX-ORDER-COUNT-1D"] = str(count_1d)
-        if full is not None:
-            limit, interval, until = full
-            error = LedgerError(
-                -1015, f"Too many new orders; current limit is {limit} orders per {interval}.", 429
-            )
-            raise _RateLimitedError(error, until)
+    def _key_account(self, api_key: str, *, special: bool) -> _Account | None:
+        """The holder of ``api_key``: an account's own key, or (``special``) a special key."""
+        account = self._accounts.get(api_key)
+        if account is not None or not special:
+            return account
+        key = self._special.get(api_key)
+        if key is None:
+            return None
+        return _Account(key.account_id, None, key.verifier, key.permissions, key.scope)
+
+    def _count_order(self, reply: _Reply, account_id: str, now: float, count: int = 1) -> None:
+        """Count ``count`` new orders (``X-MBX-ORDER-COUNT-*``); 429 ``-1015`` when a limit is
+        full."""
+        try:
+            self._place_orders(account_id, now, count)
+        finally:
+            count_10s, count_1d = self._orders.counts(account_id, now)
+            reply.headers["X-MBX-ORDER-COUNT-10S"] = str(count_10s)
+            reply.headers["X-MBX-ORDER-COUNT-1D"] = str(count_1d)
+
+    def _place_orders(self, account_id: str, now: float, count: int) -> None:
+        """Count ``count`` new orders of ``account_id``; 429 ``-1015`` when a limit is full."""
+        for _ in range(count):
+            full = self._orders.place(account_id, now)
+            if full is not None:
+                limit, interval, until = full
+                error = LedgerError(
+                    -1015,
+                    f"Too many new orders; current limit is {limit} orders per {interval}.",
+                    429,
+                )
+                raise _RateLimitedError(error, until)
 
     def _charge(
         self, pool: Pool, pool_key: str, subject: str, weight: int, ip: str, now: float
@@ -966,7 +1012,11 @@ class FakeExchange:
         if isolated:
             assert symbol is not None
             self._isolated_scope(call.account_id, symbol)
-        count_10s, count_1d = self._orders.counts(call.account_id, self._clock())
+        return self._order_limits(call.account_id, self._clock())
+
+    def _order_limits(self, account_id: str, now: float) -> list[dict[str, Any]]:
+        """The ``ORDERS`` rate limits of an account with their current counts."""
+        count_10s, count_1d = self._orders.counts(account_id, now)
         return [
             {
                 "rateLimitType": "ORDERS",
@@ -981,6 +1031,29 @@ class FakeExchange:
                 "intervalNum": 1,
                 "limit": self._orders.limit_1d,
                 "count": count_1d,
+            },
+        ]
+
+    def _published_limits(self) -> list[dict[str, Any]]:
+        """The ``rateLimits`` of ``exchangeInfo``: request weight and order counts."""
+        return [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": self._limits[Pool.API_IP],
+            },
+            {
+                "rateLimitType": "ORDERS",
+                "interval": "SECOND",
+                "intervalNum": 10,
+                "limit": self._orders.limit_10s,
+            },
+            {
+                "rateLimitType": "ORDERS",
+                "interval": "DAY",
+                "intervalNum": 1,
+                "limit": self._orders.limit_1d,
             },
         ]
 
@@ -1165,6 +1238,7 @@ class FakeExchange:
         weight_used: int | None = None
         after: list[str] = []
         return_rate_limits: object = session.return_rate_limits
+        self._ws_orders_of = None
         try:
             try:
                 message = orjson.loads(text)
@@ -1184,7 +1258,8 @@ class FakeExchange:
                 raise LedgerError(-1135, "Invalid 'params' in JSON request; expected an object.")
             return_rate_limits = params.get("returnRateLimits", return_rate_limits)
             name = method.removeprefix("v3/")
-            weight, handler = self._ws_methods.get(name, (1, None))
+            weight_rule, handler = self._ws_methods.get(name, (1, None))
+            weight = weight_rule(params) if callable(weight_rule) else weight_rule
             banned_until = self._bans.banned_until(conn.ip, now)
             if banned_until is not None:
                 raise _RateLimitedError(self._ban_error(banned_until), banned_until)
@@ -1208,7 +1283,7 @@ class FakeExchange:
             frame: dict[str, Any] = {"id": request_id, "status": 200, "result": result}
         except _RateLimitedError as exc:
             self._count_rate_limited(exc.error)
-            error = {"code": exc.error.code, "msg": exc.error.msg}
+            error = exc.error.body()
             # WS API 429/418 carry when to come back, in ms (SPOT web-socket-api.md).
             error["data"] = {
                 "serverTime": self.server_time_ms(),
@@ -1216,15 +1291,15 @@ class FakeExchange:
             }
             frame = {"id": request_id, "status": exc.error.status, "error": error}
         except LedgerError as exc:
-            frame = {
-                "id": request_id,
-                "status": exc.status,
-                "error": {"code": exc.code, "msg": exc.msg},
-            }
+            frame = {"id": request_id, "status": exc.status, "error": exc.body()}
         if return_rate_limits is not False:
             if weight_used is None:
                 weight_used = self._weights.used(f"API_IP|{conn.ip}", now)
-            frame["rateLimits"] = [
+            # Order methods also report the account's order counts, first (SPOT docs).
+            limits = (
+                [] if self._ws_orders_of is None else self._order_limits(self._ws_orders_of, now)
+            )
+            limits.append(
                 {
                     "rateLimitType": "REQUEST_WEIGHT",
                     "interval": "MINUTE",
@@ -1232,10 +1307,14 @@ class FakeExchange:
                     "limit": self._limits[Pool.API_IP],
                     "count": weight_used,
                 }
-            ]
+            )
+            frame["rateLimits"] = limits
         conn.send(orjson.dumps(frame).decode())
         for frame_after in after:
             conn.send(frame_after)
+        # The answer goes out before the events the request caused (a trading session subscribed
+        # on this connection sees its order's answer, then its executionReport).
+        self._pump()
 
     def _ws_execute_unanswered(
         self, session: Session, handler: _WsMethod, params: dict[str, Any]
@@ -1246,7 +1325,10 @@ class FakeExchange:
             # Session state (subscriptions) ended with its connection: nothing left to act on.
             return
         after: list[str] = []
-        handler(session, params, self.server_time_ms(), after)
+        try:
+            handler(session, params, self.server_time_ms(), after)
+        finally:
+            self._pump()
         for frame in after:
             session.conn.send(frame)
 
@@ -1278,9 +1360,10 @@ class FakeExchange:
     def _ws_status(
         self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
     ) -> Any:
+        """``session.status`` (also the answer of ``session.logon`` and ``session.logout``)."""
         return {
-            "apiKey": None,
-            "authorizedSince": None,
+            "apiKey": session.api_key,
+            "authorizedSince": session.authorized_since,
             "connectedSince": session.connected_ms,
             "returnRateLimits": session.return_rate_limits,
             "serverTime": now_ms,
@@ -1296,3 +1379,147 @@ class FakeExchange:
         self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
     ) -> Any:
         return {}
+
+    # WebSocket API: authentication, special-key trading and account subscriptions
+
+    @staticmethod
+    def _ws_weight(route: Route) -> int | Callable[[dict[str, Any]], int]:
+        ep = route.endpoint
+        if ep.weight_without is None:
+            return ep.weight
+        return lambda params: ep.weight_for([(name, "") for name in params])
+
+    def _ws_route(self, route: Route) -> _WsMethod:
+        """A WebSocket API method backed by a REST route: same parameters, checks, weight,
+        order counts and answer (the ``result``)."""
+
+        def handle(session: Session, params: dict[str, Any], now_ms: int, after: list[str]) -> Any:
+            p = Params(text_params(params))
+            p.skip("returnRateLimits")
+            if route.endpoint.security is Security.NONE:
+                return route.handler(Call(p, None, now_ms))
+            account = self._ws_authenticate(session, p, now_ms)
+            if route.permission is not None and route.permission not in account.permissions:
+                raise _REJECTED_KEY
+            if route.endpoint.counts_order:
+                self._ws_orders_of = account.account_id
+                count = UNFILLED_ORDER_COUNTS.get(route.endpoint.path, 1)
+                self._place_orders(account.account_id, self._clock(), count)
+            return route.handler(Call(p, account.account_id, now_ms, account.scope))
+
+        return handle
+
+    def _ws_key(self, api_key: str) -> _Account:
+        if _API_KEY_RE.fullmatch(api_key) is None:
+            raise _BAD_KEY_FORMAT
+        account = self._key_account(api_key, special=True)
+        if account is None:
+            raise _REJECTED_KEY
+        return account
+
+    def _ws_authenticate(self, session: Session, p: Params, now_ms: int) -> _Account:
+        """A SIGNED request's key: ``apiKey`` + ``signature`` over the sorted parameters, or the
+        session's logged-on key (then only ``timestamp``). Reads the auth parameters."""
+        api_key = p.text("apiKey")
+        signature = p.text("signature")
+        check_timestamp(p, now_ms)
+        if api_key is None and session.api_key is not None:
+            if signature is not None:
+                raise not_required("signature")
+            account = self._key_account(session.api_key, special=True)
+            if account is None:
+                # The logged-on key was deleted: Binance revokes the session's authentication.
+                session.api_key = session.authorized_since = None
+                raise _REJECTED_KEY
+            return account
+        if api_key is None:
+            raise mandatory("apiKey")
+        if signature is None:
+            raise mandatory("signature")
+        account = self._ws_key(api_key)
+        if not account.verifier.check(signature_payload(dict(p.items())), signature):
+            raise _INVALID_SIGNATURE
+        return account
+
+    def _ws_logon(
+        self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
+    ) -> Any:
+        """``session.logon``: Ed25519 keys only (Binance); a new logon replaces the key."""
+        p = Params(text_params(params))
+        p.skip("returnRateLimits")
+        api_key = p.text("apiKey", required=True)
+        signature = p.text("signature", required=True)
+        check_timestamp(p, now_ms)
+        p.finish()
+        assert api_key is not None and signature is not None
+        account = self._ws_key(api_key)
+        if not account.verifier.check(signature_payload(dict(p.items())), signature):
+            raise _INVALID_SIGNATURE
+        if account.verifier.key_type != "ED25519":
+            # Binance documents logon for Ed25519 keys only; its error for others is not
+            # documented: the fake answers "unauthorized".
+            raise LedgerError(-1002, "You are not authorized to execute this request.", 401)
+        if session.api_key != api_key:
+            self._ws_end_logon_subscription(session, now_ms, after)
+        session.api_key = api_key
+        session.authorized_since = now_ms
+        return self._ws_status(session, params, self.server_time_ms(), after)
+
+    def _ws_logout(
+        self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
+    ) -> Any:
+        """``session.logout``: forget the key; only the ``userDataStream.subscribe``
+        subscription ends with it (``eventStreamTerminated`` after the answer)."""
+        self._ws_end_logon_subscription(session, now_ms, after)
+        session.api_key = session.authorized_since = None
+        return self._ws_status(session, params, now_ms, after)
+
+    def _ws_end_logon_subscription(self, session: Session, now_ms: int, after: list[str]) -> None:
+        for sub in list(session.subscriptions.values()):
+            if sub.kind == "logon":
+                self._book.unsubscribe(session, sub.sid)
+                after.append(self._terminated_frame(sub.sid, now_ms))
+
+    def _ws_subscribe_logon(
+        self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
+    ) -> Any:
+        """``userDataStream.subscribe``: the logged-on key's account events on this connection."""
+        p = Params(text_params(params))
+        p.skip("returnRateLimits")
+        p.finish()
+        if session.api_key is None:
+            raise LedgerError(-1002, "You are not authorized to execute this request.", 401)
+        account = self._key_account(session.api_key, special=True)
+        if account is None:
+            session.api_key = session.authorized_since = None
+            raise _REJECTED_KEY
+        return self._ws_subscribe_account(session, account, "logon")
+
+    def _ws_subscribe_signature(
+        self, session: Session, params: dict[str, Any], now_ms: int, after: list[str]
+    ) -> Any:
+        """``userDataStream.subscribe.signature``: any key type, signed per request."""
+        p = Params(text_params(params))
+        p.skip("returnRateLimits")
+        api_key = p.text("apiKey", required=True)
+        signature = p.text("signature", required=True)
+        check_timestamp(p, now_ms)
+        p.finish()
+        assert api_key is not None and signature is not None
+        account = self._ws_key(api_key)
+        if not account.verifier.check(signature_payload(dict(p.items())), signature):
+            raise _INVALID_SIGNATURE
+        return self._ws_subscribe_account(session, account, "signature")
+
+    def _ws_subscribe_account(self, session: Session, account: _Account, kind: str) -> Any:
+        if account.scope is None:
+            # An account's own key would get its spot account's events: the fake has none.
+            raise LedgerError(
+                -1020, "The fake exchange has no spot account: subscribe with a special key."
+            )
+        if self._special_user_stream == "listen_token":
+            # The alternative where margin special keys get no WebSocket API user data stream
+            # of their own (see the constructor): their events come by listen token only.
+            raise _REJECTED_KEY
+        sub = self._book.subscribe_account(session, (account.account_id, account.scope), kind)
+        return {"subscriptionId": sub.sid}
