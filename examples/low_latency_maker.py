@@ -80,7 +80,7 @@ def _ed25519_pair() -> tuple[bytes, str]:
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return private, public.decode()
+    return private, public.decode().strip()  # create_special_key takes no surrounding blanks
 
 
 class Maker:
@@ -148,7 +148,7 @@ class Maker:
                     print(f"  not found ({lookup}); it was not placed")
             return
         except BinanceError as exc:
-            # e.g. the quote filled just before the replace reached it (-2021/-2011): start over.
+            # Typically the quote filled while the replace was on its way: quote anew next time.
             print(f"REJECTED {side}: {exc}")
             self.quotes.pop(side, None)
             return
@@ -158,11 +158,11 @@ class Maker:
 
 
 async def _market(exchange: FakeExchange, maker: Maker, start: Decimal, seconds: float) -> None:
-    """The fake market: a random walk, each step quoted by the maker."""
+    """The fake market: a seeded random walk of one step per 50 ms, each step quoted."""
     rng = random.Random(7)
     mid = start
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    # A fixed number of steps: the same prices, and so the same fills, on a busy machine.
+    for _ in range(max(1, int(seconds / 0.05))):
         mid = (mid * Decimal(1 + rng.gauss(0, 0.0015))).quantize(Decimal("0.01"))
         exchange.set_price(SYMBOL, mid)
         await maker.quote(mid)
@@ -220,9 +220,9 @@ async def run(args: argparse.Namespace) -> int:
             async with special:
                 await _trade(special, args, exchange)
         return 0
+    api_key, secret, private_key = _credentials(os.environ)
     if args.mid is None:
         raise SetupError("on production give --mid PRICE to quote around (or pass --fake)")
-    api_key, secret, private_key = _credentials(os.environ)
     async with MarginClient(api_key, secret, private_key=private_key, special_key=True) as client:
         await _trade(client, args, None)
     return 0
