@@ -33,6 +33,7 @@ import orjson
 from yarl import URL
 
 from . import params as P
+from ._special import spot_params
 from .api import MarginAPI
 from .clock import ServerClock
 from .endpoints import SERVER_TIME, SPOT_ORDER_ENDPOINTS, Endpoint, Security
@@ -309,9 +310,8 @@ class MarginClient(MarginAPI):
         if self._special_key:
             spot = SPOT_ORDER_ENDPOINTS.get(endpoint.name)
             if spot is not None:
+                params = spot_params(endpoint.name, params)
                 endpoint = spot
-                # The special key is bound to one margin account; spot routes know no isIsolated.
-                params = [item for item in params if item[0] != "isIsolated"]
         elif endpoint is _CANCEL_REPLACE:
             raise ParameterError(
                 "special_key", "cancel_replace_order exists only for special keys (/api/v3)"

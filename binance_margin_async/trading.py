@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Final, Generic, ParamSpec, T
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from ._special import spot_params
 from ._tradecore import DEFAULT_MAX_AGE, Answer, TradingCore, signed_params
 from .api import MarginAPI
 from .endpoints import SPOT_ORDER_ENDPOINTS, Endpoint
@@ -309,8 +310,7 @@ class TradingSession:
         """One order-endpoint request over the active connection; its ``result`` or its error."""
         limiter = self.client.limiter
         weight = endpoint.weight_for(params)
-        # The special key selects the account; the spot methods know no isIsolated.
-        plain = {key: value for key, value in params if key != "isIsolated"}
+        plain = dict(spot_params(endpoint.name, params))
         write = endpoint.name in _WRITES
         resynced = False
         while True:

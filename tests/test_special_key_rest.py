@@ -11,6 +11,7 @@ import pytest
 from aioresponses import aioresponses
 
 from binance_margin_async import MarginClient, ParameterError, RateLimiter
+from binance_margin_async._special import spot_params
 from binance_margin_async.ratelimit import API_IP_KEY, ORDERS_KEY
 
 BASE = "https://api.test"
@@ -99,3 +100,47 @@ async def test_exchange_info_is_cached_until_refresh(mocked: aioresponses) -> No
 def test_special_key_must_be_a_bool() -> None:
     with pytest.raises(ParameterError):
         MarginClient(KEY, SECRET, special_key="yes")  # type: ignore[arg-type]
+
+
+# The spot request shapes (pure)
+
+
+def test_spot_params_drop_is_isolated() -> None:
+    params = [("symbol", "BTCUSDT"), ("isIsolated", "TRUE"), ("side", "BUY")]
+    assert spot_params("new_order", params) == [("symbol", "BTCUSDT"), ("side", "BUY")]
+
+
+def test_spot_oco_sell_limit_above_stop_limit_below() -> None:
+    margin = [
+        ("symbol", "BTCUSDT"), ("listClientOrderId", "L"), ("side", "SELL"), ("quantity", "1"),
+        ("limitClientOrderId", "A"), ("price", "65000"), ("limitIcebergQty", "0.1"),
+        ("stopClientOrderId", "B"), ("stopPrice", "55000"), ("stopLimitPrice", "54900"),
+        ("stopIcebergQty", "0.2"), ("stopLimitTimeInForce", "GTC"),
+        ("sideEffectType", "AUTO_REPAY"),
+    ]  # fmt: skip
+    assert dict(spot_params("new_oco", margin)) == {
+        "symbol": "BTCUSDT", "listClientOrderId": "L", "side": "SELL", "quantity": "1",
+        "aboveType": "LIMIT_MAKER", "belowType": "STOP_LOSS_LIMIT",
+        "aboveClientOrderId": "A", "abovePrice": "65000", "aboveIcebergQty": "0.1",
+        "belowClientOrderId": "B", "belowStopPrice": "55000", "belowPrice": "54900",
+        "belowIcebergQty": "0.2", "belowTimeInForce": "GTC", "sideEffectType": "AUTO_REPAY",
+    }  # fmt: skip
+
+
+def test_spot_oco_buy_stop_above_limit_below() -> None:
+    margin = [("symbol", "BTCUSDT"), ("side", "BUY"), ("quantity", "1"), ("price", "50000"),
+              ("stopPrice", "60000")]  # fmt: skip
+    assert dict(spot_params("new_oco", margin)) == {
+        "symbol": "BTCUSDT", "side": "BUY", "quantity": "1", "belowType": "LIMIT_MAKER",
+        "aboveType": "STOP_LOSS", "belowPrice": "50000", "aboveStopPrice": "60000",
+    }  # fmt: skip
+
+
+async def test_rest_oco_goes_out_above_below(mocked: aioresponses) -> None:
+    mocked.post(_url("/api/v3/orderList/oco"), payload={"orderListId": 3})
+    async with MarginClient(KEY, SECRET, base_url=BASE, special_key=True) as client:
+        result = await client.new_oco("BTCUSDT", "SELL", "1", "65000", "55000", is_isolated=True)
+    assert result.order_list_id == 3
+    (query,) = _queries(mocked, "POST", "/api/v3/orderList/oco")
+    assert query["aboveType"] == "LIMIT_MAKER" and query["belowType"] == "STOP_LOSS"
+    assert "isIsolated" not in query and "stopPrice" not in query
