@@ -527,6 +527,10 @@ class TradingSession:
             self._wake.set()
             return
         self._link = new
+        if self._state == "reconnecting":
+            # The old connection died while the new one was opening: no longer a clean move.
+            self._state = "live"
+            self._report_gap()
         if old is not None:
             # Answers and events still on the way on the old connection: wait for them.
             waiting = [
@@ -556,9 +560,13 @@ class TradingSession:
                 continue
             self._link = link
             self._state = "live"
+            self._report_gap()
+
+    def _report_gap(self) -> None:
+        """Own events may have been missed since the connection was lost: say so."""
+        if self._user_data:
             started = self._lost_at if self._lost_at is not None else time.time()
-            if self._user_data:
-                self._enqueue(StreamGap(self.config.account, started, time.time()))
+            self._enqueue(StreamGap(self.config.account, started, time.time()))
 
     # Events
 

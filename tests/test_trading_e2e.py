@@ -24,6 +24,7 @@ from binance_margin_async.errors import (
     InvalidMessage,
     NewOrderRejected,
     ParameterError,
+    TransportError,
 )
 from binance_margin_async.events import ExecutionReport, StreamGap
 from binance_margin_async.models import OrderList
@@ -297,3 +298,36 @@ async def test_deleted_key_cannot_log_on_and_says_so(
     async with special.client() as client:
         with pytest.raises(BinanceAPIError):
             await client.trading_session().__aenter__()
+
+
+async def test_clock_drift_is_resynced_and_signed_again(
+    fake: tuple[FakeExchange, MarginClient],
+) -> None:
+    ex, master = fake
+    special = await _special(ex, master)
+    async with special.client() as client, client.trading_session() as session:
+        offset = client.clock.offset_ms
+        ex.set_clock_skew(-3000)  # the exchange's clock now runs 3 s behind: -1021 once
+        order = await session.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.01")
+        assert order.status == "FILLED"
+        assert client.clock.offset_ms < offset - 2000  # measured again after the rejection
+
+
+async def test_a_key_that_can_no_longer_log_on_is_reported(
+    fake: tuple[FakeExchange, MarginClient],
+) -> None:
+    ex, master = fake
+    special = await _special(ex, master)
+    errors: list[Exception] = []
+    config = TradingSessionConfig(reconnect_min=0.01, reconnect_max=0.05)
+    async with special.client() as client:
+        session = client.trading_session(config=config)
+        session.on_error(errors.append)
+        async with session:
+            await master.delete_special_key(api_key=special.api_key)
+            ex.drop_connections()
+            await _until(lambda: any("log on again" in str(e) for e in errors))
+            assert session.state == "reconnecting"
+            with pytest.raises(TransportError) as info:
+                await session.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.01")
+            assert not info.value.request_may_have_been_sent
