@@ -1,11 +1,12 @@
 """An in-process fake Binance margin exchange, for tests, demos and offline strategy runs.
 
 :class:`FakeExchange` serves Binance's margin REST API, the WebSocket API (listen-token user data
-stream) and the risk stream on 127.0.0.1, checks requests the way Binance does (API keys,
-HMAC/Ed25519/RSA signatures, timestamps, parameters, weights, bans) and keeps a margin ledger
-that emits the same events Binance would. Fault switches (dropped connections, stalls,
-``serverShutdown``, expiries, injected errors, clock skew, malformed frames) make reconnect logic
-testable::
+stream, and the order methods of margin special keys) and the risk stream on 127.0.0.1, plus the
+Spot API routes special keys trade through (``/api/v3/order``..., ``exchangeInfo``, ``ping``),
+checks requests the way Binance does (API keys, HMAC/Ed25519/RSA signatures, timestamps,
+parameters, weights, bans) and keeps a margin ledger that emits the same events Binance would.
+Fault switches (dropped connections, stalls, ``serverShutdown``, expiries, injected errors, clock
+skew, malformed frames) make reconnect logic testable::
 
     from binance_margin_async.testing import FakeExchange
 

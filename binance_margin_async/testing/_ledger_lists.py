@@ -29,6 +29,7 @@ from ._ledger_state import (
     LedgerError,
     _Account,
     _enum,
+    _flag,
     _in_range,
     _limit,
     _mandatory,
@@ -129,7 +130,7 @@ class _ListLedger(_OrderLedger):
         side_effect_type: str | None = None,
         self_trade_prevention_mode: str | None = None,
         auto_repay_at_cancel: bool | str = True,
-        spot: bool = False,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``POST /api/v3/orderList/oco`` (``orderList.place.oco``): an OCO of an above and a
         below order, one lock for both.
@@ -139,6 +140,7 @@ class _ListLedger(_OrderLedger):
         one (``-1013``). Legs rest until triggered, so both must be GTC (``-1115``).
         https://developers.binance.com/docs/binance-spot-api-docs/rest-api/trading-endpoints
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         side_v = _enum(side, _SIDES, -1117, "Invalid side.")
         legs = [
@@ -197,7 +199,7 @@ class _ListLedger(_OrderLedger):
         pending_quantity: Amount | None = None,
         pending_iceberg_qty: Amount | None = None,
         pending_time_in_force: str | None = None,
-        spot: bool = False,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``POST /sapi/v1/margin/order/oto``: a LIMIT/LIMIT_MAKER working order whose full fill
         places the pending order (any type but MARKET by quote quantity).
@@ -205,6 +207,7 @@ class _ListLedger(_OrderLedger):
         Only the working order is funded at placement; the pending one when it is placed.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-OTO
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         working = self._working_spec(
             sym, working_type, working_side, working_time_in_force, working_quantity,
@@ -259,7 +262,7 @@ class _ListLedger(_OrderLedger):
         pending_below_stop_price: Amount | None = None,
         pending_below_iceberg_qty: Amount | None = None,
         pending_below_time_in_force: str | None = None,
-        spot: bool = False,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``POST /sapi/v1/margin/order/otoco``: a working order whose full fill places an OCO of
         a pending-above and (optionally) a pending-below order.
@@ -269,6 +272,7 @@ class _ListLedger(_OrderLedger):
         (``-1013``).
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-OTOCO
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         working = self._working_spec(
             sym, working_type, working_side, working_time_in_force, working_quantity,
@@ -312,13 +316,14 @@ class _ListLedger(_OrderLedger):
         order_list_id: int | str | None = None,
         list_client_order_id: str | None = None,
         new_client_order_id: str | None = None,
-        spot: bool = False,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``DELETE /sapi/v1/margin/orderList``: cancel an unresolved list → the list response.
 
         ``-2011 Unknown order list sent.`` when no unresolved list matches.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-OCO
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         lid = _opt_int(order_list_id, "orderListId")
         _one_of(("listClientOrderId", list_client_order_id), ("orderListId", lid))

@@ -139,7 +139,7 @@ class _OrderLedger(_WalletLedger):
         time_in_force: str | None = None,
         self_trade_prevention_mode: str | None = None,
         auto_repay_at_cancel: bool | str = True,
-        spot: bool = False,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``POST /sapi/v1/margin/order``: place an order; the ACK/RESULT/FULL response.
 
@@ -149,6 +149,7 @@ class _OrderLedger(_WalletLedger):
         ``-3003`` isolated account missing.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-Order
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         spec = self._parse_spec(
             sym, side, type, time_in_force, quantity, quote_order_qty, price, stop_price,
@@ -187,7 +188,7 @@ class _OrderLedger(_WalletLedger):
         time_in_force: str | None = None,
         self_trade_prevention_mode: str | None = None,
         auto_repay_at_cancel: bool | str = True,
-        spot: bool = False,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``POST /api/v3/order/cancelReplace`` (``order.cancelReplace``): cancel an open order,
         then place a new one on the same symbol.
@@ -201,6 +202,7 @@ class _OrderLedger(_WalletLedger):
         when one part failed; unlike every other call, the part that succeeded stays done.
         https://developers.binance.com/docs/binance-spot-api-docs/rest-api/trading-endpoints
         """
+        spot = _flag(spot, "spot")
         if cancel_replace_mode not in _CANCEL_REPLACE_MODES:
             raise _illegal("cancelReplaceMode", ", ".join(sorted(_CANCEL_REPLACE_MODES)))
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
@@ -259,7 +261,7 @@ class _OrderLedger(_WalletLedger):
         order_id: int | str | None = None,
         orig_client_order_id: str | None = None,
         new_client_order_id: str | None = None,
-        spot: bool = False,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``DELETE /sapi/v1/margin/order``: cancel one open order → its cancel response.
 
@@ -267,6 +269,7 @@ class _OrderLedger(_WalletLedger):
         cancels the whole list (every order gets a ``CANCELED`` report, then ``listStatus``).
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-Order
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         oid = _opt_int(order_id, "orderId")
         _one_of(("origClientOrderId", orig_client_order_id), ("orderId", oid))
@@ -286,7 +289,7 @@ class _OrderLedger(_WalletLedger):
         now: int,
         *,
         is_isolated: bool | str = False,
-        spot: bool = False,
+        spot: bool | str = False,
     ) -> list[dict[str, Any]]:
         """``DELETE /sapi/v1/margin/openOrders``: cancel every open order (and list) of ``symbol``.
 
@@ -294,6 +297,7 @@ class _OrderLedger(_WalletLedger):
         ``-2011`` when nothing is open.
         https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-All-Open-Orders
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         open_orders = self._live_orders(acct, wallet, sym.name)
         if not open_orders:
@@ -323,12 +327,13 @@ class _OrderLedger(_WalletLedger):
         is_isolated: bool | str = False,
         order_id: int | str | None = None,
         orig_client_order_id: str | None = None,
-        spot: bool = False,
+        spot: bool | str = False,
     ) -> dict[str, Any]:
         """``GET /sapi/v1/margin/order``: one order (``-2013 Order does not exist.``).
 
         https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Order
         """
+        spot = _flag(spot, "spot")
         acct, sym, wallet = self._order_scope(account_id, symbol, is_isolated)
         oid = _opt_int(order_id, "orderId")
         _one_of(("origClientOrderId", orig_client_order_id), ("orderId", oid))
@@ -343,13 +348,14 @@ class _OrderLedger(_WalletLedger):
         symbol: str | None = None,
         *,
         is_isolated: bool | str = False,
-        spot: bool = False,
+        spot: bool | str = False,
     ) -> list[dict[str, Any]]:
         """``GET /sapi/v1/margin/openOrders``: open orders (all cross symbols without ``symbol``).
 
         ``is_isolated`` needs ``symbol`` (``-1102``). Pending OTO orders are included.
         https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Open-Orders
         """
+        spot = _flag(spot, "spot")
         acct = self._account(account_id)
         isolated = _flag(is_isolated, "isIsolated")
         if symbol is None:

@@ -10,9 +10,12 @@ Conventions the shell can rely on
 * Keyword arguments are the snake_case of Binance's parameter names (``newClientOrderId`` →
   ``new_client_order_id``, ``isIsolated`` → ``is_isolated``...). Amounts accept
   ``Decimal | str | int``; flags accept ``bool`` or ``"TRUE"``/``"FALSE"`` (any case).
-* Return values are the JSON-able REST bodies, shaped like Binance's (keys in Binance's order).
+* Return values are the JSON-able REST bodies, shaped like Binance's (keys in Binance's order):
+  the margin (``/sapi``) shapes, or with ``spot=True`` the Spot API's (``/api/v3`` and WebSocket
+  API answers of margin special keys: ``orderListId``, ``workingTime``, no ``isIsolated``).
 * A rejected request raises :class:`LedgerError` (Binance code, message, HTTP status) **before**
-  changing anything: a failed call leaves no state change and no event.
+  changing anything: a failed call leaves no state change and no event. The one exception is
+  Binance's own: a cancel-replace that partly fails keeps the part that succeeded (``-2021``).
 * Events go to an outbox of :class:`LedgerEvent`: ``channel="trade"`` for the listen-token stream
   of ``scope`` (``"CROSS"`` or the isolated symbol), ``channel="risk"`` (scope ``"CROSS"``) for the
   risk stream. Payloads are the wire dicts of PROTOCOL.md §4 (without the ``subscriptionId``

@@ -6,8 +6,12 @@ One aiohttp server on a random free port serves:
   checks them (API key, signature over the exact received bytes for HMAC/Ed25519/RSA keys,
   ``timestamp``/``recvWindow``, parameters), weighted per pool with the real response headers,
   429 + ``Retry-After`` and 418 bans, and backed by the pure :class:`~.ledger.Ledger`;
+* the Spot API routes of margin special keys (``/api/v3/order``, order lists, open orders),
+  ``/api/v3/ping`` and ``/api/v3/exchangeInfo`` (:mod:`._spot`);
 * the WebSocket API (``ws_api_url`` = ``/ws-api/v3``): listen-token subscriptions, events wrapped
-  as ``{"subscriptionId": N, "event": {...}}``, pings, ``eventStreamTerminated``;
+  as ``{"subscriptionId": N, "event": {...}}``, pings, ``eventStreamTerminated``; for special
+  keys ``session.logon``/``status``/``logout``, signed requests (parameters sorted by name), the
+  order methods backed by the ``/api/v3`` routes and ``userDataStream.subscribe[.signature]``;
 * the risk stream (``risk_stream_url``; ``/ws/<listenKey>`` and ``/stream?streams=<listenKey>``):
   the ledger's ``USER_LIABILITY_CHANGE``/``MARGIN_LEVEL_STATUS_CHANGE`` events and
   ``listenKeyExpired``.
@@ -210,6 +214,13 @@ class FakeExchange:
     ``connection_lifetime`` (connections closed after it), ``listen_token_validity_default_ms``
     (``userListenToken`` without ``validity``), ``listen_key_validity`` (risk-stream listen keys,
     extended by keepalive), ``expiry_check_interval`` (how often expiries are checked).
+
+    Margin special keys (:mod:`._special`, :mod:`._spot`): created through ``POST
+    /sapi/v1/margin/apiKey``, they trade their margin account on ``/api/v3`` and the WebSocket API.
+    ``special_key_user_stream`` says how such a key gets its account's events, where Binance's
+    margin documents are unconfirmed: ``"subscribe"`` (default, the spot WebSocket API's way:
+    ``userDataStream.subscribe`` on a logged-on session, or ``.signature``) or ``"listen_token"``
+    (those are refused with ``-2015``; the events come only by the account's listen token).
 
     ``seed`` makes keys, tokens and listen keys reproducible; ``clock`` (epoch seconds) is the
     exchange's wall clock, injectable for tests.
