@@ -47,6 +47,7 @@ from ._tradecore import DEFAULT_MAX_AGE, Answer, TradingCore, signed_params
 from .api import MarginAPI
 from .endpoints import SPOT_ORDER_ENDPOINTS, Endpoint
 from .errors import (
+    BinanceAPIError,
     BinanceError,
     InvalidTimestamp,
     ParameterError,
@@ -425,22 +426,41 @@ class TradingSession:
                 await self._session_call(link, "session.logon", params)
                 link.logged_on = True
             if self._user_data:
-                if link.logged_on:
-                    await self._session_call(link, "userDataStream.subscribe", {})
-                else:
-                    params = signed_params(
-                        {},
-                        api_key=self.client._api_key,
-                        signer=self._signer,
-                        timestamp_ms=self.client.clock.timestamp_ms(time.time()),
-                        recv_window=None,
-                    )
-                    await self._session_call(link, "userDataStream.subscribe.signature", params)
-                link.subscribed = True
+                await self._subscribe(link)
         except BaseException:
             await self._close_link(link)
             raise
         return link
+
+    async def _subscribe(self, link: _Link) -> None:
+        """Subscribe the key's own events on ``link``; a refusal is reported, not fatal.
+
+        Binance does not document this path for margin special keys (README, "Assumptions"): if
+        the exchange refuses it, the session still trades, and the account's events remain
+        available through ``MarginClient.user_stream()`` with the account's own key.
+        """
+        if link.logged_on:
+            method, params = "userDataStream.subscribe", {}
+        else:
+            method = "userDataStream.subscribe.signature"
+            params = signed_params(
+                {},
+                api_key=self.client._api_key,
+                signer=self._signer,
+                timestamp_ms=self.client.clock.timestamp_ms(time.time()),
+                recv_window=None,
+            )
+        try:
+            await self._session_call(link, method, params)
+        except BinanceAPIError as exc:
+            self._report(
+                StreamError(
+                    f"{method} refused ({exc}): no own events on this session; "
+                    "use MarginClient.user_stream() with the account's key for them"
+                )
+            )
+            return
+        link.subscribed = True
 
     async def _close_link(self, link: _Link) -> None:
         link.dead = True

@@ -331,3 +331,25 @@ async def test_a_key_that_can_no_longer_log_on_is_reported(
             with pytest.raises(TransportError) as info:
                 await session.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.01")
             assert not info.value.request_may_have_been_sent
+
+
+async def test_refused_own_events_are_reported_and_the_account_stream_has_them() -> None:
+    # The fake's switch for the alternative Binance may have chosen: no userDataStream.subscribe
+    # for special keys; the account's listen token (its own key) carries their orders' events.
+    async with FakeExchange(seed=4, special_key_user_stream="listen_token") as ex:
+        ex.set_price("BTCUSDT", "60000")
+        creds = ex.add_account(margin_balances={"USDT": "100000"})
+        async with ex.client(creds) as master:
+            special = await _special(ex, master)
+            errors: list[Exception] = []
+            account_reports: list[ExecutionReport] = []
+            stream = master.user_stream()
+            stream.on(ExecutionReport, account_reports.append)
+            async with stream, special.client() as client:
+                session = client.trading_session(config=TradingSessionConfig(user_data=True))
+                session.on_error(errors.append)
+                async with session:
+                    order = await session.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.01")
+                    await _until(lambda: any(r.order_id == order.order_id for r in account_reports))
+                    await _until(lambda: bool(errors))
+    assert "refused" in str(errors[0]) and "user_stream()" in str(errors[0])
