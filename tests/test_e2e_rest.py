@@ -105,6 +105,9 @@ SERVED = frozenset(
         # Streams
         "create_listen_token", "start_risk_data_stream", "keepalive_risk_data_stream",
         "close_risk_data_stream",
+        # Special keys
+        "create_special_key", "delete_special_key", "edit_special_key_ip", "get_special_key",
+        "get_special_key_list",
     }
 )  # fmt: skip
 
