@@ -196,7 +196,7 @@ class TradingSession:
     same name and return the same types (``round=True`` included); ``is_isolated`` is not sent:
     the key selects its account.
 
-    Docs: https://developers.binance.com/docs/margin_trading/api-key/How-to-use-the-Margin-Special-Key
+    Docs: https://developers.binance.com/docs/margin_trading/trade/Create-Special-Key-of-Low-Latency-Trading
     """
 
     new_order = _Forward(MarginAPI.new_order)

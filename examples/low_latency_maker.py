@@ -22,7 +22,7 @@ trip latencies it measured. On production Binance put the special key in ``BINAN
 ``BINANCE_PRIVATE_KEY_FILE`` and give ``--mid``: it then quotes around that price until stopped
 (real orders: try the fake first).
 
-Docs: https://developers.binance.com/docs/margin_trading/api-key/How-to-use-the-Margin-Special-Key
+Docs: https://developers.binance.com/docs/margin_trading/trade/Create-Special-Key-of-Low-Latency-Trading
 """
 
 from __future__ import annotations
