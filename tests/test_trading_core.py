@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from binance_margin_async._tradecore import TradingCore, signed_params
 from binance_margin_async.errors import (
@@ -232,3 +234,63 @@ def test_error_without_code_is_invalid_response() -> None:
     request_id, _ = core.request(1, "order.status", {}, 0.0, write=False)
     (answer,) = core.receive(1, orjson.dumps({"id": request_id, "status": 400}), 0.0).answers
     assert isinstance(answer.error, InvalidResponse)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["send", "answer", "error", "lose", "tick", "forget"]),
+            st.integers(min_value=0, max_value=50),
+            st.booleans(),
+        ),
+        max_size=200,
+    )
+)
+def test_every_request_ends_exactly_once_and_writes_are_never_retried(
+    steps: list[tuple[str, int, bool]],
+) -> None:
+    """Seeded schedules of sends, answers, errors, lost links, timeouts and cancellations."""
+    core = TradingCore()
+    link, now, timeout = 1, 0.0, 5.0
+    core.link_opened(link, now)
+    kinds: dict[int, bool] = {}  # request id -> write?
+    ended: dict[int, int] = {}
+
+    def end(answers: list[Any]) -> None:
+        for answer in answers:
+            ended[answer.request_id] = ended.get(answer.request_id, 0) + 1
+            if isinstance(answer.error, ExecutionStatusUnknown):
+                assert kinds[answer.request_id], "a read can always be asked again"
+            if answer.status == 0:  # no answer arrived: writes unknown, reads retryable
+                assert isinstance(answer.error, ExecutionStatusUnknown) == kinds[answer.request_id]
+
+    for op, pick, flag in steps:
+        open_ids = [rid for rid in kinds if rid not in ended]
+        if op == "send":
+            request_id, frame = core.request(link, "order.place", {}, now, write=flag)
+            assert request_id not in kinds and orjson.loads(frame)["id"] == request_id
+            kinds[request_id] = flag
+        elif op in ("answer", "error") and open_ids:
+            request_id = open_ids[pick % len(open_ids)]
+            message: dict[str, Any] = {"id": request_id, "status": 200, "result": {}}
+            if op == "error":
+                message = {"id": request_id, "status": 503, "error": {"code": -1007, "msg": "x"}}
+            end(core.receive(link, orjson.dumps(message), now).answers)
+        elif op == "lose":
+            end(core.link_lost(link))
+            link += 1
+            core.link_opened(link, now)
+        elif op == "tick":
+            now += pick / 10
+            end(core.expired(now, timeout))
+        elif op == "forget" and open_ids:
+            request_id = open_ids[pick % len(open_ids)]
+            core.forget(request_id)
+            ended[request_id] = 1
+        # A second answer for anything already ended resolves nothing.
+        for request_id in list(ended)[-3:]:
+            late = {"id": request_id, "status": 200, "result": {}}
+            assert core.receive(link, orjson.dumps(late), now).answers == []
+    end(core.link_lost(link))
+    assert set(ended) == set(kinds)
+    assert all(count == 1 for count in ended.values())
