@@ -83,8 +83,9 @@ BACKEND_TIMEOUT: dict[str, Any] = {
 }
 
 #: Client methods whose endpoint the fake backs: the ``_LEDGER_ROUTES`` of testing/_rest.py, its
-#: universal transfer history, capital flow and market data handlers, and the server's own
-#: handlers (stream tokens, listen keys, order-count usage). ``server_time`` is outside ENDPOINTS.
+#: universal transfer history, capital flow and market data handlers, the special-key handlers
+#: and the server's own handlers (stream tokens, listen keys, order-count usage). ``server_time``
+#: is outside ENDPOINTS.
 SERVED = frozenset(
     {
         # Orders and order lists
@@ -105,7 +106,7 @@ SERVED = frozenset(
         # Streams
         "create_listen_token", "start_risk_data_stream", "keepalive_risk_data_stream",
         "close_risk_data_stream",
-        # Special keys
+        # Special keys (testing/_special.py)
         "create_special_key", "delete_special_key", "edit_special_key_ip", "get_special_key",
         "get_special_key_list",
     }

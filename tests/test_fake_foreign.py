@@ -4,12 +4,15 @@ URLs (a subclass that only sets the REST and WebSocket API base URLs).
 It checks that the fake serves what another library needs, in Binance's wire format:
 ``create()`` (``ping`` and ``time``), ``exchangeInfo``, the margin account, a borrow, a margin
 order and its ``executionReport`` through python-binance's margin socket (a listen token from
-``POST /sapi/v1/userListenToken`` subscribed on the WebSocket API). No network: only 127.0.0.1.
+``POST /sapi/v1/userListenToken`` subscribed on the WebSocket API), a special key's orders on
+``/api/v3`` and the WebSocket API signed by python-binance, and ccxt's markets, margin balance,
+borrow and margin order. No network: only 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import decimal
 from decimal import Decimal
 from typing import Any
 
@@ -74,35 +77,71 @@ async def test_python_binance_trades_margin_against_the_fake() -> None:
         await exchange.close()
 
 
+async def test_python_binance_trades_with_a_special_key_on_api_v3_and_the_ws_api() -> None:
+    """python-binance signs the Spot REST API and the WebSocket API (parameters sorted by name)
+    its own way: a special key's orders go through both, against the margin account."""
+    exchange = FakeExchange(seed=13)
+    await exchange.start()
+    try:
+        creds = exchange.add_account(margin_balances={"USDT": "10000", "BTC": "1"})
+        async with exchange.client(creds) as ours:
+            key = await ours.create_special_key("python-binance")
+        client = await python_binance_client(exchange).create(key.api_key, key.secret_key)
+        try:
+            resting = await client.create_order(
+                symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                quantity="0.01", price="59000",
+            )  # fmt: skip
+            assert (resting["status"], resting["orderListId"]) == ("NEW", -1)
+            taken = await client.ws_create_order(
+                symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.001"
+            )
+            assert taken["status"] == "FILLED" and taken["fills"][0]["price"] == "60000.00000000"
+            status = await client.ws_get_order(symbol="BTCUSDT", orderId=resting["orderId"])
+            assert status["isWorking"] is True
+            canceled = await client.ws_cancel_order(symbol="BTCUSDT", orderId=resting["orderId"])
+            assert canceled["status"] == "CANCELED"
+            assert exchange.ledger.balance(creds.account_id, "BTC").free == Decimal("0.999")
+        finally:
+            closing = asyncio.create_task(client.close_connection())
+            await exchange.close()
+            await closing
+    finally:
+        await exchange.close()
+
+
 async def test_ccxt_loads_the_fakes_markets_and_trades_margin() -> None:
     ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a dev dependency")
-    async with FakeExchange(seed=12) as exchange:
-        creds = exchange.add_account(margin_balances={"USDT": "10000"})
-        client = ccxt.binance(
-            {
-                "apiKey": creds.api_key,
-                "secret": creds.api_secret,
-                # Only the venues the fake serves: no futures markets, no wallet currencies.
-                "options": {"fetchMarkets": ["spot"], "fetchCurrencies": False},
-            }
-        )
-        api = client.urls["api"]
-        for name, url in list(api.items()):
-            if isinstance(url, str) and url.startswith("https://api.binance.com/"):
-                api[name] = exchange.rest_url + url.removeprefix("https://api.binance.com")
-        try:
-            markets = await client.load_markets()
-            btc = markets["BTC/USDT"]  # parsed from the fake's exchangeInfo filters
-            assert (btc["precision"]["price"], btc["precision"]["amount"]) == (0.01, 0.00001)
-            assert btc["limits"]["cost"]["min"] == 5
-            balance = await client.fetch_balance({"type": "margin"})
-            assert balance["USDT"]["free"] == 10000
-            loan = await client.borrow_cross_margin("BTC", 0.01)
-            assert loan["info"]["tranId"] > 0
-            order = await client.create_order(
-                "BTC/USDT", "market", "sell", 0.01, params={"marginMode": "cross"}
+    # ccxt sets the thread's decimal context (ROUND_HALF_UP, Underflow trap): keep that change
+    # away from every other test.
+    with decimal.localcontext():
+        async with FakeExchange(seed=12) as exchange:
+            creds = exchange.add_account(margin_balances={"USDT": "10000"})
+            client = ccxt.binance(
+                {
+                    "apiKey": creds.api_key,
+                    "secret": creds.api_secret,
+                    # Only the venues the fake serves: no futures markets, no wallet currencies.
+                    "options": {"fetchMarkets": ["spot"], "fetchCurrencies": False},
+                }
             )
-            assert (order["status"], order["filled"]) == ("closed", 0.01)
-            assert exchange.ledger.balance(creds.account_id, "BTC").free == 0
-        finally:
-            await client.close()
+            api = client.urls["api"]
+            for name, url in list(api.items()):
+                if isinstance(url, str) and url.startswith("https://api.binance.com/"):
+                    api[name] = exchange.rest_url + url.removeprefix("https://api.binance.com")
+            try:
+                markets = await client.load_markets()
+                btc = markets["BTC/USDT"]  # parsed from the fake's exchangeInfo filters
+                assert (btc["precision"]["price"], btc["precision"]["amount"]) == (0.01, 0.00001)
+                assert btc["limits"]["cost"]["min"] == 5
+                balance = await client.fetch_balance({"type": "margin"})
+                assert balance["USDT"]["free"] == 10000
+                loan = await client.borrow_cross_margin("BTC", 0.01)
+                assert loan["info"]["tranId"] > 0
+                order = await client.create_order(
+                    "BTC/USDT", "market", "sell", 0.01, params={"marginMode": "cross"}
+                )
+                assert (order["status"], order["filled"]) == ("closed", 0.01)
+                assert exchange.ledger.balance(creds.account_id, "BTC").free == 0
+            finally:
+                await client.close()

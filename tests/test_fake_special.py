@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection
 
 from binance_margin_async.signing import load_signer, ws_api_payload
 from binance_margin_async.testing import Credentials, FakeExchange
+from binance_margin_async.testing._wsapi import WS_ROUTES
 
 rest, exchange = exchange_fixtures(seed=5)
 
@@ -130,6 +131,23 @@ async def test_special_keys_are_created_queried_listed_edited_and_deleted(
     assert (status, error_code(body)) == (401, -2015)  # deleted keys are rejected at once
     status, _, body = await rest.call("GET", "/api/v3/openOrders", iso_key)
     assert status == 200  # the isolated pair's key was not deleted with the cross ones
+
+
+async def test_the_clients_special_key_methods_work_against_the_fake(
+    exchange: FakeExchange, owner: Credentials
+) -> None:
+    _, public = ed25519_pair()
+    async with exchange.client(owner) as client:
+        created = await client.create_special_key("bot", public_key=public.strip())
+        assert (created.type, created.secret_key) == ("Ed25519", None)
+        hmac_key = await client.create_special_key("bot2", symbol="ETHUSDT", ip=["10.0.0.1"])
+        assert hmac_key.type == "HMAC_SHA256" and hmac_key.secret_key
+        (listed,) = await client.get_special_key_list()
+        assert (listed.api_key, listed.api_name, listed.type) == (created.api_key, "bot", "Ed25519")
+        info = await client.get_special_key(api_key=hmac_key.api_key, symbol="ETHUSDT")
+        assert info.ip == "10.0.0.1"
+        await client.delete_special_key(api_key=created.api_key)
+        assert await client.get_special_key_list() == []
 
 
 async def test_special_key_creation_errors(rest: FakeRest, owner: Credentials) -> None:
@@ -349,12 +367,7 @@ class WsApi:
     async def call(
         self, method: str, params: dict[str, Any] | None = None, *, sign: Credentials | None = None
     ) -> dict[str, Any]:
-        params = dict(params or {})
-        if sign is not None:
-            params["apiKey"] = sign.api_key
-            params.setdefault("timestamp", self.exchange.server_time_ms())
-            signer = load_signer(api_secret=sign.api_secret, private_key=sign.private_key)
-            params["signature"] = signer.sign(ws_api_payload(params))
+        params = self.signed(params or {}, sign) if sign is not None else dict(params or {})
         request_id = self.next_id
         self.next_id += 1
         await self.ws.send(orjson.dumps({"id": request_id, "method": method, "params": params}))
@@ -365,6 +378,13 @@ class WsApi:
             else:
                 assert frame["id"] == request_id
                 return frame
+
+    def signed(self, params: dict[str, Any], key: Credentials) -> dict[str, Any]:
+        """``params`` with ``apiKey``, ``timestamp`` and the signature over them, sorted."""
+        params = {**params, "apiKey": key.api_key}
+        params.setdefault("timestamp", self.exchange.server_time_ms())
+        signer = load_signer(api_secret=key.api_secret, private_key=key.private_key)
+        return {**params, "signature": signer.sign(ws_api_payload(params))}
 
     async def receive(self) -> dict[str, Any]:
         frame = orjson.loads(await asyncio.wait_for(self.ws.recv(), 10))
@@ -470,6 +490,9 @@ async def test_hmac_keys_sign_each_request_and_cannot_log_on(
     assert answer["result"][0]["listOrderStatus"] == "ALL_DONE"
     answer = await ws_api.call("exchangeInfo", {"symbols": ["BNBUSDT"]})
     assert answer["result"]["symbols"][0]["symbol"] == "BNBUSDT"
+    assert (await ws_api.call("userDataStream.unsubscribe"))["result"] == {}
+    while (await ws_api.event())["event"]["e"] != "eventStreamTerminated":
+        pass  # the events of the orders above, then the end of the subscription
 
 
 async def test_the_user_stream_switch_withholds_special_key_subscriptions() -> None:
@@ -487,3 +510,41 @@ async def test_the_user_stream_switch_withholds_special_key_subscriptions() -> N
             assert (await api.call("order.place", place))["status"] == 200
     with pytest.raises(ValueError, match="special_key_user_stream"):
         FakeExchange(special_key_user_stream="sometimes")  # type: ignore[arg-type]
+
+
+async def test_a_lost_ws_order_answer_still_places_the_order_once(
+    rest: FakeRest, exchange: FakeExchange, owner: Credentials
+) -> None:
+    key = await special_key(rest, owner)
+    place = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+             "quantity": "0.01", "price": "59000", "newClientOrderId": "lost-1"}  # fmt: skip
+    exchange.fail_next("order.place", execute=True, status=503, code=-1007, msg="Timeout.")
+    async with websockets.connect(exchange.ws_api_url) as ws:
+        api = WsApi(ws, exchange)
+        answer = await api.call("order.place", place, sign=key)
+        assert (answer["status"], answer["error"]["code"]) == (503, -1007)
+        # Checked and counted at request time, like the REST route.
+        assert answer["rateLimits"][0]["rateLimitType"] == "ORDERS"
+        exchange.fail_next("order.place", execute="later", disconnect=True)
+        lost = api.signed({**place, "newClientOrderId": "lost-2"}, key)
+        await api.ws.send(orjson.dumps({"id": 99, "method": "order.place", "params": lost}))
+        with pytest.raises(websockets.ConnectionClosed):
+            await api.receive()
+    assert [o["clientOrderId"] for o in exchange.ledger.open_orders(owner.account_id)] == ["lost-1"]
+    assert exchange.run_deferred() == 1  # the backend executes it after the connection is gone
+    orders = exchange.ledger.open_orders(owner.account_id)
+    assert [o["clientOrderId"] for o in orders] == ["lost-1", "lost-2"]
+
+
+async def test_every_ws_trading_method_is_served_with_its_rest_checks(
+    rest: FakeRest, exchange: FakeExchange, owner: Credentials, ws_api: WsApi
+) -> None:
+    key = await special_key(rest, owner)
+    for method in WS_ROUTES:
+        answer = await ws_api.call(method, sign=key if method != "exchangeInfo" else None)
+        if method in ("exchangeInfo", "openOrders.status"):
+            assert answer["status"] == 200, (method, answer)
+        else:
+            # Known and authenticated; then the REST route's own mandatory parameters.
+            assert answer["error"]["code"] == -1102, (method, answer)
+            assert "symbol" in answer["error"]["msg"], (method, answer)

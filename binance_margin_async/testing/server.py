@@ -1282,9 +1282,7 @@ class FakeExchange:
                 )
             failure = self._take_failure("WS", name)
             if failure is not None:
-                unanswered = functools.partial(
-                    self._ws_execute_unanswered, session, handler, params
-                )
+                unanswered = self._ws_unanswered(failure, session, name, handler, params)
                 self._execute_unanswered(failure, unanswered)
                 if failure.disconnect:
                     conn.abort()
@@ -1405,20 +1403,48 @@ class FakeExchange:
         order counts and answer (the ``result``)."""
 
         def handle(session: Session, params: dict[str, Any], now_ms: int, after: list[str]) -> Any:
-            p = Params(text_params(params))
-            p.skip("returnRateLimits")
-            if route.endpoint.security is Security.NONE:
-                return route.handler(Call(p, None, now_ms))
-            account = self._ws_authenticate(session, p, now_ms)
-            if route.permission is not None and route.permission not in account.permissions:
-                raise _REJECTED_KEY
-            if route.endpoint.counts_order:
-                self._ws_orders_of = account.account_id
-                count = UNFILLED_ORDER_COUNTS.get(route.endpoint.path, 1)
-                self._place_orders(account.account_id, self._clock(), count)
-            return route.handler(Call(p, account.account_id, now_ms, account.scope))
+            return route.handler(self._ws_authorize(route, session, params, now_ms))
 
         return handle
+
+    def _ws_authorize(
+        self, route: Route, session: Session, params: dict[str, Any], now_ms: int
+    ) -> Call:
+        """The checks of a route-backed method up to the order count (as REST's
+        :meth:`_authorize`): the call to execute."""
+        p = Params(text_params(params))
+        p.skip("returnRateLimits")
+        if route.endpoint.security is Security.NONE:
+            return Call(p, None, now_ms)
+        account = self._ws_authenticate(session, p, now_ms)
+        if route.permission is not None and route.permission not in account.permissions:
+            raise _REJECTED_KEY
+        if route.endpoint.counts_order:
+            self._ws_orders_of = account.account_id
+            count = UNFILLED_ORDER_COUNTS.get(route.endpoint.path, 1)
+            self._place_orders(account.account_id, self._clock(), count)
+        return Call(p, account.account_id, now_ms, account.scope)
+
+    def _ws_unanswered(
+        self,
+        failure: _Failure,
+        session: Session,
+        name: str,
+        handler: _WsMethod,
+        params: dict[str, Any],
+    ) -> Callable[[], object]:
+        """What a :meth:`fail_next` on a WebSocket API method executes. A route-backed method
+        acts on the account, not the connection: checked now, executed (now or held) at the
+        current server time even if its connection is gone, like its REST route."""
+        route_key = WS_ROUTES.get(name)
+        if route_key is None or not failure.execute:
+            return functools.partial(self._ws_execute_unanswered, session, handler, params)
+        route = self._routes[route_key]
+        try:
+            call = self._ws_authorize(route, session, params, self.server_time_ms())
+        except (LedgerError, _RateLimitedError):
+            return lambda: None  # rejected, and even that answer is lost
+        return functools.partial(self._execute_restamped, route, call)
 
     def _ws_key(self, api_key: str) -> _Account:
         if _API_KEY_RE.fullmatch(api_key) is None:
