@@ -1,6 +1,7 @@
 """Asyncio client for Binance Margin (cross and isolated).
 
-REST SAPI (:class:`MarginClient`), user-data streams (:meth:`MarginClient.user_stream`), one
+REST SAPI (:class:`MarginClient`), user-data streams (:meth:`MarginClient.user_stream`), special-key
+orders over the WebSocket API (:meth:`MarginClient.trading_session`), one
 weight-aware :class:`RateLimiter` shared by both, and an in-process fake exchange
 (:mod:`binance_margin_async.testing`).
 
@@ -21,6 +22,9 @@ _EXPORTS = {
     "RateLimiter": ".ratelimit",
     "UserDataStream": ".stream",
     "StreamConfig": ".stream",
+    "TradingSession": ".trading",
+    "TradingSessionConfig": ".trading",
+    "SymbolInfo": ".symbols",
     "AccountMirror": ".mirror",
     "BinanceError": ".errors",
     "BinanceAPIError": ".errors",
@@ -44,6 +48,9 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "StreamConfig",
+    "SymbolInfo",
+    "TradingSession",
+    "TradingSessionConfig",
     "TransportError",
     "UserDataStream",
 ]
@@ -63,6 +70,8 @@ if TYPE_CHECKING:
     from .ratelimit import RateLimiter
     from .rest import MarginClient
     from .stream import StreamConfig, UserDataStream
+    from .symbols import SymbolInfo
+    from .trading import TradingSession, TradingSessionConfig
 
 
 def __getattr__(name: str) -> Any:

@@ -26,8 +26,10 @@ import abc
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final, TypeVar
 
+import orjson
+
 from . import params as P
-from .endpoints import ENDPOINTS, SERVER_TIME, Endpoint
+from .endpoints import ENDPOINTS, EXCHANGE_INFO, SERVER_TIME, SPOT_ORDER_ENDPOINTS, Endpoint
 from .errors import InvalidResponse, ParameterError
 from .models import (
     ActiveLoanGroup,
@@ -36,6 +38,7 @@ from .models import (
     BorrowRepayRecord,
     BorrowRepayRecords,
     BorrowRepayType,
+    CancelReplaceResult,
     CapitalFlow,
     CapitalFlowType,
     ClosedLoanGroup,
@@ -119,6 +122,7 @@ from .models import (
     decode_list,
 )
 from .params import AmountLike
+from .symbols import ExchangeInfo, SymbolInfo, decode_exchange_info
 
 __all__ = ["MarginAPI"]
 
@@ -393,6 +397,75 @@ def _order_leg_rules(
         need("stop_price", trailing_delta, f"{order_type} orders (or trailing_delta)")
 
 
+def _new_order_params(
+    symbol: str,
+    side: OrderSide | str,
+    type: OrderType | str,
+    *,
+    quantity: AmountLike | None,
+    quote_order_qty: AmountLike | None,
+    price: AmountLike | None,
+    stop_price: AmountLike | None,
+    new_client_order_id: str | None,
+    iceberg_qty: AmountLike | None,
+    new_order_resp_type: NewOrderRespType | str | None,
+    side_effect_type: SideEffectType | str | None,
+    time_in_force: TimeInForce | str | None,
+    self_trade_prevention_mode: SelfTradePreventionMode | str | None,
+    trailing_delta: int | None,
+    auto_repay_at_cancel: bool | None,
+    is_isolated: bool,
+) -> tuple[list[tuple[str, str]], str]:
+    """The checked parameters of a new order (``new_order``, and the new half of
+    ``cancel_replace_order``) and its (given or generated) client order id."""
+    order_type = P.enum_value("type", type, OrderType, required=True)
+    qty = P.amount("quantity", quantity)
+    quote_qty = P.amount("quote_order_qty", quote_order_qty)
+    price_s = P.amount("price", price)
+    stop = P.amount("stop_price", stop_price)
+    tif = P.enum_value("time_in_force", time_in_force, TimeInForce)
+    trailing = P.integer("trailing_delta", trailing_delta, minimum=1)
+    iceberg = P.amount("iceberg_qty", iceberg_qty)
+    if order_type == "MARKET":
+        if (qty is None) == (quote_qty is None):
+            raise ParameterError(
+                "quantity", "MARKET orders take exactly one of quantity or quote_order_qty"
+            )
+    elif quote_qty is not None:
+        raise ParameterError("quote_order_qty", "is only allowed for MARKET orders")
+    _order_leg_rules(
+        "",
+        order_type,
+        quantity=qty,
+        price=price_s,
+        stop_price=stop,
+        trailing_delta=trailing,
+        time_in_force=tif,
+        iceberg_qty=iceberg,
+    )
+    client_id = _client_id("new_client_order_id", new_client_order_id)
+    params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
+    _put_isolated(params, is_isolated)
+    params.append(("side", P.enum_value("side", side, OrderSide, required=True)))
+    params.append(("type", order_type))
+    _put(params, "quantity", qty)
+    _put(params, "quoteOrderQty", quote_qty)
+    _put(params, "price", price_s)
+    _put(params, "stopPrice", stop)
+    params.append(("newClientOrderId", client_id))
+    _put(params, "icebergQty", iceberg)
+    _put_order_options(
+        params,
+        new_order_resp_type,
+        side_effect_type,
+        self_trade_prevention_mode,
+        auto_repay_at_cancel,
+        time_in_force=tif,
+    )
+    _put(params, "trailingDelta", trailing)
+    return params, client_id
+
+
 class MarginAPI(abc.ABC):
     """Every Binance margin REST endpoint as a typed async method.
 
@@ -518,6 +591,75 @@ class MarginAPI(abc.ABC):
             raise InvalidResponse(200, _excerpt(data), "serverTime missing or not an integer")
         return value
 
+    # Market data: symbol rules
+
+    async def get_exchange_info(self, symbols: str | Sequence[str] | None = None) -> ExchangeInfo:
+        """Trading rules of ``symbols`` (one or several; all symbols when ``None``: heavy).
+
+        ``GET /api/v3/exchangeInfo``, weight 20 on the shared ``/api`` pool. Every symbol
+        returned also refreshes the cache :meth:`get_symbol_info` reads.
+
+        Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/general-endpoints
+        """
+        params: list[tuple[str, str]] = []
+        if symbols is not None:
+            names = P.as_sequence("symbols", symbols)
+            if len(names) == 1:
+                params.append(("symbol", names[0]))
+            else:
+                # Binance's JSON-array form, ["BTCUSDT","BNBBTC"] (percent-encoded on the wire).
+                params.append(("symbols", orjson.dumps(names).decode()))
+        data = await self._call(EXCHANGE_INFO, params)
+        try:
+            info = decode_exchange_info(data)
+        except DecodeError as exc:
+            raise InvalidResponse(200, _excerpt(data), str(exc)) from exc
+        self._store_symbol_rules(info.symbols)
+        return info
+
+    async def get_symbol_info(self, symbol: str, *, refresh: bool = False) -> SymbolInfo:
+        """The cached trading rules of ``symbol``, fetched when missing, stale or ``refresh``.
+
+        Raises:
+            ParameterError: Binance does not list ``symbol``.
+        """
+        name = P.symbol("symbol", symbol, required=True)
+        if not refresh:
+            cached = self._cached_symbol_rules(name)
+            if cached is not None:
+                return cached
+        for info in (await self.get_exchange_info(name)).symbols:
+            if info.symbol == name:
+                return info
+        raise ParameterError("symbol", f"{name} is not listed by exchangeInfo")
+
+    def _cached_symbol_rules(self, symbol: str) -> SymbolInfo | None:
+        """Fresh cached rules of ``symbol``; the transport keeps the cache (none here)."""
+        return None
+
+    def _store_symbol_rules(self, symbols: Sequence[SymbolInfo]) -> None:  # noqa: B027
+        """Remember rules just fetched; the transport keeps the cache (nothing here)."""
+
+    async def _round_order(
+        self,
+        symbol: str,
+        type: OrderType | str,
+        quantity: AmountLike | None,
+        price: AmountLike | None,
+        stop_price: AmountLike | None,
+        iceberg_qty: AmountLike | None,
+    ) -> tuple[AmountLike | None, AmountLike | None, AmountLike | None, AmountLike | None]:
+        """``round=True``: quantities on the step, prices on the tick (down), notional checked."""
+        market = P.enum_value("type", type, OrderType) == "MARKET"
+        rules = await self.get_symbol_info(symbol)
+        qty = None if quantity is None else rules.round_quantity(quantity, market=market)
+        price_d = None if price is None else rules.round_price(price)
+        stop = None if stop_price is None else rules.round_price(stop_price)
+        iceberg = None if iceberg_qty is None else rules.round_quantity(iceberg_qty)
+        if qty is not None and price_d is not None:
+            rules.check_notional(price_d, qty)
+        return qty, price_d, stop, iceberg
+
     # Trade: orders
 
     async def new_order(
@@ -539,6 +681,7 @@ class MarginAPI(abc.ABC):
         trailing_delta: int | None = None,
         auto_repay_at_cancel: bool | None = None,
         is_isolated: bool = False,
+        round: bool = False,
     ) -> Order:
         """Place a margin order (``POST /sapi/v1/margin/order``).
 
@@ -546,53 +689,35 @@ class MarginAPI(abc.ABC):
         ``newClientOrderId`` is generated when none is given; it is on the returned order and on
         :class:`~binance_margin_async.errors.ExecutionStatusUnknown` if the outcome is unknown.
 
+        With ``round=True`` the symbol's rules (:meth:`get_symbol_info`, cached) put ``quantity``
+        and ``iceberg_qty`` on the lot step and ``price``/``stop_price`` on the tick, rounding
+        down, and the minimum notional of a priced order is checked: an order that cannot be made
+        valid raises :class:`~binance_margin_async.errors.ParameterError` before anything is sent.
+
         Docs: https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-Order
         """
-        order_type = P.enum_value("type", type, OrderType, required=True)
-        qty = P.amount("quantity", quantity)
-        quote_qty = P.amount("quote_order_qty", quote_order_qty)
-        price_s = P.amount("price", price)
-        stop = P.amount("stop_price", stop_price)
-        tif = P.enum_value("time_in_force", time_in_force, TimeInForce)
-        trailing = P.integer("trailing_delta", trailing_delta, minimum=1)
-        iceberg = P.amount("iceberg_qty", iceberg_qty)
-        if order_type == "MARKET":
-            if (qty is None) == (quote_qty is None):
-                raise ParameterError(
-                    "quantity", "MARKET orders take exactly one of quantity or quote_order_qty"
-                )
-        elif quote_qty is not None:
-            raise ParameterError("quote_order_qty", "is only allowed for MARKET orders")
-        _order_leg_rules(
-            "",
-            order_type,
-            quantity=qty,
-            price=price_s,
-            stop_price=stop,
-            trailing_delta=trailing,
-            time_in_force=tif,
-            iceberg_qty=iceberg,
+        if round:
+            quantity, price, stop_price, iceberg_qty = await self._round_order(
+                symbol, type, quantity, price, stop_price, iceberg_qty
+            )
+        params, client_id = _new_order_params(
+            symbol,
+            side,
+            type,
+            quantity=quantity,
+            quote_order_qty=quote_order_qty,
+            price=price,
+            stop_price=stop_price,
+            new_client_order_id=new_client_order_id,
+            iceberg_qty=iceberg_qty,
+            new_order_resp_type=new_order_resp_type,
+            side_effect_type=side_effect_type,
+            time_in_force=time_in_force,
+            self_trade_prevention_mode=self_trade_prevention_mode,
+            trailing_delta=trailing_delta,
+            auto_repay_at_cancel=auto_repay_at_cancel,
+            is_isolated=is_isolated,
         )
-        client_id = _client_id("new_client_order_id", new_client_order_id)
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
-        _put_isolated(params, is_isolated)
-        params.append(("side", P.enum_value("side", side, OrderSide, required=True)))
-        params.append(("type", order_type))
-        _put(params, "quantity", qty)
-        _put(params, "quoteOrderQty", quote_qty)
-        _put(params, "price", price_s)
-        _put(params, "stopPrice", stop)
-        params.append(("newClientOrderId", client_id))
-        _put(params, "icebergQty", iceberg)
-        _put_order_options(
-            params,
-            new_order_resp_type,
-            side_effect_type,
-            self_trade_prevention_mode,
-            auto_repay_at_cancel,
-            time_in_force=tif,
-        )
-        _put(params, "trailingDelta", trailing)
         data = await self._call(ENDPOINTS["new_order"], params, client_order_id=client_id)
         return _one(Order, data)
 
@@ -622,6 +747,90 @@ class MarginAPI(abc.ABC):
         )
         data = await self._call(ENDPOINTS["cancel_order"], params, client_order_id=orig)
         return _one(Order, data)
+
+    async def cancel_replace_order(
+        self,
+        symbol: str,
+        side: OrderSide | str,
+        type: OrderType | str,
+        *,
+        cancel_replace_mode: str,
+        cancel_order_id: int | None = None,
+        cancel_orig_client_order_id: str | None = None,
+        cancel_new_client_order_id: str | None = None,
+        quantity: AmountLike | None = None,
+        quote_order_qty: AmountLike | None = None,
+        price: AmountLike | None = None,
+        stop_price: AmountLike | None = None,
+        new_client_order_id: str | None = None,
+        iceberg_qty: AmountLike | None = None,
+        new_order_resp_type: NewOrderRespType | str | None = None,
+        side_effect_type: SideEffectType | str | None = None,
+        time_in_force: TimeInForce | str | None = None,
+        self_trade_prevention_mode: SelfTradePreventionMode | str | None = None,
+        trailing_delta: int | None = None,
+        auto_repay_at_cancel: bool | None = None,
+        cancel_restrictions: str | None = None,
+        is_isolated: bool = False,
+        round: bool = False,
+    ) -> CancelReplaceResult:
+        """Cancel an order and place a new one in one request (special keys only).
+
+        ``cancel_replace_mode`` is ``STOP_ON_FAILURE`` (no new order if the cancel fails) or
+        ``ALLOW_FAILURE``; ``cancel_restrictions`` ``ONLY_NEW`` or ``ONLY_PARTIALLY_FILLED``. The
+        new order takes :meth:`new_order`'s arguments (``round`` included). SAPI has no margin
+        cancel-replace: this is ``POST /api/v3/order/cancelReplace`` or the WebSocket API's
+        ``order.cancelReplace``, so a :class:`~.rest.MarginClient` needs ``special_key=True``.
+        A failed half answers HTTP 409 with code ``-2021`` or ``-2022``, raised as an error.
+
+        Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/trading-endpoints
+        """
+        if cancel_replace_mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+            raise ParameterError("cancel_replace_mode", "must be STOP_ON_FAILURE or ALLOW_FAILURE")
+        if cancel_restrictions not in (None, "ONLY_NEW", "ONLY_PARTIALLY_FILLED"):
+            raise ParameterError("cancel_restrictions", "must be ONLY_NEW or ONLY_PARTIALLY_FILLED")
+        P.require_one_of(
+            ("cancel_order_id", cancel_order_id),
+            ("cancel_orig_client_order_id", cancel_orig_client_order_id),
+        )
+        cancel: list[tuple[str, str]] = [("cancelReplaceMode", cancel_replace_mode)]
+        _put(cancel, "cancelOrderId", P.integer("cancel_order_id", cancel_order_id))
+        _put(
+            cancel,
+            "cancelOrigClientOrderId",
+            P.client_order_id("cancel_orig_client_order_id", cancel_orig_client_order_id),
+        )
+        _put(
+            cancel,
+            "cancelNewClientOrderId",
+            P.client_order_id("cancel_new_client_order_id", cancel_new_client_order_id),
+        )
+        _put(cancel, "cancelRestrictions", cancel_restrictions)
+        if round:
+            quantity, price, stop_price, iceberg_qty = await self._round_order(
+                symbol, type, quantity, price, stop_price, iceberg_qty
+            )
+        params, client_id = _new_order_params(
+            symbol,
+            side,
+            type,
+            quantity=quantity,
+            quote_order_qty=quote_order_qty,
+            price=price,
+            stop_price=stop_price,
+            new_client_order_id=new_client_order_id,
+            iceberg_qty=iceberg_qty,
+            new_order_resp_type=new_order_resp_type,
+            side_effect_type=side_effect_type,
+            time_in_force=time_in_force,
+            self_trade_prevention_mode=self_trade_prevention_mode,
+            trailing_delta=trailing_delta,
+            auto_repay_at_cancel=auto_repay_at_cancel,
+            is_isolated=is_isolated,
+        )
+        endpoint = SPOT_ORDER_ENDPOINTS["cancel_replace_order"]
+        data = await self._call(endpoint, params + cancel, client_order_id=client_id)
+        return _one(CancelReplaceResult, data)
 
     async def get_order(
         self,

@@ -32,10 +32,12 @@ from typing import Final
 __all__ = [
     "ENDPOINTS",
     "ENDPOINTS_BY_ROUTE",
+    "EXCHANGE_INFO",
     "EXCLUDED",
     "HEAVY_SIDE_EFFECTS",
     "RETIRED",
     "SERVER_TIME",
+    "SPOT_ORDER_ENDPOINTS",
     "Endpoint",
     "ExcludedEndpoint",
     "Pool",
@@ -142,6 +144,7 @@ _IP = Pool.SAPI_IP
 _UID = Pool.SAPI_UID
 
 _ORDER_HEAVY: Final = 1500
+_SPOT_REST: Final = "https://developers.binance.com/docs/binance-spot-api-docs/rest-api/"
 
 _TABLE: Final[tuple[Endpoint, ...]] = (
     # Trade
@@ -376,6 +379,49 @@ SERVER_TIME: Final = Endpoint(
     doc="https://developers.binance.com/docs/binance-spot-api-docs/rest-api/general-endpoints",
 )
 
+_API = Pool.API_IP
+_SPOT_TRADE: Final = _SPOT_REST + "trading-endpoints"
+_SPOT_ACCOUNT: Final = _SPOT_REST + "account-endpoints"
+
+#: The order endpoints a margin special key uses instead of the SAPI ones, by ``MarginAPI`` method
+#: name (PROTOCOL.md §10): spot ``/api/v3`` routes, charged to the shared ``/api`` + WebSocket API
+#: IP pool with the spot weights, order placements also to the account's order counts. The WebSocket
+#: API methods of :class:`~binance_margin_async.trading.TradingSession` cost the same.
+#: ``cancel_replace_order`` has no SAPI counterpart: it exists only here.
+SPOT_ORDER_ENDPOINTS: Final[Mapping[str, Endpoint]] = MappingProxyType({ep.name: ep for ep in (
+    Endpoint("new_order", "POST", "/api/v3/order", _S, _API, 1, counts_order=True,
+             doc=_SPOT_TRADE),
+    Endpoint("cancel_order", "DELETE", "/api/v3/order", _S, _API, 1, critical=True,
+             doc=_SPOT_TRADE),
+    Endpoint("get_order", "GET", "/api/v3/order", _S, _API, 4, doc=_SPOT_ACCOUNT),
+    Endpoint("cancel_replace_order", "POST", "/api/v3/order/cancelReplace", _S, _API, 1,
+             counts_order=True, doc=_SPOT_TRADE),
+    Endpoint("get_open_orders", "GET", "/api/v3/openOrders", _S, _API, 6,
+             weight_without=("symbol", 80), doc=_SPOT_ACCOUNT),
+    Endpoint("cancel_open_orders", "DELETE", "/api/v3/openOrders", _S, _API, 1, critical=True,
+             doc=_SPOT_TRADE),
+    Endpoint("new_oco", "POST", "/api/v3/orderList/oco", _S, _API, 1, counts_order=True,
+             doc=_SPOT_TRADE),
+    Endpoint("new_oto", "POST", "/api/v3/orderList/oto", _S, _API, 1, counts_order=True,
+             doc=_SPOT_TRADE),
+    Endpoint("new_otoco", "POST", "/api/v3/orderList/otoco", _S, _API, 1, counts_order=True,
+             doc=_SPOT_TRADE),
+    Endpoint("cancel_order_list", "DELETE", "/api/v3/orderList", _S, _API, 1, critical=True,
+             doc=_SPOT_TRADE),
+)})  # fmt: skip
+
+#: ``GET /api/v3/exchangeInfo``: the symbols' trading rules (tick, step, notional); weight 20 on
+#: the shared ``/api`` IP pool.
+EXCHANGE_INFO: Final = Endpoint(
+    "get_exchange_info",
+    "GET",
+    "/api/v3/exchangeInfo",
+    Security.NONE,
+    Pool.API_IP,
+    20,
+    doc=_SPOT_REST + "general-endpoints",
+)
+
 _MARGIN_20240331 = "removed 2024-03-31 04:00 UTC (margin change log 2024-01-09)"
 
 #: Endpoints named in the seeds that no longer exist, with what to use instead.
@@ -446,7 +492,4 @@ EXCLUDED: Final[tuple[ExcludedEndpoint, ...]] = (
     ExcludedEndpoint("GET", "/sapi/v3/sub-account/assets", "sub-account API, not margin"),
     ExcludedEndpoint("GET", "/sapi/v1/blvt/tokenInfo", "leveraged-token (BLVT) product"),
     ExcludedEndpoint("GET", "/sapi/v1/blvt/userLimit", "leveraged-token (BLVT) product"),
-    ExcludedEndpoint("GET", "/api/v3/exchangeInfo",
-                     "spot market metadata (symbol filters); public /api endpoint outside this "
-                     "margin client"),
 )  # fmt: skip

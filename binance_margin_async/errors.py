@@ -36,12 +36,13 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import orjson
 
 __all__ = [
     "ERROR_CODES",
+    "UNKNOWN_OUTCOME_CODES",
     "AccountBorrowBanned",
     "AccountTradeBanned",
     "AssetBorrowBanned",
@@ -285,6 +286,11 @@ class IPBanned(RateLimited):
     def _describe(self) -> str:
         stamp = datetime.fromtimestamp(self.until, UTC).isoformat(timespec="seconds")
         return f"IP banned until {stamp}; " + super()._describe()
+
+
+#: Codes that mean "the server may or may not have executed it" (PROTOCOL.md §6): for a read that
+#: only costs a retry; for an order or cancel the caller has to reconcile.
+UNKNOWN_OUTCOME_CODES: Final = frozenset({-1000, -1006, -1007})
 
 
 class ExecutionStatusUnknown(BinanceError):

@@ -40,6 +40,7 @@ __all__ = [
     "BorrowRepayRecord",
     "BorrowRepayRecords",
     "BorrowRepayType",
+    "CancelReplaceResult",
     "CapitalFlow",
     "CapitalFlowType",
     "ClosedLoanGroup",
@@ -463,6 +464,21 @@ class OrderList:
     margin_buy_borrow_asset: str | None = None
     orders: tuple[OrderListEntry, ...] = ()
     order_reports: tuple[Order, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelReplaceResult:
+    """Cancel an order and place a new one in one request (special keys: spot ``cancelReplace``).
+
+    ``cancel_result`` / ``new_order_result`` are ``SUCCESS``, ``FAILURE`` or ``NOT_ATTEMPTED``.
+    https://developers.binance.com/docs/binance-spot-api-docs/rest-api/trading-endpoints
+    """
+
+    cancel_result: str | None = None
+    new_order_result: str | None = None
+    cancel_response: Order | None = None
+    new_order_response: Order | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 

@@ -32,10 +32,13 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from . import params as P
+from ._special import spot_params
 from .api import MarginAPI
 from .clock import ServerClock
-from .endpoints import SERVER_TIME, Endpoint, Security
+from .endpoints import SERVER_TIME, SPOT_ORDER_ENDPOINTS, Endpoint, Security
 from .errors import (
+    UNKNOWN_OUTCOME_CODES,
     BinanceAPIError,
     BinanceError,
     ExecutionStatusUnknown,
@@ -48,12 +51,14 @@ from .errors import (
 )
 from .ratelimit import RateLimiter
 from .signing import Signer, encode_params, load_signer, signed_query
+from .symbols import SymbolInfo, SymbolRules
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from .models import OrderCountUsage
     from .stream import StreamConfig, UserDataStream
+    from .trading import TradingSession, TradingSessionConfig
 
 __all__ = ["MarginClient"]
 
@@ -63,12 +68,10 @@ DEFAULT_BASE_URL: Final = "https://api.binance.com"
 DEFAULT_WS_API_URL: Final = "wss://ws-api.binance.com:443/ws-api/v3"
 DEFAULT_RISK_STREAM_URL: Final = "wss://margin-stream.binance.com"
 
-# Codes that mean "the server may or may not have executed it" (PROTOCOL.md §6). For a GET that
-# only costs a retry; for anything else the caller has to reconcile.
-_UNKNOWN_OUTCOME_CODES: Final = frozenset({-1000, -1006, -1007})
 # Codes worth retrying for an idempotent read: transient server-side trouble.
 _RETRYABLE_READ_CODES: Final = frozenset({-1000, -1001, -1004, -1006, -1007, -1008, -3044})
 _EXCERPT: Final = 200
+_CANCEL_REPLACE: Final = SPOT_ORDER_ENDPOINTS["cancel_replace_order"]
 
 
 def _mask(api_key: str) -> str:
@@ -83,6 +86,13 @@ class MarginClient(MarginAPI):
     signs ``SIGNED`` endpoints; an API key alone is enough for market data and stream tokens. Pass
     one :class:`RateLimiter` to several clients that share an IP or account so that they share its
     budget. The client never reads environment variables or files.
+
+    ``special_key=True`` says the key is a margin special key (``create_special_key``): its orders
+    go to the spot routes ``/api/v3/order``, ``/api/v3/orderList/*`` and ``/api/v3/openOrders``
+    (charged to the ``/api`` pool with the spot weights and to the order counts) instead of
+    ``/sapi/v1/margin/*``; the key itself selects the margin account (cross, or the isolated pair
+    it was created for), so ``is_isolated`` is not sent. :meth:`trading_session` trades with the
+    same key over the WebSocket API.
 
     Use it as an async context manager; it owns its aiohttp session unless one is passed in. (A
     session you pass is used as is: aiohttp may then resend a GET/PUT/DELETE once by itself when a
@@ -104,6 +114,9 @@ class MarginClient(MarginAPI):
         recv_window: int = 5000,
         limiter: RateLimiter | None = None,
         session: aiohttp.ClientSession | None = None,
+        special_key: bool = False,
+        # Symbol rules (get_symbol_info, round=True): seconds they are trusted before a refresh
+        symbol_rules_max_age: float = 3600.0,
         # Timeouts and retries
         timeout: float = 10.0,
         max_read_retries: int = 3,
@@ -141,6 +154,8 @@ class MarginClient(MarginAPI):
         self._clock_synced = False
         self._sync_lock = asyncio.Lock()
         self._closed = False
+        self._special_key = P.boolean("special_key", special_key)
+        self._symbol_rules = SymbolRules(max_age=symbol_rules_max_age)
 
     def __repr__(self) -> str:
         key_type = self._signer.key_type if self._signer is not None else "NONE"
@@ -212,6 +227,30 @@ class MarginClient(MarginAPI):
             config=config,
         )
 
+    def trading_session(self, *, config: TradingSessionConfig | None = None) -> TradingSession:
+        """Create a :class:`~.trading.TradingSession`: this client's special key trading over one
+        WebSocket API connection (``ws_api_url``), with :meth:`new_order` and the other order
+        methods under the same names and result types. Nothing connects until ``async with``.
+
+        Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-api/trading-requests
+        """
+        from .trading import TradingSession
+
+        return TradingSession(self, config=config)
+
+    @property
+    def special_key(self) -> bool:
+        """Whether orders take the special-key routes (``/api/v3``) instead of SAPI."""
+        return self._special_key
+
+    # Symbol rules cache (used by get_symbol_info and round=True)
+
+    def _cached_symbol_rules(self, symbol: str) -> SymbolInfo | None:
+        return self._symbol_rules.get(symbol, time.time())
+
+    def _store_symbol_rules(self, symbols: Sequence[SymbolInfo]) -> None:
+        self._symbol_rules.store(symbols, time.time())
+
     # Clock
 
     @property
@@ -268,6 +307,15 @@ class MarginClient(MarginAPI):
         client_order_id: str | None = None,
     ) -> Any:
         """Send one request for ``endpoint`` and return its decoded JSON body."""
+        if self._special_key:
+            spot = SPOT_ORDER_ENDPOINTS.get(endpoint.name)
+            if spot is not None:
+                params = spot_params(endpoint.name, params)
+                endpoint = spot
+        elif endpoint is _CANCEL_REPLACE:
+            raise ParameterError(
+                "special_key", "cancel_replace_order exists only for special keys (/api/v3)"
+            )
         security = endpoint.security
         if security is Security.SIGNED and self._signer is None:
             raise ParameterError(
@@ -406,7 +454,7 @@ class MarginClient(MarginAPI):
     def _outcome_unknown(status: int, error: BinanceError) -> bool:
         if status >= 500:
             return True
-        return isinstance(error, BinanceAPIError) and error.code in _UNKNOWN_OUTCOME_CODES
+        return isinstance(error, BinanceAPIError) and error.code in UNKNOWN_OUTCOME_CODES
 
     @staticmethod
     async def _backoff(attempt: int) -> None:

@@ -13,9 +13,11 @@ from binance_margin_async.api import MarginAPI
 from binance_margin_async.endpoints import (
     ENDPOINTS,
     ENDPOINTS_BY_ROUTE,
+    EXCHANGE_INFO,
     EXCLUDED,
     RETIRED,
     SERVER_TIME,
+    SPOT_ORDER_ENDPOINTS,
     Endpoint,
     Pool,
     Security,
@@ -40,7 +42,8 @@ def _seed_lines() -> list[tuple[str, str, str | None]]:
 
 
 WRAPPED = {(ep.method, ep.path) for ep in ENDPOINTS.values()} | {
-    (SERVER_TIME.method, SERVER_TIME.path)
+    (SERVER_TIME.method, SERVER_TIME.path),
+    (EXCHANGE_INFO.method, EXCHANGE_INFO.path),
 }
 RETIRED_ROUTES = {(r.method, r.path) for r in RETIRED}
 EXCLUDED_ROUTES = {(e.method, e.path) for e in EXCLUDED}
@@ -239,4 +242,28 @@ def test_one_documented_api_method_per_endpoint() -> None:
         for name, member in inspect.getmembers(MarginAPI, inspect.iscoroutinefunction)
         if not name.startswith("_")
     }
-    assert public - set(ENDPOINTS) == {"server_time"}
+    # Beyond the SAPI table: the /api/v3 calls (server time, symbol rules) and the special-key
+    # cancel-replace, which has no SAPI route.
+    extra = {"server_time", "get_exchange_info", "get_symbol_info", "cancel_replace_order"}
+    assert public - set(ENDPOINTS) == extra
+    for name, ep in (
+        ("get_exchange_info", EXCHANGE_INFO),
+        ("cancel_replace_order", SPOT_ORDER_ENDPOINTS["cancel_replace_order"]),
+    ):
+        assert ep.doc in (getattr(MarginAPI, name).__doc__ or ""), name
+
+
+def test_special_key_routes_mirror_the_sapi_order_endpoints() -> None:
+    for name, ep in SPOT_ORDER_ENDPOINTS.items():
+        assert ep.name == name
+        assert ep.path.startswith("/api/v3/")
+        assert ep.pool is Pool.API_IP
+        assert ep.security is Security.SIGNED
+        if name != "cancel_replace_order":
+            sapi = ENDPOINTS[name]
+            assert ep.critical == sapi.critical, name
+            assert ep.counts_order == sapi.counts_order, name
+    # Spot weights: openOrders costs 6 for one symbol and 80 for all.
+    open_orders = SPOT_ORDER_ENDPOINTS["get_open_orders"]
+    assert open_orders.weight_for([("symbol", "BTCUSDT")]) == 6
+    assert open_orders.weight_for([]) == 80

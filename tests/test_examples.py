@@ -21,7 +21,7 @@ from binance_margin_async import MarginClient
 from binance_margin_async.mirror import AccountMirror
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-ALL = ("fill_listener", "position_monitor", "strategy_skeleton")
+ALL = ("fill_listener", "position_monitor", "strategy_skeleton", "low_latency_maker")
 
 
 def load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
@@ -130,6 +130,20 @@ async def test_strategy_trades_reconciles_unknown_outcomes_and_cleans_up(
     assert re.search(r"^FILL SELL .* -> position 0 BTC", stop, re.M)
     assert "repaid 1000 USDT" in stop
     assert re.search(r"^done: \d+ fills seen, position 0 BTC", stop, re.M)
+
+
+async def test_low_latency_maker_quotes_replaces_and_sees_its_own_fills(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await run_on_fake("low_latency_maker", ["--duration", "2"], monkeypatch)
+    out = capsys.readouterr().out
+    assert re.search(r"^BTCUSDT: tick 0\.01, step [\d.]+$", out, re.M)
+    assert re.search(r"^QUOTE BUY 0\.01 @ \d+(\.\d{1,2})?$", out, re.M)  # on the tick
+    assert re.search(r"^MOVE  (BUY|SELL) -> \d+", out, re.M)  # cancel-replace
+    fills = re.findall(r"^FILL (BUY|SELL) 0\.01 @ ", out, re.M)  # own events, same connection
+    assert fills
+    assert re.search(r"^cancelled \d+ open orders$", out, re.M)
+    assert re.search(r"^summary: \d+ requests, \d+ replaces, bought", out, re.M)
 
 
 @pytest.mark.parametrize("name", ALL)

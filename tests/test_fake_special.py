@@ -141,7 +141,7 @@ async def test_the_clients_special_key_methods_work_against_the_fake(
         created = await client.create_special_key("bot", public_key=public.strip())
         assert (created.type, created.secret_key) == ("Ed25519", None)
         hmac_key = await client.create_special_key("bot2", symbol="ETHUSDT", ip=["10.0.0.1"])
-        assert hmac_key.type == "HMAC_SHA256" and hmac_key.secret_key
+        assert hmac_key.type == "HMAC_SHA256" and hmac_key.secret_key and hmac_key.api_key
         (listed,) = await client.get_special_key_list()
         assert (listed.api_key, listed.api_name, listed.type) == (created.api_key, "bot", "Ed25519")
         info = await client.get_special_key(api_key=hmac_key.api_key, symbol="ETHUSDT")
