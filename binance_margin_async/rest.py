@@ -23,9 +23,11 @@ Binance docs: https://developers.binance.com/docs/margin_trading/general-info
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -49,11 +51,15 @@ from .errors import (
 from .ratelimit import RateLimiter
 from .signing import Signer, encode_params, load_signer, signed_query
 
+# Imported with this module, not inside `user_stream()`: a first import of the stream machinery
+# (websockets, orjson paths) would otherwise block the running event loop for tens of ms.
+from .stream import UserDataStream
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from .models import OrderCountUsage
-    from .stream import StreamConfig, UserDataStream
+    from .stream import StreamConfig
 
 __all__ = ["MarginClient"]
 
@@ -141,6 +147,8 @@ class MarginClient(MarginAPI):
         self._clock_synced = False
         self._sync_lock = asyncio.Lock()
         self._closed = False
+        # The loop the session was created on: aiohttp sessions cannot move between loops.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         key_type = self._signer.key_type if self._signer is not None else "NONE"
@@ -165,9 +173,44 @@ class MarginClient(MarginAPI):
             await self._session.close()
         self._session = None
 
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        session = self._session
+        if session is None or not self._owns_session or session.closed:
+            return
+        _warn(
+            f"{self!r} was never closed: use `async with MarginClient(...) as client:` "
+            "or `await client.close()` before its event loop ends",
+            ResourceWarning,
+            source=self,
+        )
+        # Our warning says it all: close the session now, so that aiohttp does not add its own
+        # "Unclosed client session"/"Unclosed connector" noise.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(session.close(), loop)
+            return
+        connector = session.connector
+        session.detach()
+        if connector is not None:
+            # With its loop closed, the connector's close() has no transport left to wait for:
+            # it finishes in its first step.
+            closing = connector.close()
+            if asyncio.iscoroutine(closing):
+                with contextlib.suppress(StopIteration):
+                    closing.send(None)
+                closing.close()
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("this MarginClient is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and loop is not self._loop:
+            raise RuntimeError(
+                "this MarginClient is bound to the event loop it was first used on (its aiohttp "
+                "session lives there) and cannot be used from another one, e.g. a second "
+                "asyncio.run(): create the client inside the coroutine that uses it"
+            )
+        self._loop = loop
         if self._session is None:
             session = aiohttp.ClientSession(timeout=self._timeout)
             # aiohttp silently resends GET/PUT/DELETE once when a kept-alive connection drops
@@ -201,8 +244,6 @@ class MarginClient(MarginAPI):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade-data-stream
         """
-        from .stream import UserDataStream
-
         return UserDataStream(
             self,
             cross=cross,
@@ -361,7 +402,9 @@ class MarginClient(MarginAPI):
         headers: dict[str, str] | None,
     ) -> tuple[int, Any, bytes]:
         """The one place where transport exceptions are translated."""
-        session = self._session if self._session is not None else self._get_session()
+        session = self._session
+        if session is None or self._loop is not asyncio.get_running_loop():
+            session = self._get_session()  # creates it, or explains the loop it is bound to
         try:
             # Not `async with`: read() already releases the connection, and the context manager
             # costs a measurable slice of a request on this hot path.
