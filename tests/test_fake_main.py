@@ -39,7 +39,7 @@ async def test_standalone_server_prints_working_urls_and_keys() -> None:
                 account = orjson.loads(await resp.read())
         assert account["created"] is True
         proc.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        assert await asyncio.wait_for(proc.wait(), 30) == 130  # 128 + SIGINT, like the monitor
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -68,6 +68,7 @@ from ._params import (
     not_required,
     parse_payload,
 )
+from ._price_index import price_index_handlers
 from ._rest import MARGIN, TRADE, Call, Handler, Route, build_routes, ledger_handlers
 from ._streams import ListenKey, Session, StreamBook, Subscription
 from .ledger import Amount, Ledger, LedgerError
@@ -295,7 +296,11 @@ class FakeExchange:
         self._requests_by_path: Counter[str] = Counter()
 
         self._routes: dict[tuple[str, str], Route] = build_routes(
-            {**ledger_handlers(self._ledger), **self._handlers()}
+            {
+                **ledger_handlers(self._ledger),
+                **price_index_handlers(self._ledger),
+                **self._handlers(),
+            }
         )
         self._methods_by_path: dict[str, list[str]] = {}
         for method, path in self._routes:
@@ -478,9 +483,13 @@ class FakeExchange:
         margin levels move; the resulting events go out on the streams.
 
         ``liquidity`` caps the base quantity traded at this price until the next call (partial
-        fills); ``None`` is unlimited. Raises :class:`~.ledger.LedgerError` for an unknown symbol
-        or a non-positive price.
+        fills); ``None`` is unlimited. Raises ``ValueError`` naming the symbol for one the
+        exchange does not list, :class:`~.ledger.LedgerError` for a non-positive price.
         """
+        listed = [spec.symbol for spec in self._ledger.symbols()]
+        if symbol not in listed:
+            # A local call, not a request: a plain error, not an HTTP-style -1121.
+            raise ValueError(f"unknown symbol {symbol!r}: this fake exchange lists {listed}")
         self._ledger.set_price(symbol, price, self.server_time_ms(), liquidity=liquidity)
         self._pump()
 
