@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 import time
@@ -344,7 +343,7 @@ async def _lifecycle(
     account = await client.get_account()
     for asset in account.user_assets:
         owed = (asset.borrowed or 0) + (asset.interest or 0)
-        if owed:
+        if owed and asset.asset:
             await client.repay(asset.asset, owed)
     for pair in (await client.get_isolated_account(symbols=["ETHUSDT"])).assets:
         for side in _sides(pair):
@@ -371,92 +370,12 @@ def _sides(pair: IsolatedPairAccount) -> list[IsolatedAsset]:
 
 
 async def run_monitor(
-    *,
-    fake: bool,
-    duration: float | None,
-    interval: float,
-    env: Mapping[str, str],
-    out: TextIO = sys.stdout,
+    args: argparse.Namespace, *, env: Mapping[str, str], out: TextIO | None = None
 ) -> int:
-    """A live view of an account's balances, liabilities, margin level and events."""
-    async with contextlib.AsyncExitStack() as stack:
-        if fake:
-            ex = await stack.enter_async_context(FakeExchange(seed=11))
-            creds = ex.add_account(margin_balances={"USDT": "10000", "BTC": "0.1"})
-            client = await stack.enter_async_context(ex.client(creds))
-            stack.push_async_callback(_cancel, asyncio.create_task(_fake_activity(ex, client)))
-        else:
-            key = env.get("BINANCE_API_KEY")
-            secret = env.get("BINANCE_API_SECRET")
-            key_file = env.get("BINANCE_PRIVATE_KEY_FILE")
-            if not key or not (secret or key_file):
-                print(
-                    "set BINANCE_API_KEY and BINANCE_API_SECRET (or BINANCE_PRIVATE_KEY_FILE), "
-                    "or pass --fake",
-                    file=sys.stderr,
-                )
-                return 2
-            private_key = None
-            if key_file:
-                private_key = Path(key_file).read_bytes()
-            client = await stack.enter_async_context(
-                MarginClient(key, secret, private_key=private_key)
-            )
-        stream = client.user_stream(risk=True, mirror=True)
-        log: deque[str] = deque(maxlen=12)
-        status = "(no risk event yet)"
+    """The live risk view (see :mod:`binance_margin_async._monitor`)."""
+    from ._monitor import run_monitor as run
 
-        def on_status(event: MarginLevelStatusChange) -> None:
-            nonlocal status
-            status = str(event.status)
-
-        stream.on(MarginLevelStatusChange, on_status)
-        stream.on(_Event, lambda e: log.append(f"[{e.account}] {describe(e)}"))
-        stream.on_error(lambda exc: log.append(f"error: {exc!r}"))
-        await stack.enter_async_context(stream)
-        deadline = None if duration is None else time.monotonic() + duration
-        while deadline is None or time.monotonic() < deadline:
-            account = await client.get_account()
-            orders = await client.get_open_orders()
-            if out.isatty():
-                out.write("\x1b[2J\x1b[H")
-            out.write(
-                f"margin level {account.margin_level}  status {status}  "
-                f"net {account.total_net_asset_of_btc} BTC\n\n"
-                f"{'asset':<8}{'free':>16}{'locked':>16}{'borrowed':>16}{'interest':>16}\n"
-            )
-            for a in account.user_assets:
-                if a.free or a.locked or a.borrowed or a.interest:
-                    out.write(
-                        f"{a.asset:<8}{a.free:>16}{a.locked:>16}{a.borrowed:>16}{a.interest:>16}\n"
-                    )
-            out.write(f"\nopen orders: {len(orders)}\n")
-            for o in orders:
-                out.write(f"  {o.symbol} {o.side} {o.type} {o.orig_qty} @ {o.price}\n")
-            out.write("\nevents:\n" + "".join(f"  {line}\n" for line in log) + "\n")
-            out.flush()
-            await asyncio.sleep(interval)
-    return 0
-
-
-async def _fake_activity(ex: FakeExchange, client: MarginClient) -> None:
-    """Something to watch in ``monitor --fake``: trades and a wandering BTC price."""
-    price = Decimal("60000")
-    step = Decimal("400")
-    while True:
-        await client.new_order(
-            "BTCUSDT", "BUY", "LIMIT", quantity="0.01", price=price - 200, time_in_force="GTC"
-        )
-        price += step if price < 60000 else -step
-        step = -step if abs(price - 60000) > 2000 else step
-        ex.set_price("BTCUSDT", price)
-        await asyncio.sleep(1.0)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    return await run(args, env=env, out=out, describe=describe, client_from_env=client_from_env)
 
 
 def _parser() -> argparse.ArgumentParser:

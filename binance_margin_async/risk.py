@@ -196,6 +196,7 @@ class PriceBook:
         return factor, (oldest if oldest is not None else _NEVER)
 
 
+_ISOLATED_BATCH: Final = 5  # symbols per GET /sapi/v1/margin/isolated/account
 _NEVER: Final = 2**62  # "as of" of a value that needs no price at all (the valuation asset)
 
 
@@ -355,6 +356,16 @@ class RiskEstimator:
         """The prices used."""
         return self._book
 
+    @property
+    def mirror(self) -> AccountMirror:
+        """The balances used."""
+        return self._mirror
+
+    @property
+    def isolated_symbols(self) -> tuple[str, ...]:
+        """The isolated accounts valued in their own quote asset."""
+        return tuple(self._isolated)
+
     def quote_of(self, account: str) -> str:
         """The valuation asset of ``account``."""
         pair = self._isolated.get(account)
@@ -407,7 +418,11 @@ class PriceIndexPoller:
 
     Every ``interval`` seconds it asks ``GET /sapi/v1/margin/priceIndex`` (IP weight 10 in that
     endpoint's own 12,000/min pool) for each symbol of :meth:`RiskEstimator.symbols_needed`, all
-    through the client's rate limiter. The interval is stretched so that polling stays within
+    through the client's rate limiter. With ``refresh_isolated`` (the default) each round also
+    reloads the estimator's isolated accounts into the mirror with
+    ``GET /sapi/v1/margin/isolated/account`` (IP weight 10 per 5 pairs): Binance sends no
+    liability event for isolated accounts, so their borrowed and interest would otherwise change
+    only when the stream resyncs. The interval is stretched so that polling stays within
     ``budget`` (a share of that pool): ``n`` symbols every ``t`` seconds cost ``600·n/t`` weight a
     minute. After each round :meth:`RiskEstimator.update` runs and every
     :class:`MarginLevelEstimate` goes to the callbacks registered with :meth:`on`.
@@ -425,6 +440,7 @@ class PriceIndexPoller:
         *,
         interval: float = 2.0,
         budget: float = 0.25,
+        refresh_isolated: bool = True,
     ) -> None:
         if interval <= 0:
             raise ParameterError("interval", "must be positive")
@@ -434,6 +450,7 @@ class PriceIndexPoller:
         self._estimator = estimator
         self._interval = interval
         self._budget = budget
+        self._refresh_isolated = refresh_isolated
         self._callbacks: list[EstimateCallback] = []
         self._task: asyncio.Task[None] | None = None
         self.polls = 0
@@ -453,7 +470,15 @@ class PriceIndexPoller:
 
     async def poll_once(self) -> list[MarginLevelEstimate]:
         """One round: fetch the prices needed, update the estimator, deliver the changes."""
-        for symbol in self._estimator.symbols_needed():
+        estimator = self._estimator
+        if self._refresh_isolated:
+            pairs = estimator.isolated_symbols
+            for start in range(0, len(pairs), _ISOLATED_BATCH):
+                batch = pairs[start : start + _ISOLATED_BATCH]
+                as_of = self._client.clock.timestamp_ms(time.time())
+                snapshot = await self._client.get_isolated_account(symbols=batch)
+                estimator.mirror.load_isolated_snapshot(snapshot, as_of=as_of)
+        for symbol in estimator.symbols_needed():
             index = await self._client.get_price_index(symbol)
             if index.price is not None:
                 self._estimator.book.update(symbol, index.price, index.calc_time or 0)
