@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -337,8 +337,15 @@ async def _lifecycle(
     await client.new_order(
         "BTCUSDT", "SELL", "MARKET", quantity="0.39", side_effect_type="AUTO_REPAY"
     )
+    (pair,) = (await client.get_isolated_account(symbols=["ETHUSDT"])).assets
+    eth = pair.base_asset.free if pair.base_asset and pair.base_asset.free else Decimal(0)
     await client.new_order(
-        "ETHUSDT", "SELL", "MARKET", quantity="1", side_effect_type="AUTO_REPAY", is_isolated=True
+        "ETHUSDT",
+        "SELL",
+        "MARKET",
+        quantity=eth.quantize(Decimal("0.0001"), ROUND_DOWN),  # what the commission left
+        side_effect_type="AUTO_REPAY",
+        is_isolated=True,
     )
     account = await client.get_account()
     for asset in account.user_assets:

@@ -174,7 +174,8 @@ class MarginClient(MarginAPI):
         self._session = None
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
-        session = self._session
+        # getattr: __init__ may have raised (e.g. a bad key) before the session slot existed.
+        session = getattr(self, "_session", None)
         if session is None or not self._owns_session or session.closed:
             return
         _warn(
