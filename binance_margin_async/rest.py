@@ -34,6 +34,10 @@ import aiohttp
 import orjson
 from yarl import URL
 
+# The stream machinery (websockets, the mirror stream.py imports lazily for mirror=True) comes
+# with this module, not with the first `user_stream()`: that import would block the running
+# event loop for tens of ms.
+from . import mirror as _mirror  # noqa: F401
 from .api import MarginAPI
 from .clock import ServerClock
 from .endpoints import SERVER_TIME, Endpoint, Security
@@ -50,9 +54,6 @@ from .errors import (
 )
 from .ratelimit import RateLimiter
 from .signing import Signer, encode_params, load_signer, signed_query
-
-# Imported with this module, not inside `user_stream()`: a first import of the stream machinery
-# (websockets, orjson paths) would otherwise block the running event loop for tens of ms.
 from .stream import UserDataStream
 
 if TYPE_CHECKING:

@@ -13,7 +13,6 @@ from binance_margin_async.mirror import AccountMirror, AssetBalance
 from binance_margin_async.models import MarginLevelStatus
 from binance_margin_async.risk import (
     CROSS_BANDS,
-    ISOLATED_BANDS,
     NO_DEBT_LEVEL,
     MarginLevelEstimate,
     PriceBook,
