@@ -170,6 +170,10 @@ def test_ctrl_c_shuts_an_example_down_cleanly_and_exits_130() -> None:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert first.startswith("listening for fills"), first
+        # A fill comes from the fake market, which runs inside run_until_stopped: from then on
+        # Ctrl-C ends the wait (before, it would cancel the setup: 130 too, without totals).
+        while not (line := proc.stdout.readline()).startswith("FILL"):
+            assert line, "the example ended before its first fill"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

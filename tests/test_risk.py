@@ -79,7 +79,11 @@ def test_valuation_level_and_the_prices_of_the_next_bands() -> None:
     balances = {"BTC": bal("BTC", "0.5"), "USDT": bal("USDT", "10000", "20000")}
     valued = value_account("CROSS", balances, prices, quote="USDT", bands=CROSS_BANDS)
     assert valued is not None
-    assert (valued.total_asset, valued.total_liability, valued.net) == (40000, 20000, 20000)
+    assert (valued.total_asset, valued.total_liability, valued.net) == (
+        D(40000),
+        D(20000),
+        D(20000),
+    )
     assert valued.level == 2 and valued.status == MarginLevelStatus.EXCESSIVE
     exposure = valued.exposure
     assert exposure is not None and exposure.asset == "BTC" and exposure.price == 60000
@@ -160,7 +164,11 @@ async def test_estimate_equals_the_fake_exchange_level_over_a_random_price_walk(
             await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.3")
             await client.borrow("USDT", "6000", symbol="ETHUSDT")
             await client.new_order("ETHUSDT", "BUY", "MARKET", quantity="2.5", is_isolated=True)
-            pairs = [(p.symbol, p.base, p.quote) for p in await client.get_all_pairs()]
+            pairs = [
+                (p.symbol, p.base, p.quote)
+                for p in await client.get_all_pairs()
+                if p.symbol and p.base and p.quote
+            ]
             mirror = AccountMirror()
             estimator = RiskEstimator(
                 mirror, PriceBook(pairs), isolated_pairs={"ETHUSDT": ("ETH", "USDT")}
