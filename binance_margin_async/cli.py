@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from . import __version__
-from .errors import ParameterError
+from .errors import BinanceError, ParameterError
 from .events import (
     AccountPosition,
     BalanceUpdate,
@@ -55,10 +55,12 @@ environment (read without --fake; never printed):
   BINANCE_PRIVATE_KEY_FILE       path to its Ed25519 or RSA private key (PKCS#8 PEM)
   BINANCE_PRIVATE_KEY_PASSWORD   password of that PEM file, if it has one
 
-exit status: 0 done, 130 interrupted (Ctrl-C), 2 bad command line or environment"""
+exit status: 0 done, 130 interrupted (Ctrl-C), 2 bad command line or environment,
+1 Binance or the network refused (one line on stderr)"""
 
 # Exit statuses, the shell's conventions: 130 = 128 + SIGINT.
 EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
 EXIT_SETUP: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
@@ -471,5 +473,9 @@ def _run(args: argparse.Namespace) -> int:
     except SetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
+    except BinanceError as exc:
+        # e.g. -2015 (key rejected), no route to Binance: one line, not a traceback.
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -376,9 +376,12 @@ class RiskEstimator:
         needed: dict[str, None] = {}
         for account in self._mirror.accounts():
             quote = self.quote_of(account)
-            for asset in self._mirror.balances(account):
-                for symbol in self._book.path(asset, quote) or ():
-                    needed[symbol] = None
+            for asset, balance in self._mirror.balances(account).items():
+                # Binance lists every margin asset in the cross account, most of them at zero:
+                # only what is held or owed needs a price.
+                if balance.free or balance.locked or balance.borrowed or balance.interest:
+                    for symbol in self._book.path(asset, quote) or ():
+                        needed[symbol] = None
         return list(needed)
 
     def valuation(self, account: str) -> AccountValuation | None:

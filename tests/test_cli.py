@@ -116,3 +116,16 @@ def test_missing_or_unusable_keys_end_in_one_line_and_status_2(
 def test_cli_requires_a_command() -> None:
     with pytest.raises(SystemExit):
         main([])
+
+
+def test_binance_or_network_failure_is_one_line_and_status_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BINANCE_API_KEY", "k" * 64)
+    monkeypatch.setenv("BINANCE_API_SECRET", "s" * 64)
+    monkeypatch.delenv("BINANCE_PRIVATE_KEY_FILE", raising=False)
+    # Nothing listens on port 9 of the loopback: the first request cannot connect.
+    assert main(["monitor", "--base-url", "http://127.0.0.1:9", "--duration", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: TransportError: ") and err.count("\n") == 1
+    assert "s" * 64 not in err

@@ -120,12 +120,13 @@ def test_estimator_reports_each_status_change_once() -> None:
                 {"asset": "BTC", "free": "0.5", "locked": "0", "borrowed": "0", "interest": "0"},
                 {"asset": "USDT", "free": "10000", "locked": "0", "borrowed": "20000",
                  "interest": "0"},
+                {"asset": "BNB", "free": "0", "locked": "0", "borrowed": "0", "interest": "0"},
             ],
         }
     )  # fmt: skip
     prices = PriceBook(PAIRS)
     estimator = RiskEstimator(mirror, prices)
-    assert estimator.symbols_needed() == ["BTCUSDT"]
+    assert estimator.symbols_needed() == ["BTCUSDT"]  # not BNBUSDT: none held or owed
     assert estimator.update(1) == []  # no price yet
     prices.update("BTCUSDT", D("60000"), 10)
     first = estimator.update(11)
