@@ -38,6 +38,7 @@ from yarl import URL
 # with this module, not with the first `user_stream()`: that import would block the running
 # event loop for tens of ms.
 from . import mirror as _mirror  # noqa: F401
+from ._context import request_context, unknown_outcome_hint
 from .api import MarginAPI
 from .clock import ServerClock
 from .endpoints import SERVER_TIME, Endpoint, Security
@@ -76,6 +77,11 @@ _UNKNOWN_OUTCOME_CODES: Final = frozenset({-1000, -1006, -1007})
 # Codes worth retrying for an idempotent read: transient server-side trouble.
 _RETRYABLE_READ_CODES: Final = frozenset({-1000, -1001, -1004, -1006, -1007, -1008, -3044})
 _EXCERPT: Final = 200
+
+
+def _with_context(hint: str, params: list[tuple[str, str]]) -> str:
+    context = request_context(params)
+    return f"{hint} (request: {context})" if context else hint
 
 
 def _mask(api_key: str) -> str:
@@ -350,7 +356,10 @@ class MarginClient(MarginAPI):
                     continue
                 if not idempotent and exc.request_may_have_been_sent:
                     raise ExecutionStatusUnknown(
-                        str(exc), client_order_id=client_order_id, endpoint=endpoint.name
+                        str(exc),
+                        client_order_id=client_order_id,
+                        endpoint=endpoint.name,
+                        hint=_with_context(unknown_outcome_hint(endpoint.name), params),
                     ) from exc
                 raise
             self.limiter.on_response(endpoint, status, resp_headers)
@@ -374,7 +383,12 @@ class MarginClient(MarginAPI):
                     endpoint=endpoint.name,
                     status=status,
                     code=error.code if isinstance(error, BinanceAPIError) else None,
+                    hint=_with_context(unknown_outcome_hint(endpoint.name), params),
                 ) from error
+            context = request_context(params)
+            if context:
+                # Binance's text names no parameter ("-1121 Invalid symbol."); the request did.
+                error.args = (f"{error.args[0]} [{endpoint.name}: {context}]",)
             raise error
 
     def _on_order_count_usage(self, usage: list[OrderCountUsage]) -> None:
