@@ -23,11 +23,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, TextIO
 
-from .events import MarginLevelStatusChange, StreamGap
+from ._scenario import CROSS_FUNDS, ISOLATED_FUNDS, Scenario
+from .events import Event, MarginLevelStatusChange, StreamGap
 from .formatting import format_amount
 from .mirror import AccountMirror
 from .models import MarginLevelStatus
 from .risk import MarginLevelEstimate, PriceBook, PriceIndexPoller, RiskEstimator
+from .testing import FakeExchange
 
 __all__ = ["MonitorState", "Segment", "frame", "render_plain", "run_monitor"]
 
@@ -309,17 +311,12 @@ async def run_monitor(
     client_from_env: Callable[[Mapping[str, str], argparse.Namespace], Any],
 ) -> int:
     """Run the view until ``args.duration`` elapses (0) or the task is cancelled (Ctrl-C)."""
-    from .events import Event
-    from .testing import FakeExchange
-
     out = out if out is not None else sys.stdout
     symbols = [s.upper() for s in args.isolated]
     speed = args.speed if args.fake else 1.0
     async with contextlib.AsyncExitStack() as stack:
         scenario = None
         if args.fake:
-            from ._scenario import CROSS_FUNDS, ISOLATED_FUNDS, Scenario
-
             ex = await stack.enter_async_context(FakeExchange(seed=11))
             symbols = sorted({*symbols, *ISOLATED_FUNDS})
             creds = ex.add_account(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from . import __version__
+from ._monitor import run_monitor as _run_monitor
 from .errors import BinanceError, ParameterError
 from .events import (
     AccountPosition,
@@ -382,9 +383,9 @@ async def run_monitor(
     args: argparse.Namespace, *, env: Mapping[str, str], out: TextIO | None = None
 ) -> int:
     """The live risk view (see :mod:`binance_margin_async._monitor`)."""
-    from ._monitor import run_monitor as run
-
-    return await run(args, env=env, out=out, describe=describe, client_from_env=client_from_env)
+    return await _run_monitor(
+        args, env=env, out=out, describe=describe, client_from_env=client_from_env
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
