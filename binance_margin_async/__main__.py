@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from ._entry import demo_or_monitor
 
-sys.exit(main())
+sys.exit(demo_or_monitor())

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
+from . import __version__
+from ._monitor import run_monitor as _run_monitor
+from .errors import BinanceError, ParameterError
 from .events import (
     AccountPosition,
     BalanceUpdate,
@@ -33,10 +35,106 @@ from .events import (
     StreamGap,
     UnknownEvent,
 )
-from .rest import MarginClient
+from .formatting import format_amount as _amount
+from .models import IsolatedAsset, IsolatedPairAccount
+from .rest import DEFAULT_BASE_URL, DEFAULT_RISK_STREAM_URL, DEFAULT_WS_API_URL, MarginClient
 from .testing import FakeExchange
 
-__all__ = ["main"]
+__all__ = [
+    "ENVIRONMENT_HELP",
+    "SetupError",
+    "add_connection_options",
+    "client_from_env",
+    "main",
+    "monitor_main",
+]
+
+ENVIRONMENT_HELP: Final = """\
+environment (read without --fake; never printed):
+  BINANCE_API_KEY                API key
+  BINANCE_API_SECRET             its HMAC secret, or instead
+  BINANCE_PRIVATE_KEY_FILE       path to its Ed25519 or RSA private key (PKCS#8 PEM)
+  BINANCE_PRIVATE_KEY_PASSWORD   password of that PEM file, if it has one
+
+exit status: 0 done, 130 interrupted (Ctrl-C), 2 bad command line or environment,
+1 Binance or the network refused (one line on stderr)"""
+
+# Exit statuses, the shell's conventions: 130 = 128 + SIGINT.
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_SETUP: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+
+class SetupError(Exception):
+    """The command line or the environment does not say how to run; the text is one line."""
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """``--base-url``, ``--ws-api-url``, ``--risk-stream-url``: where the client connects.
+
+    They default to Binance production; point them at a standalone fake exchange
+    (``binance-margin-fake``) to run with its demo keys.
+    """
+    group = parser.add_argument_group("where to connect (default: Binance production)")
+    group.add_argument("--base-url", metavar="URL", help=f"REST base URL ({DEFAULT_BASE_URL})")
+    group.add_argument(
+        "--ws-api-url", metavar="URL", help=f"WebSocket API URL ({DEFAULT_WS_API_URL})"
+    )
+    group.add_argument(
+        "--risk-stream-url", metavar="URL", help=f"risk stream URL ({DEFAULT_RISK_STREAM_URL})"
+    )
+
+
+def client_from_env(
+    env: Mapping[str, str], args: argparse.Namespace, **options: Any
+) -> MarginClient:
+    """A :class:`MarginClient` with the keys of ``env`` (see :data:`ENVIRONMENT_HELP`), the
+    URLs of ``args`` (:func:`add_connection_options`) and further ``MarginClient`` ``options``
+    (e.g. ``special_key=True``).
+
+    Raises :class:`SetupError` with one line saying what is missing or unusable; the key
+    material itself is never part of it.
+    """
+    api_key = env.get("BINANCE_API_KEY")
+    secret = env.get("BINANCE_API_SECRET")
+    key_file = env.get("BINANCE_PRIVATE_KEY_FILE")
+    if not api_key or not (secret or key_file):
+        raise SetupError(
+            "set BINANCE_API_KEY and BINANCE_API_SECRET (or BINANCE_PRIVATE_KEY_FILE), "
+            "or pass --fake"
+        )
+    private_key = None
+    if key_file:
+        try:
+            private_key = Path(key_file).read_bytes()
+        except OSError as exc:
+            raise SetupError(
+                f"cannot read BINANCE_PRIVATE_KEY_FILE {key_file!r}: {exc.strerror or exc}"
+            ) from None
+    urls = {
+        name: value
+        for name in ("base_url", "ws_api_url", "risk_stream_url")
+        if (value := getattr(args, name, None))
+    }
+    try:
+        return MarginClient(
+            api_key,
+            None if private_key is not None else secret,
+            private_key=private_key,
+            private_key_password=env.get("BINANCE_PRIVATE_KEY_PASSWORD") or None,
+            **urls,
+            **options,
+        )
+    except ParameterError as exc:
+        source = {
+            "api_key": "BINANCE_API_KEY",
+            "api_secret": "BINANCE_API_SECRET",
+            "private_key": f"BINANCE_PRIVATE_KEY_FILE {key_file!r}",
+            "private_key_password": "BINANCE_PRIVATE_KEY_PASSWORD",
+        }.get(exc.param, exc.param)
+        raise SetupError(f"{source}: {exc.message}") from None
+
 
 # The events the demo and the monitor show; `stream.on` takes the union as it is.
 _Event = (
@@ -58,16 +156,20 @@ def describe(event: _Event) -> str:
         case ExecutionReport():
             fill = ""
             if event.last_executed_quantity:
-                fill = f" filled {event.last_executed_quantity:f} @ {event.last_executed_price:f}"
+                quantity, price = event.last_executed_quantity, event.last_executed_price
+                fill = f" filled {_amount(quantity)} @ {_amount(price)}"
             return (
                 f"executionReport  {event.symbol} {event.side} {event.order_type} "
                 f"#{event.order_id} {event.execution_type}/{event.order_status}{fill}"
             )
         case AccountPosition():
-            balances = ", ".join(f"{b.asset} {b.free:f}/{b.locked:f}" for b in event.balances)
+            balances = ", ".join(
+                f"{b.asset} {_amount(b.free)}/{_amount(b.locked)}" for b in event.balances
+            )
             return f"accountPosition  free/locked: {balances}"
         case BalanceUpdate():
-            return f"balanceUpdate    {event.asset} {event.delta:+f}"
+            sign = "+" if event.delta > 0 else ""
+            return f"balanceUpdate    {event.asset} {sign}{_amount(event.delta)}"
         case ListStatus():
             return (
                 f"listStatus       {event.symbol} list #{event.order_list_id} "
@@ -76,10 +178,10 @@ def describe(event: _Event) -> str:
         case LiabilityChange():
             return (
                 f"liabilityChange  {event.asset} {event.liability_type} "
-                f"principal {event.principal:f} interest {event.interest:f}"
+                f"principal {_amount(event.principal)} interest {_amount(event.interest)}"
             )
         case MarginLevelStatusChange():
-            return f"MARGIN LEVEL     {event.status} (level {event.margin_level:f})"
+            return f"MARGIN LEVEL     {event.status} (level {_amount(event.margin_level)})"
         case StreamGap():
             return f"STREAM GAP       {event.ended - event.started:.3f} s"
         case Resynced():
@@ -178,6 +280,7 @@ async def run_demo(out: TextIO = sys.stdout) -> dict[str, Any]:
         "latency_ms_p50": _percentile(latency.samples, 0.50) * 1e3 if latency.samples else None,
         "latency_ms_p99": _percentile(latency.samples, 0.99) * 1e3 if latency.samples else None,
         "weight_used": sum(usage.values()),
+        "weight_by_pool": {pool: used for pool, used in usage.items() if used},
         "seconds": elapsed,
         "statuses": statuses,
     }
@@ -189,7 +292,10 @@ async def run_demo(out: TextIO = sys.stdout) -> dict[str, Any]:
             f"  latency fake→callback    p50 {summary['latency_ms_p50']:.3f} ms, "
             f"p99 {summary['latency_ms_p99']:.3f} ms over {len(latency.samples)} events"
         )
-    say(f"  request weight used      {summary['weight_used']} (by pool: {len(usage)} pools)")
+    say(f"  request weight used      {summary['weight_used']}, by pool:")
+    for pool, used in sorted(usage.items()):
+        if used:
+            say(f"    {pool:<40} {used}")
     say(f"  wall time                {elapsed:.2f} s")
     return summary
 
@@ -231,127 +337,150 @@ async def _lifecycle(
     account = await client.get_account()
     await step(f"   REST agrees: cross margin level is {account.margin_level}")
 
-    await step("5. de-risk: sell the BTC with AUTO_REPAY, then repay what is left")
+    await step(
+        "5. de-risk: sell the BTC with AUTO_REPAY, sell the isolated ETH with AUTO_REPAY, "
+        "then repay every loan that is left"
+    )
     await client.new_order(
         "BTCUSDT", "SELL", "MARKET", quantity="0.39", side_effect_type="AUTO_REPAY"
     )
+    (pair,) = (await client.get_isolated_account(symbols=["ETHUSDT"])).assets
+    eth = pair.base_asset.free if pair.base_asset and pair.base_asset.free else Decimal(0)
+    await client.new_order(
+        "ETHUSDT",
+        "SELL",
+        "MARKET",
+        quantity=eth.quantize(Decimal("0.0001"), ROUND_DOWN),  # what the commission left
+        side_effect_type="AUTO_REPAY",
+        is_isolated=True,
+    )
     account = await client.get_account()
-    owed = {a.asset: (a.borrowed or 0) + (a.interest or 0) for a in account.user_assets}
-    if owed.get("USDT"):
-        await client.repay("USDT", owed["USDT"])
+    for asset in account.user_assets:
+        owed = (asset.borrowed or 0) + (asset.interest or 0)
+        if owed and asset.asset:
+            await client.repay(asset.asset, owed)
+    for pair in (await client.get_isolated_account(symbols=["ETHUSDT"])).assets:
+        for side in _sides(pair):
+            owed = (side.borrowed or 0) + (side.interest or 0)
+            if owed and side.asset and pair.symbol:
+                await client.repay(side.asset, owed, symbol=pair.symbol)
     await _until(lambda: statuses[-1:] != ["MARGIN_CALL"])
     account = await client.get_account()
-    await step(f"   cross margin level now {account.margin_level}, last status {statuses[-1]}")
+    isolated = await client.get_isolated_account(symbols=["ETHUSDT"])
+    left = [f"{a.asset} (cross)" for a in account.user_assets if a.borrowed or a.interest] + [
+        f"{side.asset} ({pair.symbol})"
+        for pair in isolated.assets
+        for side in _sides(pair)
+        if side.borrowed or side.interest
+    ]
+    await step(
+        f"   cross margin level now {_amount(account.margin_level)}, last status {statuses[-1]}; "
+        f"loans left: {', '.join(left) or 'none'}"
+    )
+
+
+def _sides(pair: IsolatedPairAccount) -> list[IsolatedAsset]:
+    return [side for side in (pair.base_asset, pair.quote_asset) if side is not None]
 
 
 async def run_monitor(
-    *,
-    fake: bool,
-    duration: float | None,
-    interval: float,
-    env: Mapping[str, str],
-    out: TextIO = sys.stdout,
+    args: argparse.Namespace, *, env: Mapping[str, str], out: TextIO | None = None
 ) -> int:
-    """A live view of an account's balances, liabilities, margin level and events."""
-    async with contextlib.AsyncExitStack() as stack:
-        if fake:
-            ex = await stack.enter_async_context(FakeExchange(seed=11))
-            creds = ex.add_account(margin_balances={"USDT": "10000", "BTC": "0.1"})
-            client = await stack.enter_async_context(ex.client(creds))
-            stack.push_async_callback(_cancel, asyncio.create_task(_fake_activity(ex, client)))
-        else:
-            key = env.get("BINANCE_API_KEY")
-            secret = env.get("BINANCE_API_SECRET")
-            key_file = env.get("BINANCE_PRIVATE_KEY_FILE")
-            if not key or not (secret or key_file):
-                print(
-                    "set BINANCE_API_KEY and BINANCE_API_SECRET (or BINANCE_PRIVATE_KEY_FILE), "
-                    "or pass --fake",
-                    file=sys.stderr,
-                )
-                return 2
-            private_key = None
-            if key_file:
-                # Read once at start-up, before any connection exists: blocking here is harmless.
-                private_key = Path(key_file).read_bytes()  # noqa: ASYNC240
-            client = await stack.enter_async_context(
-                MarginClient(key, secret, private_key=private_key)
-            )
-        stream = client.user_stream(risk=True, mirror=True)
-        log: deque[str] = deque(maxlen=12)
-        status = "(no risk event yet)"
-
-        def on_status(event: MarginLevelStatusChange) -> None:
-            nonlocal status
-            status = str(event.status)
-
-        stream.on(MarginLevelStatusChange, on_status)
-        stream.on(_Event, lambda e: log.append(f"[{e.account}] {describe(e)}"))
-        stream.on_error(lambda exc: log.append(f"error: {exc!r}"))
-        await stack.enter_async_context(stream)
-        deadline = None if duration is None else time.monotonic() + duration
-        while deadline is None or time.monotonic() < deadline:
-            account = await client.get_account()
-            orders = await client.get_open_orders()
-            if out.isatty():
-                out.write("\x1b[2J\x1b[H")
-            out.write(
-                f"margin level {account.margin_level}  status {status}  "
-                f"net {account.total_net_asset_of_btc} BTC\n\n"
-                f"{'asset':<8}{'free':>16}{'locked':>16}{'borrowed':>16}{'interest':>16}\n"
-            )
-            for a in account.user_assets:
-                if a.free or a.locked or a.borrowed or a.interest:
-                    out.write(
-                        f"{a.asset:<8}{a.free:>16}{a.locked:>16}{a.borrowed:>16}{a.interest:>16}\n"
-                    )
-            out.write(f"\nopen orders: {len(orders)}\n")
-            for o in orders:
-                out.write(f"  {o.symbol} {o.side} {o.type} {o.orig_qty} @ {o.price}\n")
-            out.write("\nevents:\n" + "".join(f"  {line}\n" for line in log) + "\n")
-            out.flush()
-            await asyncio.sleep(interval)
-    return 0
+    """The live risk view (see :mod:`binance_margin_async._monitor`)."""
+    return await _run_monitor(
+        args, env=env, out=out, describe=describe, client_from_env=client_from_env
+    )
 
 
-async def _fake_activity(ex: FakeExchange, client: MarginClient) -> None:
-    """Something to watch in ``monitor --fake``: trades and a wandering BTC price."""
-    price = Decimal("60000")
-    step = Decimal("400")
-    while True:
-        await client.new_order(
-            "BTCUSDT", "BUY", "LIMIT", quantity="0.01", price=price - 200, time_in_force="GTC"
-        )
-        price += step if price < 60000 else -step
-        step = -step if abs(price - 60000) > 2000 else step
-        ex.set_price("BTCUSDT", price)
-        await asyncio.sleep(1.0)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m binance_margin_async",
+        description="Binance Margin in the terminal: a demo on the fake exchange, a live monitor.",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", help="a margin lifecycle end to end on the in-process fake exchange")
+    monitor = sub.add_parser(
+        "monitor",
+        help="live risk view of a margin account",
+        description="Live risk view of a margin account (cross and isolated pairs).",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_monitor_options(monitor)
+    return parser
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+def add_monitor_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``monitor`` (also the whole command line of ``binance-margin-monitor``)."""
+    parser.add_argument(
+        "--fake",
+        action="store_true",
+        help="watch an in-process fake exchange running a scenario (borrow, trade, margin call)",
+    )
+    parser.add_argument(
+        "--isolated",
+        action="append",
+        default=[],
+        metavar="SYMBOL",
+        help="also watch this isolated margin pair (repeatable), e.g. ETHUSDT",
+    )
+    parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="--fake only: run the scenario X times faster than real time (default 1)",
+    )
+    parser.add_argument(
+        "--price-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="poll the margin price index every SECONDS (default 2; weight 10 per symbol)",
+    )
+    parser.add_argument(
+        "--plain", action="store_true", help="plain text frames even when rich is installed"
+    )
+    add_connection_options(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m binance_margin_async``."""
-    parser = argparse.ArgumentParser(prog="python -m binance_margin_async")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="a margin lifecycle end to end on the in-process fake exchange")
-    monitor = sub.add_parser("monitor", help="live view of a margin account")
-    monitor.add_argument("--fake", action="store_true", help="watch a fake exchange account")
-    monitor.add_argument("--duration", type=float, default=None, help="stop after N seconds")
-    monitor.add_argument("--interval", type=float, default=1.0, help="refresh period, seconds")
+    """Entry point of ``python -m binance_margin_async``: 0 done, 2 setup error, 130 Ctrl-C."""
+    args = _parser().parse_args(argv)
+    return _run(args)
+
+
+def monitor_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``binance-margin-monitor`` console script."""
+    parser = argparse.ArgumentParser(
+        prog="binance-margin-monitor",
+        description="Live risk view of a Binance margin account (cross and isolated pairs).",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_monitor_options(parser)
     args = parser.parse_args(argv)
+    args.command = "monitor"
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
             asyncio.run(run_demo())
-            return 0
-        return asyncio.run(
-            run_monitor(
-                fake=args.fake, duration=args.duration, interval=args.interval, env=os.environ
-            )
-        )
+            return EXIT_OK
+        return asyncio.run(run_monitor(args, env=os.environ))
+    except SetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    except BinanceError as exc:
+        # e.g. -2015 (key rejected), no route to Binance: one line, not a traceback.
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

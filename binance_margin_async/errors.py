@@ -298,8 +298,9 @@ class ExecutionStatusUnknown(BinanceError):
 
     Raised on a timeout after sending, HTTP 5xx, or ``-1006``/``-1007``. Never retried
     automatically: query the order by ``client_order_id`` (always set on orders) or the
-    borrow/repay history before trying again. ``endpoint`` names the call; ``status``/``code`` are
-    set when Binance answered. The original error is chained as ``__cause__``.
+    borrow/repay history before trying again (``hint`` says which records, and with which
+    parameters the call was sent). ``endpoint`` names the call; ``status``/``code`` are set when
+    Binance answered. The original error is chained as ``__cause__``.
     """
 
     def __init__(
@@ -310,15 +311,18 @@ class ExecutionStatusUnknown(BinanceError):
         endpoint: str,
         status: int | None = None,
         code: int | None = None,
+        hint: str | None = None,
     ) -> None:
         self.reason = reason
         self.client_order_id = client_order_id
         self.endpoint = endpoint
         self.status = status
         self.code = code
+        self.hint = hint
         order = "" if client_order_id is None else f", newClientOrderId={client_order_id}"
+        where = "it" if hint is None else hint  # which records show whether it executed
         super().__init__(
-            f"{reason} [{endpoint}{order}]: execution status unknown, query it before retrying"
+            f"{reason} [{endpoint}{order}]: execution status unknown, query {where} before retrying"
         )
 
 

@@ -23,16 +23,23 @@ Binance docs: https://developers.binance.com/docs/margin_trading/general-info
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 import orjson
 from yarl import URL
 
+# The stream and trading machinery (websockets, the mirror stream.py imports lazily for
+# mirror=True) comes with this module, not with the first `user_stream()` or
+# `trading_session()`: that import would block the running event loop for tens of ms.
+from . import mirror as _mirror  # noqa: F401
 from . import params as P
+from ._context import request_context, unknown_outcome_hint
 from ._special import spot_params
 from .api import MarginAPI
 from .clock import ServerClock
@@ -51,14 +58,16 @@ from .errors import (
 )
 from .ratelimit import RateLimiter
 from .signing import Signer, encode_params, load_signer, signed_query
+from .stream import UserDataStream
 from .symbols import SymbolInfo, SymbolRules
+from .trading import TradingSession
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from .models import OrderCountUsage
-    from .stream import StreamConfig, UserDataStream
-    from .trading import TradingSession, TradingSessionConfig
+    from .stream import StreamConfig
+    from .trading import TradingSessionConfig
 
 __all__ = ["MarginClient"]
 
@@ -72,6 +81,11 @@ DEFAULT_RISK_STREAM_URL: Final = "wss://margin-stream.binance.com"
 _RETRYABLE_READ_CODES: Final = frozenset({-1000, -1001, -1004, -1006, -1007, -1008, -3044})
 _EXCERPT: Final = 200
 _CANCEL_REPLACE: Final = SPOT_ORDER_ENDPOINTS["cancel_replace_order"]
+
+
+def _with_context(hint: str, params: list[tuple[str, str]]) -> str:
+    context = request_context(params)
+    return f"{hint} (request: {context})" if context else hint
 
 
 def _mask(api_key: str) -> str:
@@ -156,6 +170,8 @@ class MarginClient(MarginAPI):
         self._closed = False
         self._special_key = P.boolean("special_key", special_key)
         self._symbol_rules = SymbolRules(max_age=symbol_rules_max_age)
+        # The loop the session was created on: aiohttp sessions cannot move between loops.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         key_type = self._signer.key_type if self._signer is not None else "NONE"
@@ -180,9 +196,45 @@ class MarginClient(MarginAPI):
             await self._session.close()
         self._session = None
 
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        # getattr: __init__ may have raised (e.g. a bad key) before the session slot existed.
+        session = getattr(self, "_session", None)
+        if session is None or not self._owns_session or session.closed:
+            return
+        _warn(
+            f"{self!r} was never closed: use `async with MarginClient(...) as client:` "
+            "or `await client.close()` before its event loop ends",
+            ResourceWarning,
+            source=self,
+        )
+        # Our warning says it all: close the session now, so that aiohttp does not add its own
+        # "Unclosed client session"/"Unclosed connector" noise.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(session.close(), loop)
+            return
+        connector = session.connector
+        session.detach()
+        if connector is not None:
+            # With its loop closed, the connector's close() has no transport left to wait for:
+            # it finishes in its first step.
+            closing = connector.close()
+            if asyncio.iscoroutine(closing):
+                with contextlib.suppress(StopIteration):
+                    closing.send(None)
+                closing.close()
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("this MarginClient is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and loop is not self._loop:
+            raise RuntimeError(
+                "this MarginClient is bound to the event loop it was first used on (its aiohttp "
+                "session lives there) and cannot be used from another one, e.g. a second "
+                "asyncio.run(): create the client inside the coroutine that uses it"
+            )
+        self._loop = loop
         if self._session is None:
             session = aiohttp.ClientSession(timeout=self._timeout)
             # aiohttp silently resends GET/PUT/DELETE once when a kept-alive connection drops
@@ -216,8 +268,6 @@ class MarginClient(MarginAPI):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade-data-stream
         """
-        from .stream import UserDataStream
-
         return UserDataStream(
             self,
             cross=cross,
@@ -234,8 +284,6 @@ class MarginClient(MarginAPI):
 
         Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-api/trading-requests
         """
-        from .trading import TradingSession
-
         return TradingSession(self, config=config)
 
     @property
@@ -355,7 +403,10 @@ class MarginClient(MarginAPI):
                     continue
                 if not idempotent and exc.request_may_have_been_sent:
                     raise ExecutionStatusUnknown(
-                        str(exc), client_order_id=client_order_id, endpoint=endpoint.name
+                        str(exc),
+                        client_order_id=client_order_id,
+                        endpoint=endpoint.name,
+                        hint=_with_context(unknown_outcome_hint(endpoint.name), params),
                     ) from exc
                 raise
             self.limiter.on_response(endpoint, status, resp_headers)
@@ -379,7 +430,12 @@ class MarginClient(MarginAPI):
                     endpoint=endpoint.name,
                     status=status,
                     code=error.code if isinstance(error, BinanceAPIError) else None,
+                    hint=_with_context(unknown_outcome_hint(endpoint.name), params),
                 ) from error
+            context = request_context(params)
+            if context:
+                # Binance's text names no parameter ("-1121 Invalid symbol."); the request did.
+                error.args = (f"{error.args[0]} [{endpoint.name}: {context}]",)
             raise error
 
     def _on_order_count_usage(self, usage: list[OrderCountUsage]) -> None:
@@ -409,7 +465,9 @@ class MarginClient(MarginAPI):
         headers: dict[str, str] | None,
     ) -> tuple[int, Any, bytes]:
         """The one place where transport exceptions are translated."""
-        session = self._session if self._session is not None else self._get_session()
+        session = self._session
+        if session is None or self._loop is not asyncio.get_running_loop():
+            session = self._get_session()  # creates it, or explains the loop it is bound to
         try:
             # Not `async with`: read() already releases the connection, and the context manager
             # costs a measurable slice of a request on this hot path.

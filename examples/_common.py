@@ -5,12 +5,15 @@ Not part of the library; copy what you need. Every example accepts:
 * ``--fake``: start a :class:`~binance_margin_async.testing.FakeExchange` in this process (REST,
   WebSocket API and risk stream on 127.0.0.1), fund an account on it and point the client there.
   No keys, no network.
-* ``--duration SECONDS``: stop after that long; without it, run until Ctrl-C.
+* ``--duration SECONDS``: stop after that long; without it, run until Ctrl-C (exit status 130).
+* ``--base-url``/``--ws-api-url``/``--risk-stream-url``: connect there instead of Binance
+  production, e.g. to a standalone fake exchange (``binance-margin-fake``) with its demo keys.
 
-Without ``--fake`` the client talks to production Binance with the keys in the environment:
-``BINANCE_API_KEY`` plus either ``BINANCE_API_SECRET`` (HMAC) or ``BINANCE_PRIVATE_KEY_FILE``
-(path to an Ed25519 or RSA PEM key). The library itself never reads the environment or files;
-that is the application's job, done here once at start-up. Secrets are never printed.
+Without ``--fake`` the client uses the keys in the environment: ``BINANCE_API_KEY`` plus either
+``BINANCE_API_SECRET`` (HMAC) or ``BINANCE_PRIVATE_KEY_FILE`` (path to an Ed25519 or RSA PEM
+key), read by :func:`binance_margin_async.cli.client_from_env`. The library itself never reads the
+environment or files; that is the application's job, done here once at start-up. Secrets are
+never printed.
 """
 
 from __future__ import annotations
@@ -22,13 +25,19 @@ import io
 import os
 import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from binance_margin_async import MarginClient
+from binance_margin_async.cli import (
+    ENVIRONMENT_HELP,
+    SetupError,
+    add_connection_options,
+    client_from_env,
+)
+from binance_margin_async.formatting import format_amount
 from binance_margin_async.testing import FakeExchange
 
 __all__ = [
@@ -43,10 +52,8 @@ __all__ = [
 
 # Seed of the fake exchange: reproducible keys and tokens from one run to the next.
 _FAKE_SEED = 1
-
-
-class SetupError(Exception):
-    """The command line or the environment does not say how to run (e.g. no API key)."""
+# Set when Ctrl-C ended `run_until_stopped`, so that `run_main` exits 130 after the clean shutdown.
+_INTERRUPTED = threading.Event()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +69,11 @@ def make_parser(doc: str | None) -> argparse.ArgumentParser:
 
     ``doc`` is the example's module docstring; its first line describes the command.
     """
-    parser = argparse.ArgumentParser(description=(doc or "").partition("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=(doc or "").partition("\n")[0],
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--fake",
         action="store_true",
@@ -74,45 +85,29 @@ def make_parser(doc: str | None) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after SECONDS (default: run until Ctrl-C)",
     )
+    add_connection_options(parser)
     return parser
-
-
-def _credentials(env: Mapping[str, str]) -> tuple[str, str | None, bytes | None]:
-    """API key, HMAC secret and PEM private key from the environment (see the module doc)."""
-    api_key = env.get("BINANCE_API_KEY")
-    secret = env.get("BINANCE_API_SECRET")
-    key_file = env.get("BINANCE_PRIVATE_KEY_FILE")
-    if not api_key or not (secret or key_file):
-        raise SetupError(
-            "set BINANCE_API_KEY and BINANCE_API_SECRET (or BINANCE_PRIVATE_KEY_FILE), "
-            "or pass --fake"
-        )
-    private_key = None
-    if key_file:
-        try:
-            private_key = Path(key_file).read_bytes()
-        except OSError as exc:
-            # The path is not a secret; the exception text names only the path and the reason.
-            raise SetupError(f"cannot read BINANCE_PRIVATE_KEY_FILE: {exc}") from None
-    return api_key, secret, private_key
 
 
 @contextlib.asynccontextmanager
 async def open_venue(
-    fake: bool,
+    args: argparse.Namespace,
     *,
     margin_balances: Mapping[str, str] | None = None,
     isolated: Mapping[str, Mapping[str, str]] | None = None,
     env: Mapping[str, str] = os.environ,
 ) -> AsyncIterator[Venue]:
-    """Yield a connected :class:`Venue`: the fake exchange with a funded account, or Binance.
+    """Yield a connected :class:`Venue`: the fake exchange with a funded account (``--fake``), or
+    Binance (or the URLs given on the command line) with the keys of ``env``.
 
     ``margin_balances`` (cross margin wallet) and ``isolated`` (symbol → balances of that isolated
     account) fund the fake account; they are ignored on Binance, where the account is what it is.
     """
     async with contextlib.AsyncExitStack() as stack:
         exchange = None
-        if fake:
+        if args.fake:
+            if args.base_url or args.ws_api_url or args.risk_stream_url:
+                raise SetupError("--fake starts its own exchange: drop the --*-url options")
             exchange = await stack.enter_async_context(FakeExchange(seed=_FAKE_SEED))
             try:
                 creds = exchange.add_account(margin_balances=margin_balances, isolated=isolated)
@@ -120,9 +115,7 @@ async def open_venue(
                 raise SetupError(f"fake exchange: {exc}") from None
             client = exchange.client(creds)
         else:
-            api_key, secret, private_key = _credentials(env)
-            # Production URLs are the client's defaults.
-            client = MarginClient(api_key, secret, private_key=private_key)
+            client = client_from_env(env, args)
         await stack.enter_async_context(client)
         yield Venue(client, exchange)
 
@@ -138,8 +131,13 @@ async def run_until_stopped(duration: float | None, *activities: Coroutine[Any, 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     previous = signal.getsignal(signal.SIGINT)
+
+    def interrupted() -> None:
+        _INTERRUPTED.set()
+        stop.set()
+
     try:
-        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGINT, interrupted)
     except (NotImplementedError, RuntimeError, ValueError):
         # Windows, or not the main thread: Ctrl-C then cancels the run (asyncio.run's default).
         installed = False
@@ -173,17 +171,19 @@ def run_main(
 
     async def guarded() -> int:
         try:
-            return await run(args)
+            status = await run(args)
         except SetupError as exc:
             print(f"{parser.prog}: {exc}", file=sys.stderr)
             return 2
+        # Ctrl-C ended the wait and the example shut down cleanly: still "interrupted".
+        return 130 if _INTERRUPTED.is_set() else status
 
+    _INTERRUPTED.clear()
     try:
         return asyncio.run(guarded())
     except KeyboardInterrupt:
         return 130
 
 
-def fmt(amount: Decimal) -> str:
-    """An amount without the wire's trailing zeros and never in exponent form: 0.01, 60000."""
-    return f"{amount.normalize():f}" if amount else "0"
+# An amount without the wire's trailing zeros and never in exponent form: 0, 0.01, 60000.
+fmt = format_amount

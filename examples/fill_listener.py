@@ -256,7 +256,7 @@ async def run(args: argparse.Namespace) -> int:
     """Listen until ``args.duration`` elapses or Ctrl-C, then print the totals."""
     symbols: list[str] = [s.upper() for s in args.isolated]
     async with open_venue(
-        args.fake,
+        args,
         margin_balances={"USDT": "50000", "BTC": "1"},
         isolated={symbol: {"USDT": "5000"} for symbol in symbols},
     ) as venue:

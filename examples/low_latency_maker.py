@@ -36,7 +36,7 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal
 
-from _common import SetupError, _credentials, fmt, make_parser, open_venue, run_main
+from _common import SetupError, fmt, make_parser, open_venue, run_main
 
 from binance_margin_async import (
     BinanceError,
@@ -45,6 +45,7 @@ from binance_margin_async import (
     TradingSession,
     TradingSessionConfig,
 )
+from binance_margin_async.cli import client_from_env
 from binance_margin_async.events import ExecutionReport, StreamGap
 from binance_margin_async.testing import FakeExchange
 
@@ -203,7 +204,7 @@ async def _trade(
 
 async def run(args: argparse.Namespace) -> int:
     if args.fake:
-        async with open_venue(True, margin_balances={"USDT": "100000", "BTC": "2"}) as venue:
+        async with open_venue(args, margin_balances={"USDT": "100000", "BTC": "2"}) as venue:
             private_pem, public_pem = _ed25519_pair()
             key = await venue.client.create_special_key("maker", public_key=public_pem)
             if key.api_key is None:
@@ -220,10 +221,9 @@ async def run(args: argparse.Namespace) -> int:
             async with special:
                 await _trade(special, args, exchange)
         return 0
-    api_key, secret, private_key = _credentials(os.environ)
-    if args.mid is None:
-        raise SetupError("on production give --mid PRICE to quote around (or pass --fake)")
-    async with MarginClient(api_key, secret, private_key=private_key, special_key=True) as client:
+    async with client_from_env(os.environ, args, special_key=True) as client:
+        if args.mid is None:
+            raise SetupError("on production give --mid PRICE to quote around (or pass --fake)")
         await _trade(client, args, None)
     return 0
 

@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def run(args: argparse.Namespace) -> int:
     """Monitor until ``args.duration`` elapses or Ctrl-C."""
-    async with open_venue(args.fake, margin_balances={"USDT": "10000"}) as venue:
+    async with open_venue(args, margin_balances={"USDT": "10000"}) as venue:
         stream = venue.client.user_stream(risk=True, mirror=True)
         monitor = Monitor(venue.client, stream.mirror, args.alert_below)
         stream.on(MarginLevelStatusChange, monitor.on_status)

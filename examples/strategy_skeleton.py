@@ -406,7 +406,7 @@ async def run(args: argparse.Namespace) -> int:
     """Trade until ``args.duration`` elapses or Ctrl-C, then stop cleanly."""
     borrow = args.borrow if args.borrow is not None else Decimal(1000 if args.fake else 0)
     settings = Settings(borrow=borrow)
-    async with open_venue(args.fake, margin_balances={"USDT": "2000"}) as venue:
+    async with open_venue(args, margin_balances={"USDT": "2000"}) as venue:
         strategy = Strategy(venue.client, settings)
         stream = venue.client.user_stream()
         stream.on(ExecutionReport, strategy.on_execution)

@@ -102,7 +102,7 @@ SERVED = frozenset(
         "transfer", "get_universal_transfer_history", "get_transfer_history",
         "get_max_transferable",
         # Market data
-        "get_all_assets", "get_all_pairs", "get_all_isolated_pairs",
+        "get_all_assets", "get_all_pairs", "get_all_isolated_pairs", "get_price_index",
         # Streams
         "create_listen_token", "start_risk_data_stream", "keepalive_risk_data_stream",
         "close_risk_data_stream",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import re
+import signal
+import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +20,9 @@ from types import ModuleType
 import pytest
 
 from binance_margin_async import MarginClient
+from binance_margin_async.cli import SetupError as SetupErrorType
 from binance_margin_async.mirror import AccountMirror
+from binance_margin_async.testing import FakeExchange
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ALL = ("fill_listener", "position_monitor", "strategy_skeleton", "low_latency_maker")
@@ -166,3 +170,51 @@ def test_an_unreadable_key_file_is_reported_without_connecting(
     example = load("fill_listener", monkeypatch)
     assert example.main([]) == 2
     assert "cannot read BINANCE_PRIVATE_KEY_FILE" in capsys.readouterr().err
+
+
+def test_ctrl_c_shuts_an_example_down_cleanly_and_exits_130() -> None:
+    """Ctrl-C ends the wait, the example's own shutdown runs, then the status says interrupted."""
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "fill_listener.py"), "--fake"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("listening for fills"), first
+        # A fill comes from the fake market, which runs inside run_until_stopped: from then on
+        # Ctrl-C ends the wait (before, it would cancel the setup: 130 too, without totals).
+        while not (line := proc.stdout.readline()).startswith("FILL"):
+            assert line, "the example ended before its first fill"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "totals" in out  # the example's own shutdown ran
+    assert "Traceback" not in err
+
+
+async def test_examples_connect_where_the_url_options_say(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --fake, the keys of the environment and the URLs of a standalone fake exchange."""
+    example = load("fill_listener", monkeypatch)
+    async with FakeExchange(seed=9) as ex:
+        creds = ex.add_account(margin_balances={"USDT": "100"})
+        assert creds.api_secret is not None
+        monkeypatch.setenv("BINANCE_API_KEY", creds.api_key)
+        monkeypatch.setenv("BINANCE_API_SECRET", creds.api_secret)
+        monkeypatch.delenv("BINANCE_PRIVATE_KEY_FILE", raising=False)
+        argv = ["--duration", "0.2", "--base-url", ex.rest_url, "--ws-api-url", ex.ws_api_url,
+                "--risk-stream-url", ex.risk_stream_url]  # fmt: skip
+        assert await example.run(example.build_parser().parse_args(argv)) == 0
+        assert ex.stats.requests > 0
+    assert "listening for fills on CROSS" in capsys.readouterr().out
+    with pytest.raises(SetupErrorType, match="--fake starts its own exchange"):
+        parsed = example.build_parser().parse_args(["--fake", "--base-url", "http://x"])
+        await example.run(parsed)

@@ -8,8 +8,11 @@ import sys
 
 import aiohttp
 import orjson
+import pytest
 
 from binance_margin_async.signing import encode_params, load_signer
+from binance_margin_async.testing import FakeExchange
+from binance_margin_async.testing.__main__ import main
 
 
 async def test_standalone_server_prints_working_urls_and_keys() -> None:
@@ -39,8 +42,27 @@ async def test_standalone_server_prints_working_urls_and_keys() -> None:
                 account = orjson.loads(await resp.read())
         assert account["created"] is True
         proc.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        assert await asyncio.wait_for(proc.wait(), 30) == 130  # 128 + SIGINT, like the monitor
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_busy_port_is_one_line_and_status_2() -> None:
+    async with FakeExchange() as busy:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "binance_margin_async.testing", "--port", str(busy.port),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert not out
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{busy.port}" in lines[0], lines
+
+
+def test_version() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 from collections.abc import Sequence
 
+from .. import __version__
 from .server import FakeExchange
 
 #: The demo account's spot and cross-margin wallets.
@@ -21,9 +21,11 @@ DEMO_MARGIN = {"USDT": "10000", "BTC": "0.5"}
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m binance_margin_async.testing",
+        prog="binance-margin-fake",
         description="Serve an in-process fake Binance margin exchange on 127.0.0.1.",
+        epilog="exit status: 0 done, 130 interrupted (Ctrl-C), 2 bad command line or busy port",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     parser.add_argument("--seed", type=int, default=0, help="seed for keys and tokens")
     parser.add_argument(
@@ -58,10 +60,19 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point."""
+    """Command-line entry point (``binance-margin-fake``): 130 after Ctrl-C, 2 on a busy port."""
     args = _parse(argv)
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        # Binding is the only I/O before serving: e.g. EADDRINUSE for a port already taken.
+        print(
+            f"binance-margin-fake: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

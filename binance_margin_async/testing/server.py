@@ -73,6 +73,7 @@ from ._params import (
     not_required,
     parse_payload,
 )
+from ._price_index import price_index_handlers
 from ._rest import MARGIN, TRADE, Call, Handler, Route, build_routes, ledger_handlers
 from ._special import SpecialKeyBook, special_key_handlers
 from ._spot import SPOT_ENDPOINTS, UNFILLED_ORDER_COUNTS, spot_handlers
@@ -322,6 +323,7 @@ class FakeExchange:
                 **ledger_handlers(self._ledger),
                 **spot_handlers(self._ledger, self._published_limits()),
                 **special_key_handlers(self._special, self._isolated_scope),
+                **price_index_handlers(self._ledger),
                 **self._handlers(),
             },
             SPOT_ENDPOINTS,
@@ -520,9 +522,13 @@ class FakeExchange:
         margin levels move; the resulting events go out on the streams.
 
         ``liquidity`` caps the base quantity traded at this price until the next call (partial
-        fills); ``None`` is unlimited. Raises :class:`~.ledger.LedgerError` for an unknown symbol
-        or a non-positive price.
+        fills); ``None`` is unlimited. Raises ``ValueError`` naming the symbol for one the
+        exchange does not list, :class:`~.ledger.LedgerError` for a non-positive price.
         """
+        listed = [spec.symbol for spec in self._ledger.symbols()]
+        if symbol not in listed:
+            # A local call, not a request: a plain error, not an HTTP-style -1121.
+            raise ValueError(f"unknown symbol {symbol!r}: this fake exchange lists {listed}")
         self._ledger.set_price(symbol, price, self.server_time_ms(), liquidity=liquidity)
         self._pump()
 
