@@ -154,6 +154,21 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` and wait for it to end.
+
+    The cancellation is repeated: redis-py (8.2) can swallow one that lands while a blocking
+    command such as ``XREAD BLOCK`` is reading its reply, and the task would go on.
+    """
+    if task is None:
+        return
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("event bus task %s failed", task.get_name(), exc_info=task.exception())
+
+
 class _LeaseLost(Exception):
     """Internal: this publisher no longer holds the lease."""
 
@@ -431,11 +446,7 @@ class BusPublisher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _stop(self._task)
         token = self._lease.token
         self._lease.lost()
         if token is not None:
@@ -748,11 +759,7 @@ class BusConsumer:
         tb: TracebackType | None,
     ) -> None:
         self._closed = True
-        task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _stop(self._task)
         for reader in self._readers:
             reader._end()
         self._readers.clear()
