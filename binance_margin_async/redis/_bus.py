@@ -447,13 +447,8 @@ class BusPublisher:
         tb: TracebackType | None,
     ) -> None:
         await _stop(self._task)
-        token = self._lease.token
-        self._lease.lost()
-        if token is not None:
-            # Hand over now rather than after the TTL; best effort (Redis may be down).
-            with contextlib.suppress(*_REDIS_ERRORS):
-                async with asyncio.timeout(self._bus.lease_ttl):
-                    await self._bus._release(keys=[self._bus.keys["lease"]], args=[token])
+        await self._give_back()
+        self._end_term()
 
     # The election loop
 
@@ -469,27 +464,34 @@ class BusPublisher:
                     group.create_task(self._keep_lease())
                     group.create_task(self._lead(since))
             except* _LeaseLost as lost:
-                await self._errors.report(
-                    StreamError(f"publisher lost its lease: {lost.exceptions[0]}")
-                )
+                why = lost.exceptions[0]
+                await self._errors.report(StreamError(f"publisher lost its lease: {why}"))
             except* Exception as failed:
                 # The stream could not start or failed: give the lease back, let others try.
-                await self._errors.report(
-                    StreamError(f"publisher stopped: {failed.exceptions[0]!r}")
-                )
+                error = failed.exceptions[0]
+                await self._errors.report(StreamError(f"publisher stopped: {error!r}"))
                 delay = self._bus.lease_ttl
-                token = self._lease.token
-                if token is not None:
-                    with contextlib.suppress(*_REDIS_ERRORS):
-                        async with asyncio.timeout(self._bus.lease_ttl):
-                            await self._bus._release(keys=[self._bus.keys["lease"]], args=[token])
-            finally:
-                self._leading.clear()
-                self._live = False
-                self._stream = None
-                self._lease.lost()
-                self._outbox.clear()
-                self._has_room.set()
+                await self._give_back()
+            # Cancelled (the block was left): __aexit__ gives the lease back and ends the term.
+            self._end_term()
+
+    def _end_term(self) -> None:
+        self._leading.clear()
+        self._live = False
+        self._stream = None
+        self._lease.lost()
+        self._outbox.clear()
+        self._has_room.set()
+
+    async def _give_back(self) -> None:
+        """Release the lease if it is still ours, so a standby need not wait for it to expire
+        (best effort: Redis may be down)."""
+        token = self._lease.token
+        if token is None:
+            return
+        with contextlib.suppress(*_REDIS_ERRORS):
+            async with asyncio.timeout(self._bus.lease_ttl):
+                await self._bus._release(keys=[self._bus.keys["lease"]], args=[token])
 
     async def _acquire(self) -> SafePoint | None:
         """Poll until this process holds the lease; returns the previous safe point, if any."""
