@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from _redis import RedisServer, scaled
+from redis.asyncio.cluster import RedisCluster
 
 from binance_margin_async import MarginClient
 from binance_margin_async.errors import ParameterError, StreamError
@@ -87,6 +88,27 @@ async def test_publish_and_consume_typed_events_in_order(redis_server: RedisServ
         assert [publisher.leading] == [False]  # (a list: mypy narrowed it to True above)
         # Released on exit: a new candidate gets the lease at once.
         assert await bus.redis.exists(bus.keys["lease"]) == 0
+
+
+async def test_every_script_and_command_keeps_to_one_cluster_slot() -> None:
+    # A one-node Redis Cluster enforces the slot rules (CROSSSLOT) as a real cluster does.
+    with RedisServer(cluster=True) as server:
+        cluster = RedisCluster.from_url(server.url)
+        async with FakeExchange(seed=5) as ex:
+            creds = ex.add_account(margin_balances={"USDT": "1000"})
+            async with (
+                ex.client(creds) as client,
+                RedisEventBus(cluster, account="acct", lease_ttl=1.0) as bus,
+            ):
+                got: list[Event] = []
+                consumer = bus.consumer("on-a-cluster", start="earliest")
+                consumer.on(Event, got.append)
+                async with consumer, bus.publisher(client) as publisher:
+                    await asyncio.wait_for(publisher.wait_leading(), scaled(10))
+                    ex.deposit(creds.account_id, "USDT", 7, wallet="CROSS")
+                    await until(lambda: Decimal(7) in deltas(got), what="deposit 7")
+                assert await cluster.hget(bus.keys["positions"], "on-a-cluster")
+        await cluster.aclose()
 
 
 async def test_a_fenced_publisher_cannot_append(redis_server: RedisServer) -> None:

@@ -54,11 +54,12 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
 from .._streamcore import expand_event_types, handlers_for
@@ -165,8 +166,26 @@ async def _stop(task: asyncio.Task[None] | None) -> None:
     while not task.done():
         task.cancel()
         await asyncio.wait([task], timeout=0.1)
-    if not task.cancelled() and task.exception() is not None:
-        log.error("event bus task %s failed", task.get_name(), exc_info=task.exception())
+    if not task.cancelled():
+        task.exception()  # retrieved: _reporting has already reported it to on_error
+
+
+async def _reporting(
+    work: Coroutine[Any, Any, None],
+    errors: _Reporter,
+    on_failure: Callable[[Exception], None] | None = None,
+) -> None:
+    """Run a background loop; if it fails for good (a bug, or an error retrying cannot fix),
+    say so to ``on_error`` rather than dying silently."""
+    try:
+        await work
+    except Exception as exc:
+        failure = StreamError(f"{errors.what} stopped for good: {exc!r}")
+        failure.__cause__ = exc
+        await errors.report(failure)
+        if on_failure is not None:
+            on_failure(failure)
+        raise
 
 
 class _LeaseLost(Exception):
@@ -177,7 +196,7 @@ class _Reporter:
     """``on_error`` callbacks, with each outage reported once rather than at every retry."""
 
     def __init__(self, what: str) -> None:
-        self._what = what
+        self.what = what
         self._callbacks: list[ErrorCallback] = []
         self._outage: str | None = None
 
@@ -188,7 +207,7 @@ class _Reporter:
 
     async def report(self, error: Exception) -> None:
         if not self._callbacks:
-            log.warning("%s: %s", self._what, error)
+            log.warning("%s: %s", self.what, error)
             return
         for callback in self._callbacks:
             try:
@@ -196,17 +215,17 @@ class _Reporter:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                log.exception("%s: on_error callback failed", self._what)
+                log.exception("%s: on_error callback failed", self.what)
 
     async def outage(self, exc: BaseException) -> None:
         """Redis failed: reported at the first failure of an outage only."""
         if self._outage is None:
             self._outage = f"{type(exc).__name__}: {exc}"
-            await self.report(StreamError(f"{self._what}: Redis unreachable ({self._outage})"))
+            await self.report(StreamError(f"{self.what}: Redis unreachable ({self._outage})"))
 
     def recovered(self) -> None:
         if self._outage is not None:
-            log.info("%s: Redis reachable again after %s", self._what, self._outage)
+            log.info("%s: Redis reachable again after %s", self.what, self._outage)
             self._outage = None
 
 
@@ -229,8 +248,9 @@ class RedisEventBus:
                     ...
 
     Args:
-        redis: a ``redis://`` / ``rediss://`` / ``unix://`` URL, or a ``redis.asyncio.Redis``
-            client to share (then not closed by :meth:`aclose`).
+        redis: a ``redis://`` / ``rediss://`` / ``unix://`` URL (one server), or a client to
+            share: ``redis.asyncio.Redis``, or ``redis.asyncio.RedisCluster`` for a cluster
+            (then not closed by :meth:`aclose`).
         account: a label for the Binance account, the same in every process of that account
             (e.g. its UID or your own name): letters, digits and ``_.:@-``.
         prefix: first part of every key (``<prefix>:{<account>}:events`` ...).
@@ -247,7 +267,7 @@ class RedisEventBus:
 
     def __init__(
         self,
-        redis: str | aioredis.Redis,
+        redis: str | aioredis.Redis | RedisCluster,
         *,
         account: str,
         prefix: str = "bma",
@@ -268,6 +288,7 @@ class RedisEventBus:
             raise ParameterError("margin", "must be between 0 and 3600 seconds")
         if not isinstance(max_outbox, int) or max_outbox < 1:
             raise ParameterError("max_outbox", "must be a positive number of events")
+        self._redis: aioredis.Redis | RedisCluster
         if isinstance(redis, str):
             self._redis = aioredis.Redis.from_url(redis)
             self._owns_redis = True
@@ -298,7 +319,7 @@ class RedisEventBus:
         return f"RedisEventBus(account={self.account!r}, retention={self.retention})"
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> aioredis.Redis | RedisCluster:
         """The redis-py client in use."""
         return self._redis
 
@@ -431,13 +452,29 @@ class BusPublisher:
         return self._stream
 
     async def wait_leading(self) -> None:
-        """Return once this process is the publisher and its stream is live."""
-        await self._leading.wait()
+        """Return once this process is the publisher and its stream is live.
+
+        Raises :class:`~binance_margin_async.errors.StreamError` if the publisher failed for
+        good (an error that retrying cannot fix, such as keys in different cluster slots).
+        """
+        task = self._task
+        if task is None:
+            raise RuntimeError("enter the publisher (async with) first")
+        leading = asyncio.ensure_future(self._leading.wait())
+        try:
+            await asyncio.wait([leading, task], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            leading.cancel()
+        if not self._leading.is_set():
+            cause = None if task.cancelled() else task.exception()
+            raise StreamError("the publisher stopped for good") from cause
 
     async def __aenter__(self) -> BusPublisher:
         if self._task is not None:
             raise RuntimeError("a BusPublisher can be started once; create a new one")
-        self._task = asyncio.create_task(self._run(), name=f"bus-publisher-{self._bus.account}")
+        self._task = asyncio.create_task(
+            _reporting(self._run(), self._errors), name=f"bus-publisher-{self._bus.account}"
+        )
         return self
 
     async def __aexit__(
@@ -751,7 +788,10 @@ class BusConsumer:
             await self._resolve_start()
         except _REDIS_ERRORS as exc:
             await self._errors.outage(exc)  # the reader retries
-        self._task = asyncio.create_task(self._read_loop(), name=f"bus-consumer-{self.name}")
+        self._task = asyncio.create_task(
+            _reporting(self._read_loop(), self._errors, on_failure=self._fail),
+            name=f"bus-consumer-{self.name}",
+        )
         return self
 
     async def __aexit__(
@@ -863,6 +903,12 @@ class BusConsumer:
         progress.done(Progress.CALLBACKS, position)
         await self._commit()
 
+    def _fail(self, error: Exception) -> None:
+        """The reader stopped for good: every ``events()`` loop raises ``error``."""
+        for reader in self._readers:
+            reader._failure = error
+            reader._end()
+
     def _detach(self, reader: BusEventIterator) -> None:
         if reader in self._readers:
             self._readers.remove(reader)
@@ -892,7 +938,16 @@ class BusConsumer:
 class BusEventIterator:
     """A bounded pull-style view of a :class:`BusConsumer` (see :meth:`BusConsumer.events`)."""
 
-    __slots__ = ("_closed", "_consumer", "_current", "_maxsize", "_overflowed", "_queue", "_waiter")
+    __slots__ = (
+        "_closed",
+        "_consumer",
+        "_current",
+        "_failure",
+        "_maxsize",
+        "_overflowed",
+        "_queue",
+        "_waiter",
+    )
 
     def __init__(self, consumer: BusConsumer, maxsize: int) -> None:
         self._consumer = consumer
@@ -902,6 +957,7 @@ class BusEventIterator:
         self._waiter: asyncio.Future[None] | None = None
         self._overflowed = False
         self._closed = False
+        self._failure: Exception | None = None
 
     def __aiter__(self) -> BusEventIterator:
         return self
@@ -921,6 +977,9 @@ class BusEventIterator:
                     f"events() reader fell more than {self._maxsize} events behind; later events "
                     "were not queued for it. Call events() again and resynchronise."
                 )
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
             if self._closed:
                 raise StopAsyncIteration
             waiter = asyncio.get_running_loop().create_future()
