@@ -8,6 +8,8 @@ here are the pieces that are easier to pin down in one process: fencing, positio
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +20,7 @@ import pytest
 from _redis import RedisServer, scaled
 from redis.asyncio.cluster import RedisCluster
 
+import binance_margin_async.redis
 from binance_margin_async import MarginClient
 from binance_margin_async.errors import ParameterError, StreamError
 from binance_margin_async.events import (
@@ -289,3 +292,22 @@ async def test_bad_consumer_arguments_are_rejected() -> None:
             bus.consumer().events(0)
         with pytest.raises(ParameterError):
             bus.publisher(None, isolated_symbols="BTCUSDT")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", binance_margin_async.redis.__all__)
+def test_public_names_resolve_to_their_home_module(name: str) -> None:
+    value = getattr(binance_margin_async.redis, name)
+    assert getattr(importlib.import_module(value.__module__), name) is value
+    assert sorted(binance_margin_async.redis.__all__) == binance_margin_async.redis.__all__
+
+
+def test_without_redis_py_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    package = binance_margin_async.redis
+    for module in [m for m in sys.modules if m == "redis" or m.startswith("redis.")]:
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.delitem(sys.modules, "binance_margin_async.redis._bus")
+    monkeypatch.delitem(vars(package), "RedisEventBus", raising=False)
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'binance-margin-async\[redis\]'"):
+        package.RedisEventBus  # noqa: B018
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        package.no_such_thing  # noqa: B018

@@ -20,12 +20,16 @@ from typing import TYPE_CHECKING, Any
 # One entry per public class: name -> private module of this package.
 _EXPORTS = {
     "RedisEventBus": "._bus",
+    # What RedisEventBus hands out, for annotations.
+    "BusConsumer": "._bus",
+    "BusEventIterator": "._bus",
+    "BusPublisher": "._bus",
 }
 
-__all__ = ["RedisEventBus"]
+__all__ = ["BusConsumer", "BusEventIterator", "BusPublisher", "RedisEventBus"]
 
 if TYPE_CHECKING:
-    from ._bus import RedisEventBus
+    from ._bus import BusConsumer, BusEventIterator, BusPublisher, RedisEventBus
 
 
 def __getattr__(name: str) -> Any:
