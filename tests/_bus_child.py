@@ -5,8 +5,10 @@ Common arguments: ``REDIS_URL ACCOUNT LEASE_TTL MARGIN`` (those of RedisEventBus
 * ``publisher COMMON REST WS_API RISK [SYMBOL...]`` (API key and secret in ``BMA_API_KEY`` /
   ``BMA_API_SECRET``): a publisher candidate; prints ``LEADING <token>`` each time it becomes
   the publisher;
-* ``consumer COMMON NAME OUTFILE``: a named consumer (``start="earliest"``); appends one JSON
-  line per event to OUTFILE, flushed, and prints ``READY`` once reading.
+* ``consumer COMMON NAME OUTFILE [--after-go]``: a named consumer (``start="earliest"``); appends
+  one JSON line per event to OUTFILE, flushed, and prints ``READY`` once reading. With
+  ``--after-go`` it starts up (imports, connections) and then waits for a line on stdin before
+  it starts reading: a warm replacement for a consumer being restarted.
 
 Both run until SIGTERM (then stop cleanly: the consumer commits its position) or SIGKILL.
 """
@@ -65,7 +67,9 @@ async def publisher(bus: RedisEventBus, urls: list[str], symbols: list[str]) -> 
                     leading.cancel()
 
 
-async def consumer(bus: RedisEventBus, name: str, out: IO[bytes]) -> None:
+async def consumer(bus: RedisEventBus, name: str, out: IO[bytes], after_go: bool) -> None:
+    if after_go:
+        await asyncio.to_thread(sys.stdin.readline)
     async with bus:
         reader = bus.consumer(name, start="earliest")
 
@@ -89,7 +93,7 @@ def main(argv: list[str]) -> None:
         asyncio.run(publisher(bus(), rest[:3], rest[3:]))
     else:
         with open(rest[1], "ab") as out:
-            asyncio.run(consumer(bus(), rest[0], out))
+            asyncio.run(consumer(bus(), rest[0], out, "--after-go" in rest))
 
 
 if __name__ == "__main__":

@@ -240,6 +240,7 @@ async def test_redis_crash_is_reported_and_bridged_by_a_gap(redis_server: RedisS
             at = ex.server_time_ms()
             ex.deposit(creds.account_id, "USDT", 2, wallet="CROSS")  # lost with Redis
             await until(lambda: not publisher.leading, what="the lease to run out")
+            await until(lambda: bool(consumer_errors), what="the consumer to notice")
             redis_server.start()
             await until(lambda: publisher.leading, what="the publisher to come back")
             ex.deposit(creds.account_id, "USDT", 3, wallet="CROSS")

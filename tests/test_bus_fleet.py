@@ -30,7 +30,7 @@ from binance_margin_async.testing import FakeExchange
 
 CHILD = str(Path(__file__).with_name("_bus_child.py"))
 ACCOUNT = "fleet"
-LEASE_TTL = 1.5
+LEASE_TTL = scaled(1.5)
 # Seconds added around gap windows for events in flight. Small here, so that most of the traffic
 # before the kill lies outside the handover gap and its delivery is really checked.
 MARGIN = 0.25
@@ -51,6 +51,7 @@ class Child:
             sys.executable,
             CHILD,
             *args,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, **(env or {})},
         )
@@ -60,6 +61,11 @@ class Child:
         assert self.process.stdout is not None
         async for line in self.process.stdout:
             self.lines.append(line.decode().strip())
+
+    def go(self) -> None:
+        """Release a child started with ``--after-go``."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"go\n")
 
     def send(self, sig: int) -> None:
         if self.process.returncode is None:
@@ -84,6 +90,11 @@ async def until(condition: Callable[[], bool], within: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def latest_token(publisher: Child) -> int:
+    """The fencing token of the publisher's latest term (0 if it never published)."""
+    return max((int(line.split()[1]) for line in publisher.lines if "LEADING" in line), default=0)
 
 
 def records(path: Path) -> list[dict[str, Any]]:
@@ -148,8 +159,6 @@ async def test_fan_out_survives_a_killed_publisher_and_a_restarted_consumer(
             children += publishers
             await until(lambda: all("READY" in c.lines for c in consumers), 30, "consumers")
             await until(lambda: any(p.lines for p in publishers), 30, "a publisher")
-            first = next(p for p in publishers if p.lines)
-            second = next(p for p in publishers if p is not first)
 
             deposits: list[tuple[int, str, Decimal]] = []  # (server ms, wallet, amount)
             stop_traffic = asyncio.Event()
@@ -167,20 +176,27 @@ async def test_fan_out_survives_a_killed_publisher_and_a_restarted_consumer(
             traffic_task = asyncio.create_task(traffic())
             await until(lambda: len(records(outputs[0])) >= 150, 30, "traffic before the kill")
 
+            # The publisher now is the one with the newest term.
+            first = max(publishers, key=latest_token)
+            second = next(p for p in publishers if p is not first)
+            killed_token = latest_token(first)
             killed_at = ex.server_time_ms()
             killed = time.monotonic()
             await first.stop(signal.SIGKILL)
-            await until(lambda: bool(second.lines), 30, "the standby to take over")
+            await until(lambda: latest_token(second) > killed_token, 30, "the takeover")
             failover = time.monotonic() - killed
             print(f"\nfailover: SIGKILL to the new publisher's stream live in {failover:.2f} s")
 
-            # Restart a consumer mid-traffic: it must resume exactly where it stopped.
+            # Restart a consumer mid-traffic: it must resume exactly where it stopped. (The new
+            # process is started first and waits for "go": Python's start-up is not the point.)
+            replacement = await Child.start("consumer", *common, "c1", str(restarted), "--after-go")
+            children.append(replacement)
             before = len(records(outputs[1]))
             assert await consumers[1].stop(signal.SIGTERM) == 0
             await asyncio.sleep(0.2)  # events keep coming while it is away
-            consumers[1] = await Child.start("consumer", *common, "c1", str(restarted))
-            children.append(consumers[1])
-            await until(lambda: "READY" in consumers[1].lines, 30, "the restarted consumer")
+            replacement.go()
+            consumers[1] = replacement
+            await until(lambda: "READY" in replacement.lines, 30, "the restarted consumer")
             await until(lambda: len(records(restarted)) >= 20, 30, "events after the restart")
             stop_traffic.set()
             await traffic_task
@@ -201,13 +217,11 @@ async def test_fan_out_survives_a_killed_publisher_and_a_restarted_consumer(
         finally:
             await asyncio.gather(*(child.stop() for child in children))
 
-        assert second.lines[0].startswith("LEADING ")
-        assert int(second.lines[0].split()[1]) > int(first.lines[0].split()[1])  # fencing token
         checked = 0
         for paths in streams:
             received = [r for path in paths for r in records(path)]
             matched, gaps = check_against_emitted(emitted, received)
-            assert matched >= 100  # the check is not vacuous: most events lie outside the gap
+            assert matched >= 50  # not vacuous: most events lie outside every gap
             checked += matched
             handover = [g for g in gaps if g["raw"].get("reason") == "publisher handover"]
             assert {g["account"] for g in handover} == {"CROSS", SYMBOL}

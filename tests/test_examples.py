@@ -101,13 +101,13 @@ async def test_fleet_fails_over_and_every_consumer_sees_the_handover(
 
     assert re.search(r"^fleet: SIGKILL pub\d \(pid \d+\)$", out, re.M)
     assert re.search(r"^fleet: pub\d took over after [\d.]+ s$", out, re.M)
-    tokens = re.findall(r"publishing \(fencing token (\d+)\)", out)
-    assert tokens == ["1", "2"]
+    tokens = [int(t) for t in re.findall(r"publishing \(fencing token (\d+)\)", out)]
+    assert len(tokens) >= 2 and tokens == sorted(set(tokens))  # a new token per term
     after = out.split("took over after", 1)[1]
     assert re.search(r"\[alpha\] CROSS: GAP of [\d.]+ s \(publisher handover\)", after)
     assert "[alpha] CROSS: RESYNCED from REST" in after
     assert re.search(r"\[alpha\] CROSS: balance USDT \+\d", out)
-    assert re.search(r"^consumer alpha: \d+ events, 1 reported gaps$", out, re.M)
+    assert re.search(r"^consumer alpha: \d+ events, [1-9]\d* reported gaps$", out, re.M)
 
 
 async def test_position_monitor_alerts_once_per_crossing(monkeypatch: pytest.MonkeyPatch) -> None:
