@@ -170,7 +170,8 @@ async def test_a_named_consumer_resumes_after_its_last_handled_event(
         # The event being handled at exit comes again (it was never finished); nothing else.
         assert second[0] == first[-1]
         assert deltas(first[:-1] + second) == [Decimal(i) for i in range(1, 16)]
-        assert [type(e) for e in first[:-1] + second] == [BalanceUpdate, AccountPosition] * 15
+        wire = [e for e in first[:-1] + second if isinstance(e, BalanceUpdate | AccountPosition)]
+        assert [type(e) for e in wire] == [BalanceUpdate, AccountPosition] * 15
 
         # A saved position resumes right after it, for a consumer without a name too.
         mark = again.position

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from binance_margin_async import events
 from binance_margin_async.errors import ParameterError
 from binance_margin_async.events import (
     ExecutionReport,
@@ -28,6 +29,7 @@ from binance_margin_async.redis._buscore import (
     Progress,
     SafePoint,
     _coerce,
+    _synthetic_types,
     decode_payload,
     encode_event,
     gap_events,
@@ -93,6 +95,29 @@ def test_synthetic_events_cross_the_bus_field_by_field(event: Any) -> None:
     assert back.raw == event.raw
     for f in dataclasses.fields(event):
         assert getattr(back, f.name) == getattr(event, f.name)
+
+
+def test_a_synthetic_event_added_to_events_later_crosses_the_bus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class ChannelMoved:  # ``account`` last and keyword-built, an enum field
+        channel: str
+        status: MarginLevelStatus | str
+        account: str = ""
+        raw: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+
+    monkeypatch.setattr(events, "ChannelMoved", ChannelMoved, raising=False)
+    monkeypatch.setattr(events, "__all__", [*events.__all__, "ChannelMoved"])
+    _synthetic_types.cache_clear()
+    try:
+        event: Any = ChannelMoved("trade", MarginLevelStatus.MARGIN_CALL, account="CROSS")
+        back: Any = decode_payload(encode_event(event))
+        assert type(back) is ChannelMoved
+        assert back == event
+        assert back.status is MarginLevelStatus.MARGIN_CALL
+    finally:
+        _synthetic_types.cache_clear()
 
 
 def test_fields_of_a_newer_publisher_are_ignored_and_missing_ones_defaulted() -> None:

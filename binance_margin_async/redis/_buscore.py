@@ -100,10 +100,13 @@ def encode_event(event: Event) -> bytes:
 
 @cache
 def _synthetic_types() -> dict[str, tuple[type[Any], dict[str, Any]]]:
-    """Event class name -> (class, resolved field annotations), for every class in events."""
+    """Event class name -> (class, resolved field annotations), for every public event dataclass
+    of :mod:`..events` (a synthetic event added there crosses the bus with no change here)."""
     found: dict[str, tuple[type[Any], dict[str, Any]]] = {}
-    for cls in _events.EVENT_TYPES:
-        found[cls.__name__] = (cls, typing.get_type_hints(cls, vars(_events)))
+    for name in _events.__all__:
+        cls = getattr(_events, name)
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            found[name] = (cls, typing.get_type_hints(cls, vars(_events)))
     return found
 
 
@@ -155,10 +158,10 @@ def decode_payload(data: bytes) -> Event:
     kwargs = {
         f.name: _coerce(values[f.name], hints.get(f.name))
         for f in dataclasses.fields(cls)
-        if f.name in values and f.name != "account"
+        if f.name in values and f.name != "account" and f.init
     }
     try:
-        event: Event = cls(account, **kwargs)
+        event: Event = cls(**kwargs, account=account)
     except (TypeError, ValueError, ArithmeticError) as exc:
         return UnknownEvent(account, name, values, f"malformed {name} on the bus: {exc}")
     return event
