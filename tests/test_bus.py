@@ -118,24 +118,30 @@ async def test_a_fenced_publisher_cannot_append(redis_server: RedisServer) -> No
     async with RedisEventBus(redis_server.url, account="acct", lease_ttl=5.0) as bus:
         lease, state, events = bus.keys["lease"], bus.keys["state"], bus.keys["events"]
 
-        async def acquire() -> int:
-            reply = await bus._acquire(keys=[lease, state, bus.keys["accounts"]], args=["t", 5000])
+        async def acquire(holder: str) -> int:
+            keys = [lease, state, bus.keys["accounts"]]
+            reply = await bus._acquire(keys=keys, args=[holder, 5000])
             return int(reply[0])
 
-        async def publish(token: int, first: int) -> int:
-            args: list[str | int | bytes] = [token, 100, first, "", "", "", 1, ""]
+        async def publish(value: str, first: int) -> int:
+            args: list[str | int | bytes] = [value, 100, first, "", "", "", 1, ""]
             args.append(b'{"a":"CROSS","k":"Resynced","f":{}}')
             return int(await bus._publish(keys=[lease, state, events], args=args))
 
-        assert await acquire() == 1
-        assert await acquire() == 0  # held
-        assert await publish(1, 1) == 1
-        assert await publish(1, 1) == 1  # a retried batch is not appended twice
-        await bus.redis.delete(lease)  # token 1's lease expires...
-        assert await acquire() == 2  # ...and another publisher takes over
-        assert await publish(1, 2) == -1  # the old one is fenced
-        assert await publish(2, 2) == 2
+        assert await acquire("a") == 1
+        assert await acquire("b") == 0  # held
+        assert await publish("1:a", 1) == 1
+        assert await publish("1:a", 1) == 1  # a retried batch is not appended twice
+        await bus.redis.delete(lease)  # a's lease expires...
+        assert await acquire("b") == 2  # ...and b takes over
+        assert await publish("1:a", 2) == -1  # a is fenced
+        assert await publish("2:b", 2) == 2
         assert await bus.redis.xlen(events) == 2
+        # Redis loses everything: the token counter starts again, the holder still tells.
+        await bus.redis.flushall()
+        assert await acquire("c") == 1
+        assert await publish("1:a", 1) == -1
+        assert await publish("1:c", 1) == 1
 
 
 async def test_a_named_consumer_resumes_after_its_last_handled_event(
@@ -259,6 +265,33 @@ async def test_redis_crash_is_reported_and_bridged_by_a_gap(redis_server: RedisS
         for errors in (publisher_errors, consumer_errors):
             unreachable = [e for e in errors if "Redis unreachable" in str(e)]
             assert unreachable and all(isinstance(e, StreamError) for e in unreachable)
+
+
+async def test_a_consumer_survives_redis_dying_under_its_callback(
+    redis_server: RedisServer,
+) -> None:
+    async with setup(redis_server, lease_ttl=0.6) as (ex, creds, client, bus):
+        errors: list[Exception] = []
+        got: list[Event] = []
+
+        def on_event(event: Event) -> None:
+            got.append(event)
+            if len(got) == 1:
+                redis_server.stop()  # after the read, before the position is committed
+
+        consumer = bus.consumer("fragile", start="earliest")
+        consumer.on(Event, on_event)
+        consumer.on_error(errors.append)
+        async with bus.publisher(client) as publisher, consumer:
+            await asyncio.wait_for(publisher.wait_leading(), scaled(10))
+            ex.deposit(creds.account_id, "USDT", 1, wallet="CROSS")
+            await until(lambda: bool(errors), what="the outage to be reported")
+            redis_server.start()
+            # The publisher finds its lease gone with the data and starts a new term.
+            await until(lambda: publisher.terms == 2 and publisher.leading, what="a new term")
+            ex.deposit(creds.account_id, "USDT", 2, wallet="CROSS")
+            await until(lambda: Decimal(2) in deltas(got), what="deposit 2 after the outage")
+        assert all(isinstance(e, StreamError) and "Redis unreachable" in str(e) for e in errors)
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,10 @@ Redis and resumes there after a restart.
 How it holds together:
 
 * **One publisher per account.** Every candidate publisher polls for a lease (a key with a TTL,
-  ``lease_ttl``, renewed every third of it). Taking it increments a fencing token; every publish is
-  a Lua script that appends only if the lease still holds *that* token, so a publisher that
+  ``lease_ttl``, renewed every third of it). Taking it increments a fencing token, and the lease
+  holds ``<token>:<holder>`` (the holder's unique id, so that a token reissued by a Redis that lost
+  its data cannot let an old publisher through); every publish is a Lua script that appends only
+  if the lease still holds *that* value, so a publisher that
   stalled past its lease (GC pause, partition) can never write after its successor. A publisher
   that dies stops renewing; a standby takes over within ``lease_ttl`` plus one poll, opens its own
   stream, and publishes a ``StreamGap`` per account covering the handover: from the predecessor's
@@ -99,14 +101,15 @@ _REDIS_ERRORS: Final = (RedisError, OSError, TimeoutError)
 _ACQUIRE: Final = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
 local token = redis.call('HINCRBY', KEYS[2], 'fence', 1)
-redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
+redis.call('SET', KEYS[1], token .. ':' .. ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[2], 'holder', ARGV[1])
 for i = 3, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
 local s = redis.call('HMGET', KEYS[2], 'n', 'safe_wall', 'safe_server_ms', 'safe_error_ms')
 return {token, s[1], s[2], s[3], s[4]}
 """
 
-# KEYS: lease, state. ARGV: token, ttl ms, safe wall, safe server ms, safe error ms ("" = none).
+# KEYS: lease, state. ARGV: lease value, ttl ms, safe wall, safe server ms, safe error ms
+# ("" = none).
 # Returns 1 when renewed, 0 when the lease is gone or someone else's.
 _RENEW: Final = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -118,13 +121,13 @@ end
 return 1
 """
 
-# KEYS: lease. ARGV: token. Deletes the lease only if it is still ours.
+# KEYS: lease. ARGV: lease value. Deletes the lease only if it is still ours.
 _RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
-# KEYS: lease, state, events. ARGV: token, maxlen, first n, safe wall, safe server ms,
+# KEYS: lease, state, events. ARGV: lease value, maxlen, first n, safe wall, safe server ms,
 # safe error ms, then (wall ms, server ms, payload) per event.
 # Returns the last n written (or already written: a retried batch), -1 when fenced.
 _PUBLISH: Final = """
@@ -512,6 +515,11 @@ class BusPublisher:
             # Cancelled (the block was left): __aexit__ gives the lease back and ends the term.
             self._end_term()
 
+    def _lease_value(self) -> str | None:
+        """What the lease key holds during our term: ``<token>:<holder>``."""
+        token = self._lease.token
+        return None if token is None else f"{token}:{self.holder}"
+
     def _end_term(self) -> None:
         self._leading.clear()
         self._live = False
@@ -523,12 +531,12 @@ class BusPublisher:
     async def _give_back(self) -> None:
         """Release the lease if it is still ours, so a standby need not wait for it to expire
         (best effort: Redis may be down)."""
-        token = self._lease.token
-        if token is None:
+        value = self._lease_value()
+        if value is None:
             return
         with contextlib.suppress(*_REDIS_ERRORS):
             async with asyncio.timeout(self._bus.lease_ttl):
-                await self._bus._release(keys=[self._bus.keys["lease"]], args=[token])
+                await self._bus._release(keys=[self._bus.keys["lease"]], args=[value])
 
     async def _acquire(self) -> SafePoint | None:
         """Poll until this process holds the lease; returns the previous safe point, if any."""
@@ -570,7 +578,7 @@ class BusPublisher:
             await asyncio.sleep(max(0.0, lease.next_renewal(sent) - time.monotonic()))
             sent = time.monotonic()
             safe = self._safe_now()
-            args: list[Any] = [lease.token, math.ceil(bus.lease_ttl * 1000)]
+            args: list[Any] = [self._lease_value(), math.ceil(bus.lease_ttl * 1000)]
             args += safe.fields() if safe is not None else ("", "", "")
             try:
                 async with asyncio.timeout(max(0.05, lease.deadline - sent)):
@@ -660,7 +668,7 @@ class BusPublisher:
                 else None
             )
             args: list[Any] = [
-                self._lease.token,
+                self._lease_value(),
                 bus.retention,
                 self._next_n,
                 *(safe.fields() if safe is not None else ("", "", "")),
@@ -732,6 +740,7 @@ class BusConsumer:
         """How many entries this consumer has handed to its callbacks and readers."""
         self.gaps = 0
         """How many StreamGaps the consumer itself reported (retention, reset)."""
+        self._seen: set[str] = set()  # accounts of the events delivered so far
 
     def __repr__(self) -> str:
         return f"BusConsumer(account={self._bus.account!r}, name={self.name!r})"
@@ -872,8 +881,13 @@ class BusConsumer:
         )
         if hole is not None:
             reason, window = hole
-            accounts = await self._bus.redis.smembers(self._bus.keys["accounts"])
-            names = sorted(_text(account) for account in accounts) or ["CROSS"]
+            try:
+                accounts = await self._bus.redis.smembers(self._bus.keys["accounts"])
+            except _REDIS_ERRORS as exc:
+                await self._errors.outage(exc)
+                accounts = set()
+            # The accounts the publisher registered; else those seen here (else the cross one).
+            names = sorted({_text(account) for account in accounts} or self._seen or {"CROSS"})
             for gap in gap_events(names, window, reason):
                 self.gaps += 1
                 await self._deliver(gap, progress.last)
@@ -886,6 +900,8 @@ class BusConsumer:
         assert progress is not None
         progress.handed_out(position)
         self.events_delivered += 1
+        if event.account:
+            self._seen.add(event.account)
         for reader in list(self._readers):
             if not reader._offer(event, position):
                 self._detach(reader)
@@ -901,7 +917,7 @@ class BusConsumer:
                 exc.add_note(f"in a callback for {type(event).__name__} of {event.account!r}")
                 await self._errors.report(exc)
         progress.done(Progress.CALLBACKS, position)
-        await self._commit()
+        await self._commit_or_report()
 
     def _fail(self, error: Exception) -> None:
         """The reader stopped for good: every ``events()`` loop raises ``error``."""
@@ -926,13 +942,18 @@ class BusConsumer:
             await self._bus.redis.hset(self._bus.keys["positions"], self.name, str(position))
             self._committed = position
 
+    async def _commit_or_report(self) -> None:
+        """Commit; if Redis is away, report it and go on (a later commit stores the position)."""
+        try:
+            async with asyncio.timeout(self._bus.lease_ttl):
+                await self._commit()
+        except _REDIS_ERRORS as exc:
+            await self._errors.outage(exc)
+
     async def _reader_done(self, reader: BusEventIterator, position: Position) -> None:
         if self._progress is not None:
             self._progress.done(reader, position)
-        try:
-            await self._commit()
-        except _REDIS_ERRORS as exc:
-            await self._errors.outage(exc)  # committed with a later entry
+        await self._commit_or_report()
 
 
 class BusEventIterator:
