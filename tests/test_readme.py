@@ -54,7 +54,10 @@ def test_every_python_block_runs_verbatim_against_the_fake(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
+    if "REDIS_URL" in code:  # the scale-out block: a real server of the project's own set-up
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_server").url)
     # The "real keys" block reads the environment: give it keys of the fake's making.
     from binance_margin_async.testing._keys import make_credentials
 
