@@ -30,6 +30,8 @@ _EXPORTS = {
     "ExecutionStatusUnknown": ".errors",
     "TransportError": ".errors",
     "InvalidResponse": ".errors",
+    "RedirectRefused": ".errors",
+    "new_client_order_id": ".rest",
 }
 
 __all__ = [
@@ -43,9 +45,11 @@ __all__ = [
     "ParameterError",
     "RateLimited",
     "RateLimiter",
+    "RedirectRefused",
     "StreamConfig",
     "TransportError",
     "UserDataStream",
+    "new_client_order_id",
 ]
 
 if TYPE_CHECKING:
@@ -57,11 +61,12 @@ if TYPE_CHECKING:
         IPBanned,
         ParameterError,
         RateLimited,
+        RedirectRefused,
         TransportError,
     )
     from .mirror import AccountMirror
     from .ratelimit import RateLimiter
-    from .rest import MarginClient
+    from .rest import MarginClient, new_client_order_id
     from .stream import StreamConfig, UserDataStream
 
 

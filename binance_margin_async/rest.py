@@ -509,13 +509,19 @@ def _is_error(data: dict[str, Any]) -> bool:
 
 
 def _location_host(location: str | None) -> str | None:
-    """The host a ``Location`` header points to; ``None`` for a relative or missing one."""
+    """``host[:port]`` of a ``Location`` header; ``None`` for a relative or missing one.
+
+    Never the user-info part of the URL, nor its path or query.
+    """
     if not location:
         return None
     try:
-        return URL(location).host
+        url = URL(location)
     except ValueError:
         return None
+    if url.host is None:
+        return None
+    return url.host if url.explicit_port is None else f"{url.host}:{url.explicit_port}"
 
 
 def _cancelled_note(endpoint: Endpoint, client_order_id: str | None) -> str:
