@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import pickle
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -42,10 +44,10 @@ async def elsewhere() -> AsyncIterator[LocalServer]:
         yield local
 
 
-def _client(server: LocalServer, **kwargs: object) -> MarginClient:
+def _client(server: LocalServer, **kwargs: Any) -> MarginClient:
     return MarginClient(
         KEY, SECRET, base_url=server.url, limiter=RateLimiter(max_wait=0.5), **kwargs
-    )  # type: ignore[arg-type]
+    )
 
 
 # Redirects
@@ -279,8 +281,6 @@ def test_new_client_order_ids_are_fresh_and_valid() -> None:
 
 
 def test_redirect_refused_is_a_binance_error_and_pickles() -> None:
-    import pickle
-
     error = pickle.loads(pickle.dumps(RedirectRefused(307, "evil.example:8443")))
-    assert isinstance(error, BinanceError)
+    assert isinstance(error, RedirectRefused) and isinstance(error, BinanceError)
     assert error.status == 307 and error.target_host == "evil.example:8443"
