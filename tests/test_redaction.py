@@ -287,9 +287,9 @@ async def _session(
         if creds.api_secret is not None:
             secrets.add(creds.api_secret)
         if creds.private_key is not None:
-            pem = creds.private_key
-            text = pem.decode() if isinstance(pem, bytes) else pem
-            secrets.add("".join(line for line in text.splitlines() if "-----" not in line))
+            # The key material: the PEM's base64 lines, without its BEGIN/END armour.
+            lines = creds.private_key.splitlines()
+            secrets.add("".join(line for line in lines if "-----" not in line))
         client = ex.client(creds, limiter=RateLimiter(max_wait=0.2), max_read_retries=0)
         texts += [repr(creds), str(creds), repr(client), str(client)]
         call = client._call
