@@ -13,7 +13,8 @@ advance (an excerpt of a response body, a foreign library's error message, a for
   ``'token': '…'``), as a query or form parameter (``listenKey=…``, ``signature=…``) or as a
   header (``X-MBX-APIKEY: …``), also when the text was cut in the middle of the value;
 * the query string of every URL (``https://host/path?…``): signed queries carry the signature and
-  sometimes a listen key;
+  sometimes a listen key; and the path after ``/ws/`` of a WebSocket URL, where the risk stream
+  carries its listen key (``wss://margin-stream.binance.com/ws/<listenKey>``);
 * PEM private-key blocks, whole.
 
 Pure and dependency-free, so any shell (REST, streams, the trading session) can call it.
@@ -61,6 +62,7 @@ _BARE: Final = re.compile(
     re.IGNORECASE,
 )
 _URL_QUERY: Final = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s'\"?#]*\?)[^\s'\"#]+", re.I)
+_WS_PATH: Final = re.compile(r"(?P<head>\bwss?://[^\s'\"/?#]+/ws/)(?P<value>[^\s'\"?#]+)", re.I)
 _PEM_PRIVATE: Final = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
     re.DOTALL,
@@ -93,5 +95,6 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     if "PRIVATE KEY" in text:
         text = _PEM_PRIVATE.sub("<private key>", text)
     text = _URL_QUERY.sub(lambda m: m.group("head") + "…", text)
+    text = _WS_PATH.sub(_mask_match, text)
     text = _QUOTED.sub(_mask_match, text)
     return _BARE.sub(_mask_match, text)

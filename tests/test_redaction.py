@@ -65,6 +65,7 @@ def test_redact_masks_secrets_by_their_names_in_every_form(secret: str, cut: int
         f"PUT /sapi/v1/margin/listen-key?listenKey={secret}&x=1",
         f"url='https://api.binance.com/sapi/v1/x?a=1&signature={secret}'",
         f"X-MBX-APIKEY: {secret}",
+        f"connecting to wss://margin-stream.binance.com/ws/{secret} failed",
         repr({"X-MBX-APIKEY": secret, "User-Agent": "x"}),
         f'{{"secretKey":"{secret}"}}',
     ]
