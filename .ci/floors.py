@@ -18,7 +18,8 @@ _FLOOR = re.compile(r"^([A-Za-z0-9_.-]+)>=([0-9][0-9A-Za-z.]*)$")
 
 
 def floors() -> dict[str, str]:
-    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    pyproject = Path(__file__).parent.parent / "pyproject.toml"
+    project = tomllib.loads(pyproject.read_text())["project"]
     result = {}
     for spec in [*project["dependencies"], *project["optional-dependencies"]["rsa"]]:
         match = _FLOOR.match(spec.replace(" ", ""))
