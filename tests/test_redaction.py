@@ -12,6 +12,7 @@ and every listen token and listen key the client received.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
@@ -26,6 +27,7 @@ from test_rest_shell import KEY, SECRET, LocalServer
 from binance_margin_async import BinanceError, MarginClient, RateLimiter
 from binance_margin_async.endpoints import Endpoint
 from binance_margin_async.errors import ExecutionStatusUnknown, InvalidResponse, TransportError
+from binance_margin_async.events import ExecutionReport
 from binance_margin_async.models import ListenKey, ListenToken, SpecialKey, SpecialKeyInfo, decode
 from binance_margin_async.redaction import MASK_PREFIX, mask, redact
 from binance_margin_async.testing import FakeExchange
@@ -271,8 +273,14 @@ STEPS = [
 ]
 
 
+# Faults on the streams, applied once they are live: each makes the stream log and recover.
+STREAM_FAULTS = st.sampled_from(
+    ["none", "drop", "malformed", "expire_tokens", "expire_keys", "shutdown", None]
+)
+
+
 async def _session(
-    faults: list[tuple[str, int, int]], key_type: str, with_stream: bool, logs: Collector
+    faults: list[tuple[str, int, int]], key_type: str, stream_fault: str | None, logs: Collector
 ) -> tuple[set[str], list[str], int]:
     """Run the session; return (secrets, texts produced, exceptions raised)."""
     secrets: set[str] = set()
@@ -326,20 +334,43 @@ async def _session(
                     texts += [repr(result), str(result)]
                     if isinstance(result, ListenKey):
                         listen_key = result.listen_key
-            if with_stream:
-                stream = client.user_stream(risk=True)
-                texts.append(repr(stream))
-                try:  # a 429 above may have closed a pool the stream or the order needs
-                    async with stream:
-                        texts.append(repr(stream))
-                        await client.new_order("BTCUSDT", "SELL", "MARKET", quantity="0.01")
-                        ex.drop_connections()
-                except BinanceError as exc:
-                    raised += 1
-                    texts += exception_texts(exc)
-                texts.append(repr(stream))
+            if stream_fault is not None:
+                raised += await _stream_phase(ex, client, stream_fault, texts)
     texts += logs.texts
     return secrets, texts, raised
+
+
+async def _stream_phase(
+    ex: FakeExchange, client: MarginClient, fault: str, texts: list[str]
+) -> int:
+    """Run the streams through ``fault`` and a fill; return how many exceptions were raised."""
+    stream = client.user_stream(risk=True)
+    filled = asyncio.Event()
+    stream.on(ExecutionReport, lambda event: filled.set())
+    texts.append(repr(stream))
+    try:  # a 429 above may have closed a pool the stream or the order needs
+        async with stream:
+            texts.append(repr(stream))
+            {
+                "none": lambda: None,
+                "drop": ex.drop_connections,
+                "malformed": ex.send_malformed_frame,
+                "expire_tokens": ex.expire_listen_tokens,
+                "expire_keys": ex.expire_listen_keys,
+                "shutdown": ex.server_shutdown,
+            }[fault]()
+            await client.new_order("BTCUSDT", "SELL", "MARKET", quantity="0.01")
+            # Give the stream a moment to log its recovery; the fill ends the wait early.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await filled.wait()
+            texts.append(repr(stream))
+    except BinanceError as exc:
+        texts += exception_texts(exc)
+        return 1
+    finally:
+        texts.append(repr(stream))
+    return 0
 
 
 async def _step(client: MarginClient, path: str, listen_key: str) -> Any:
@@ -376,7 +407,7 @@ def totals(request: pytest.FixtureRequest) -> Iterator[dict[str, int]]:
 @given(
     faults=st.lists(FAULTS, min_size=len(STEPS), max_size=len(STEPS)),
     key_type=st.sampled_from(["HMAC", "ED25519"]),
-    with_stream=st.booleans(),
+    stream_fault=STREAM_FAULTS,
 )
 @settings(
     max_examples=12,
@@ -388,10 +419,10 @@ def test_no_text_of_a_faulty_session_shows_a_secret(
     totals: dict[str, int],
     faults: list[tuple[str, int, int]],
     key_type: str,
-    with_stream: bool,
+    stream_fault: str | None,
 ) -> None:
     all_logs.texts.clear()
-    secrets, texts, raised = asyncio.run(_session(faults, key_type, with_stream, all_logs))
+    secrets, texts, raised = asyncio.run(_session(faults, key_type, stream_fault, all_logs))
     assert len(secrets) >= 2  # the key and the secret (or private key), at least
     for secret in secrets:
         found = leaks(secret, texts)
