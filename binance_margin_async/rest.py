@@ -342,6 +342,16 @@ class MarginClient(MarginAPI):
                 if not idempotent:
                     exc.add_note(_cancelled_note(endpoint, client_order_id))
                 raise
+            except ResponseTooLarge as exc:
+                if idempotent:
+                    raise
+                # The write reached the server and got an answer we refused to read.
+                raise ExecutionStatusUnknown(
+                    str(exc),
+                    client_order_id=client_order_id,
+                    endpoint=endpoint.name,
+                    status=exc.status,
+                ) from exc
             except TransportError as exc:
                 if idempotent and attempt < self._max_read_retries:
                     attempt += 1

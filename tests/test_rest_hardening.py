@@ -126,6 +126,15 @@ async def test_a_streamed_50_mb_body_is_cut_off_while_reading(server: LocalServe
     assert written < 50 * MIB
 
 
+async def test_a_write_whose_answer_is_too_large_is_unknown_outcome(server: LocalServer) -> None:
+    server.reply("POST", "/sapi/v1/margin/order", body=b"{" + b" " * (2 * MIB) + b"}")
+    async with _client(server, max_response_bytes=MIB) as client:
+        with pytest.raises(ExecutionStatusUnknown) as info:
+            await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="1")
+    assert isinstance(info.value.__cause__, ResponseTooLarge)
+    assert info.value.client_order_id is not None and info.value.status == 200
+
+
 async def test_a_gzip_bomb_is_measured_inflated(server: LocalServer) -> None:
     bomb = gzip.compress(b"[" + b"0," * MIB + b"0]")  # ~2 MiB inflated, a few KiB on the wire
     assert len(bomb) < 64 * 1024
