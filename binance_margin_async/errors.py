@@ -328,7 +328,8 @@ class IPBanned(RateLimited):
 class ExecutionStatusUnknown(BinanceError):
     """A non-idempotent call (order, cancel, borrow, repay, transfer) may or may not have executed.
 
-    Raised on a timeout after sending, HTTP 5xx, or ``-1006``/``-1007``. Never retried
+    Raised on a timeout after sending, HTTP 5xx, ``-1006``/``-1007`` (also in a 2xx body), or an
+    answer over the client's ``max_response_bytes``. Never retried
     automatically: query the order by ``client_order_id`` (always set on orders) or the
     borrow/repay history before trying again. ``endpoint`` names the call; ``status``/``code`` are
     set when Binance answered. The original error is chained as ``__cause__``.
