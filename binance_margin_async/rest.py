@@ -277,7 +277,8 @@ class MarginClient(MarginAPI):
         data = self._loads(status, body)
         server_time = data.get("serverTime") if isinstance(data, dict) else None
         if not isinstance(server_time, int):
-            raise InvalidResponse(status, redact(body[:_EXCERPT].decode("utf-8", "replace")))
+            excerpt = body[:_EXCERPT].decode("utf-8", "replace")
+            raise InvalidResponse(status, redact(excerpt, self._secrets))
         self._clock.observe(sent, received, server_time)
         self._clock_synced = True
 
