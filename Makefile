@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# A second venv with every runtime dependency pinned to its declared floor (.ci/floors.py).
+FLOORS_VENV := .venv-floors
+FLOORS_STAMP := $(FLOORS_VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test test-floors lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,9 +30,22 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+$(FLOORS_STAMP): pyproject.toml .ci/floors.py
+	test -x $(FLOORS_VENV)/bin/python || $(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) .ci/floors.py > $(FLOORS_VENV)/constraints.txt
+	$(FLOORS_VENV)/bin/python -m pip install --quiet -c $(FLOORS_VENV)/constraints.txt -e '.[dev,rsa]'
+	$(FLOORS_VENV)/bin/python .ci/floors.py --check
+	touch $(FLOORS_STAMP)
+
+# The suite on the oldest versions pyproject.toml allows (`make test` runs it on the latest).
+test-floors: $(FLOORS_STAMP)
+	$(FLOORS_VENV)/bin/python .ci/floors.py --check
+	$(FLOORS_VENV)/bin/pytest -q
+
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,rsa,bench]'
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(FLOORS_VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -34,6 +34,8 @@ _EXPORTS = {
     "ExecutionStatusUnknown": ".errors",
     "TransportError": ".errors",
     "InvalidResponse": ".errors",
+    "RedirectRefused": ".errors",
+    "new_client_order_id": ".rest",
 }
 
 __all__ = [
@@ -47,12 +49,14 @@ __all__ = [
     "ParameterError",
     "RateLimited",
     "RateLimiter",
+    "RedirectRefused",
     "StreamConfig",
     "SymbolInfo",
     "TradingSession",
     "TradingSessionConfig",
     "TransportError",
     "UserDataStream",
+    "new_client_order_id",
 ]
 
 if TYPE_CHECKING:
@@ -64,11 +68,12 @@ if TYPE_CHECKING:
         IPBanned,
         ParameterError,
         RateLimited,
+        RedirectRefused,
         TransportError,
     )
     from .mirror import AccountMirror
     from .ratelimit import RateLimiter
-    from .rest import MarginClient
+    from .rest import MarginClient, new_client_order_id
     from .stream import StreamConfig, UserDataStream
     from .symbols import SymbolInfo
     from .trading import TradingSession, TradingSessionConfig

@@ -135,9 +135,8 @@ _CAPITAL_FLOW_DAYS: Final = P.CAPITAL_FLOW_WINDOW_MS // _DAY_MS
 #: Maximum ``limit`` of allOrders; the other ``limit`` parameters go up to ``_MAX_LIMIT``.
 _MAX_ORDERS_LIMIT: Final = 500
 _MAX_LIMIT: Final = 1000
-_EXCERPT_CHARS: Final = 200
-#: Response keys whose values must never reach an exception message.
-_SECRET_KEYS: Final = frozenset({"secretKey", "secret", "apiSecret"})
+# More than InvalidResponse keeps: it redacts secrets (by their names) first, then cuts.
+_EXCERPT_CHARS: Final = 800
 
 _STOP_TYPES: Final = frozenset({"STOP_LOSS", "TAKE_PROFIT"})
 _STOP_LIMIT_TYPES: Final = frozenset({"STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
@@ -152,8 +151,6 @@ _OTOCO_LEG_TYPES: Final = frozenset({"LIMIT_MAKER"}) | _STOP_TYPES | _STOP_LIMIT
 
 
 def _excerpt(data: Any) -> str:
-    if isinstance(data, dict) and _SECRET_KEYS.intersection(data):
-        data = {key: ("***" if key in _SECRET_KEYS else value) for key, value in data.items()}
     return repr(data)[:_EXCERPT_CHARS]
 
 
@@ -161,14 +158,14 @@ def _one(cls: type[M], data: Any) -> M:
     try:
         return decode(cls, data)
     except DecodeError as exc:
-        raise InvalidResponse(200, _excerpt(data), str(exc)) from exc
+        raise InvalidResponse(200, _excerpt(data), str(exc)) from None
 
 
 def _many(cls: type[M], data: Any) -> list[M]:
     try:
         return decode_list(cls, data)
     except DecodeError as exc:
-        raise InvalidResponse(200, _excerpt(data), str(exc)) from exc
+        raise InvalidResponse(200, _excerpt(data), str(exc)) from None
 
 
 def _put(params: list[tuple[str, str]], key: str, value: str | None) -> None:

@@ -6,7 +6,9 @@ Every error the library raises derives from :class:`BinanceError`::
     ├── ParameterError (also ValueError)      bad input, raised before anything is sent
     │   └── InvalidKeyError                   malformed api_secret / private_key
     ├── TransportError                        no response at all (refused, reset, timeout)
+    ├── RedirectRefused                       a 3xx answer: never followed, nothing re-sent
     ├── InvalidResponse                       a response that is not Binance's JSON shape
+    │   └── ResponseTooLarge                  a body over the client's max_response_bytes
     ├── BinanceAPIError                       Binance answered {"code", "msg"}; a class per code
     │   ├── BadRequest                        -1100 … -1130 request errors
     │   │   └── IllegalChars, TooManyParameters, MandatoryParamEmptyOrMalformed, …
@@ -25,7 +27,10 @@ become a plain :class:`BinanceAPIError` with the code kept. :func:`error_from_re
 :func:`error_from_ws` (WebSocket API error envelopes) share one mapping, so the same failure is the
 same exception whichever transport carried it.
 
-All exceptions pickle (they cross process pools and logging queues), and none carries a secret.
+All exceptions pickle (they cross process pools and logging queues), and none carries a secret:
+text that comes from outside (Binance's ``msg``, body excerpts) goes through
+:func:`~.redaction.redact` first, and no exception chains a foreign library's error (aiohttp's
+carry the request with its headers).
 
 Binance error codes: https://developers.binance.com/docs/margin_trading/error-code
 """
@@ -39,6 +44,8 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
 import orjson
+
+from .redaction import redact
 
 __all__ = [
     "ERROR_CODES",
@@ -99,9 +106,11 @@ __all__ = [
     "PnlClearing",
     "PriceLimitExceeded",
     "RateLimited",
+    "RedirectRefused",
     "RejectedApiKey",
     "RepayExceedsLiability",
     "RepayNotAllowed",
+    "ResponseTooLarge",
     "ServerBusy",
     "ServerOverloaded",
     "StreamError",
@@ -182,18 +191,47 @@ class TransportError(BinanceError):
         super().__init__(message)
 
 
+class RedirectRefused(BinanceError):
+    """The server answered with an HTTP redirect (3xx); the client never follows one.
+
+    Binance does not redirect API calls, so a 3xx comes from something in between (a captive
+    portal, a hijacked DNS name, a misconfigured proxy). Following it would send the API key, and
+    for a signed call the whole signed request, to another origin: nothing is re-sent anywhere.
+    ``status`` is the HTTP status, ``target_host`` the host the ``Location`` header names
+    (``None`` when absent or relative, i.e. the same host).
+    """
+
+    def __init__(self, status: int, target_host: str | None) -> None:
+        self.status = status
+        self.target_host = target_host
+        where = "the same host" if target_host is None else f"host {target_host!r}"
+        super().__init__(f"HTTP {status}: redirect to {where} refused; nothing was re-sent")
+
+
 class InvalidResponse(BinanceError):
     """The server answered something that is not Binance's JSON shape (HTML error page, truncation).
 
     ``status`` is the HTTP (or WebSocket API) status; ``excerpt`` the start of the body, at most
-    200 characters, for logs.
+    200 characters and redacted (:mod:`.redaction`), for logs.
     """
 
     def __init__(self, status: int, excerpt: str, reason: str = "unexpected response body") -> None:
         self.status = status
-        self.excerpt = excerpt[:EXCERPT_CHARS]
-        self.reason = reason
-        super().__init__(f"HTTP {status}: {reason}: {self.excerpt!r}")
+        # Redact before cutting: a cut could leave a secret without the name that marks it.
+        self.excerpt = redact(excerpt)[:EXCERPT_CHARS]
+        self.reason = redact(reason)
+        super().__init__(f"HTTP {status}: {self.reason}: {self.excerpt!r}")
+
+
+class ResponseTooLarge(InvalidResponse):
+    """The body exceeded the client's ``max_response_bytes``; reading stopped at the limit.
+
+    ``limit`` is that maximum in bytes.
+    """
+
+    def __init__(self, status: int, excerpt: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(status, excerpt, f"response body larger than {limit} bytes")
 
 
 _REGISTRY: dict[int, type[BinanceAPIError]] = {}
@@ -296,7 +334,8 @@ UNKNOWN_OUTCOME_CODES: Final = frozenset({-1000, -1006, -1007})
 class ExecutionStatusUnknown(BinanceError):
     """A non-idempotent call (order, cancel, borrow, repay, transfer) may or may not have executed.
 
-    Raised on a timeout after sending, HTTP 5xx, or ``-1006``/``-1007``. Never retried
+    Raised on a timeout after sending, HTTP 5xx, ``-1006``/``-1007`` (also in a 2xx body), or an
+    answer over the client's ``max_response_bytes``. Never retried
     automatically: query the order by ``client_order_id`` (always set on orders) or the
     borrow/repay history before trying again (``hint`` says which records, and with which
     parameters the call was sent). ``endpoint`` names the call; ``status``/``code`` are set when
@@ -631,8 +670,8 @@ ERROR_CODES: Mapping[int, type[BinanceAPIError]] = MappingProxyType(_REGISTRY)
 
 
 def _excerpt(body: bytes) -> str:
-    # Decode a little more than needed: a multi-byte character may straddle the cut.
-    return body[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    # A little more than InvalidResponse keeps: it redacts first, then cuts to EXCERPT_CHARS.
+    return body[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
 
 
 def _retry_after_header(headers: Mapping[str, str]) -> float | None:
@@ -661,6 +700,7 @@ def _from_fields(
     pool: str | None,
 ) -> BinanceError:
     """Shared REST/WS mapping once status, code, message and the wait (seconds) are known."""
+    msg = redact(msg)
     banned = _BANNED_UNTIL.search(msg) if code == _TOO_MANY_REQUESTS else None
     if status == 418 or banned is not None:
         # The limiter compares `until` with the local clock, so a relative wait (Retry-After,

@@ -9,10 +9,17 @@ JSON object untouched, so fields this library does not model yet are never lost.
 field the wire name (camelCase, or an explicit override for Binance's irregular names) and a
 converter. From them it generates and compiles a decoder specialised for that class (see "The
 decoder" below for why), so a call does no reflection. Unknown fields are ignored (they stay in
-``raw``); missing or ``null`` fields take the field's default. A payload of the wrong shape (a list
-where an object is expected, a non-numeric amount, ...) raises :class:`DecodeError` naming the
-field, a ``ValueError`` that the REST layer reports as
-:class:`~binance_margin_async.errors.InvalidResponse`.
+``raw``); missing or ``null`` optional fields take the field's default. A payload of the wrong
+shape raises :class:`DecodeError` naming the field, a ``ValueError`` that the REST layer reports
+as :class:`~binance_margin_async.errors.InvalidResponse`: a list where an object is expected, a
+non-numeric amount, a missing required field (a field without a default: the ids of orders,
+order lists and trades, ``tranId``, the listen token or key), or, for a model without required
+fields, a non-empty object that has none of the model's fields (an error body such as
+``{"code": -1121, "msg": …}`` is not a ``MarginAccount``).
+
+Credentials in results (listen tokens, listen keys, API keys of special keys) show in ``repr``
+only as a masked prefix (:func:`~binance_margin_async.redaction.mask`); a special key's secret
+not at all.
 
 Docs: https://developers.binance.com/docs/margin_trading
 """
@@ -31,6 +38,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Final, Generic, TypeVar, cast
+
+from .redaction import mask
 
 __all__ = [
     "ActiveLoanGroup",
@@ -151,6 +160,22 @@ __all__ = [
 
 class DecodeError(ValueError):
     """A response had the wrong shape for its model (the REST layer raises ``InvalidResponse``)."""
+
+
+#: Field metadata of a credential: shown masked by :func:`_masked_repr`.
+_SECRET: Final = {"secret": True}
+
+
+def _masked_repr(self: Any) -> str:
+    """The dataclass repr, with credential fields (metadata ``secret``) masked."""
+    parts = []
+    for f in dataclasses.fields(self):
+        value = getattr(self, f.name)
+        if f.metadata.get("secret") and isinstance(value, str):
+            parts.append(f"{f.name}={mask(value)!r}")
+        elif f.repr:
+            parts.append(f"{f.name}={value!r}")
+    return f"{type(self).__qualname__}({', '.join(parts)})"
 
 
 # Enums. Members are Binance's wire values; decoded fields are typed ``Enum | str`` so a value
@@ -405,8 +430,8 @@ class Order:
     https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-Order
     """
 
-    symbol: str | None = None
-    order_id: int | None = None
+    symbol: str
+    order_id: int
     client_order_id: str | None = None
     orig_client_order_id: str | None = None
     order_list_id: int | None = None
@@ -439,8 +464,8 @@ class Order:
 class OrderListEntry:
     """An order of an order list, by id."""
 
-    symbol: str | None = None
-    order_id: int | None = None
+    symbol: str
+    order_id: int
     client_order_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -452,7 +477,7 @@ class OrderList:
     https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-OCO
     """
 
-    order_list_id: int | None = None
+    order_list_id: int
     contingency_type: ContingencyType | str | None = None
     list_status_type: ListStatusType | str | None = None
     list_order_status: ListOrderStatus | str | None = None
@@ -493,9 +518,9 @@ class Trade:
     https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Trade-List
     """
 
-    id: int | None = None
-    symbol: str | None = None
-    order_id: int | None = None
+    id: int
+    symbol: str
+    order_id: int
     order_list_id: int | None = None
     price: Decimal | None = None
     qty: Decimal | None = None
@@ -606,24 +631,31 @@ class SmallLiabilityExchangeRecords(Page[SmallLiabilityExchangeRecord]):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SpecialKey:
-    """A newly created special key. ``secret_key`` is ``None`` for RSA/Ed25519 keys."""
+    """A newly created special key. ``secret_key`` is ``None`` for RSA/Ed25519 keys.
 
-    api_key: str | None = None
+    ``repr`` masks ``api_key`` and leaves ``secret_key`` out.
+    """
+
+    api_key: str | None = field(default=None, metadata=_SECRET)
     secret_key: str | None = field(default=None, repr=False)
     type: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    __repr__ = _masked_repr
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SpecialKeyInfo:
-    """An existing special key (never carries a secret)."""
+    """An existing special key (never carries a secret; ``repr`` masks ``api_key``)."""
 
     api_name: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, metadata=_SECRET)
     ip: str | None = None
     type: str | None = None
     permission_mode: SpecialKeyPermissionMode | str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    __repr__ = _masked_repr
 
 
 # Liquidation loan
@@ -1218,22 +1250,26 @@ class RestrictedAssets:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListenToken:
-    """A user-data listen token and its expiry (ms).
+    """A user-data listen token and its expiry (ms); ``repr`` masks the token.
 
     https://developers.binance.com/docs/margin_trading/trade-data-stream/Listen-Token-Websocket-API
     """
 
-    token: str
+    token: str = field(metadata=_SECRET)
     expiration_time: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    __repr__ = _masked_repr
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListenKey:
-    """A risk-stream listen key."""
+    """A risk-stream listen key; ``repr`` masks it."""
 
-    listen_key: str
+    listen_key: str = field(metadata=_SECRET)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    __repr__ = _masked_repr
 
 
 # Institutional loan (risk units)
@@ -1483,6 +1519,9 @@ _Converter = Callable[[Any], Any]
 _PLANS: dict[type, tuple[tuple[str, str, _Converter], ...]] = {}
 #: Generated decoders by class; built once per class, on first use.
 _DECODERS: dict[type, _Converter] = {}
+#: Wire names of the models without required fields (built with the plan): a non-empty object
+#: with none of them is some other answer (an error body), not this model.
+_ANCHORS: dict[type, frozenset[str]] = {}
 
 
 class _ItemError(DecodeError):
@@ -1712,13 +1751,16 @@ def _plan(cls: type) -> tuple[tuple[str, str, _Converter], ...]:
     if not _is_model(cls):
         raise TypeError(f"{cls!r} is not a model class")
     hints = _hints(cls)
-    plan = tuple(
-        (_wire(f), f.name, _converter(hints[f.name]))
-        for f in dataclasses.fields(cls)
-        if f.name != "raw"
-    )
+    fields = [f for f in dataclasses.fields(cls) if f.name != "raw"]
+    plan = tuple((_wire(f), f.name, _converter(hints[f.name])) for f in fields)
+    if all(_has_default(f) for f in fields):
+        _ANCHORS[cls] = frozenset(wire for wire, _, _ in plan)
     _PLANS[cls] = plan
     return plan
+
+
+def _has_default(f: dataclasses.Field[Any]) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
 def _wire(f: dataclasses.Field[Any]) -> str:
@@ -1743,6 +1785,10 @@ def _decode_reference(cls: type[M], data: Any) -> M:
         raise DecodeError(f"{cls.__name__}.{name}{exc}") from None
     except DecodeError as exc:
         raise DecodeError(f"{cls.__name__}.{name}: {exc}") from None
+    anchors = _ANCHORS.get(cls)
+    if data and anchors is not None and anchors.isdisjoint(data):
+        keys = ", ".join(repr(str(key)[:20]) for key in list(data)[:5])
+        raise DecodeError(f"{cls.__name__}: none of its fields in an object with keys {keys}")
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -1803,7 +1849,12 @@ _DECODER_TAIL: Final = """\
     except (DecodeError, ArithmeticError):  # ArithmeticError: decimal.InvalidOperation
         # A wrong shape somewhere: the reference decoder raises the error naming the field.
         return _reference(_cls, data)
-    return self
+"""
+# Models without required fields (see _ANCHORS): an object with none of their fields is refused.
+# Usually the first key is a field, so isdisjoint stops at once.
+_DECODER_ANCHOR_CHECK: Final = """\
+    if data and _anchors.isdisjoint(data):
+        return _reference(_cls, data)
 """
 
 
@@ -1899,6 +1950,10 @@ def _build_decoder(cls: type) -> _Converter:
         source.append(textwrap.indent(body, " " * 8) + "\n")
         source.append(f"        _set_{name}(self, v)\n")
     source.append(_DECODER_TAIL)
+    if cls in _ANCHORS:
+        namespace["_anchors"] = _ANCHORS[cls]
+        source.append(_DECODER_ANCHOR_CHECK)
+    source.append("    return self\n")
     text = "".join(source)
     filename = f"<generated decoder of {cls.__module__}.{cls.__qualname__}>"
     exec(compile(text, filename, "exec"), namespace)

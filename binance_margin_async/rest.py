@@ -15,7 +15,13 @@ core (:mod:`.ratelimit`). This module only sends bytes, reads bytes, and applies
 * idempotent ``GET`` requests retry on 5xx and network errors with bounded, jittered backoff;
   nothing else is retried blindly. A non-``GET`` whose outcome is unknown raises
   :class:`~.errors.ExecutionStatusUnknown` carrying the client order id, so the caller can
-  reconcile.
+  reconcile; one cancelled while it may be on the wire gets the id as a note on its
+  ``CancelledError``;
+* redirects are never followed (:class:`~.errors.RedirectRefused`), bodies are read in chunks up
+  to ``max_response_bytes``, and a 2xx body shaped like an error (``{"code": <0, "msg"}``) raises
+  the mapped error;
+* transport errors are rebuilt as :class:`~.errors.TransportError` with a redacted message and no
+  chained aiohttp exception (those carry the request, headers included).
 
 Binance docs: https://developers.binance.com/docs/margin_trading/general-info
 """
@@ -53,10 +59,14 @@ from .errors import (
     InvalidTimestamp,
     IPBanned,
     ParameterError,
+    RedirectRefused,
+    ResponseTooLarge,
     TransportError,
     error_from_response,
 )
+from .params import generate_client_order_id
 from .ratelimit import RateLimiter
+from .redaction import mask, redact
 from .signing import Signer, encode_params, load_signer, signed_query
 from .stream import UserDataStream
 from .symbols import SymbolInfo, SymbolRules
@@ -69,7 +79,7 @@ if TYPE_CHECKING:
     from .stream import StreamConfig
     from .trading import TradingSessionConfig
 
-__all__ = ["MarginClient"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "MarginClient", "new_client_order_id"]
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +89,11 @@ DEFAULT_RISK_STREAM_URL: Final = "wss://margin-stream.binance.com"
 
 # Codes worth retrying for an idempotent read: transient server-side trouble.
 _RETRYABLE_READ_CODES: Final = frozenset({-1000, -1001, -1004, -1006, -1007, -1008, -3044})
-_EXCERPT: Final = 200
+_EXCERPT: Final = 800
+#: Default ``max_response_bytes``: 16 MiB. Binance's largest margin answers (``allPairs``, a
+#: margin account listing every asset) stay well under 1 MiB.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
+_CHUNK: Final = 64 * 1024
 _CANCEL_REPLACE: Final = SPOT_ORDER_ENDPOINTS["cancel_replace_order"]
 
 
@@ -88,9 +102,17 @@ def _with_context(hint: str, params: list[tuple[str, str]]) -> str:
     return f"{hint} (request: {context})" if context else hint
 
 
-def _mask(api_key: str) -> str:
-    """Show enough of an API key to tell keys apart in logs, never the whole thing."""
-    return f"{api_key[:4]}…{api_key[-3:]}" if len(api_key) > 10 else "…"
+def new_client_order_id() -> str:
+    """A fresh client order id (``"bma"`` + 32 random hex digits), for ``new_client_order_id=``.
+
+    Generate it before placing an order and keep it: if the call is cancelled or times out after
+    the request may have left, ``get_order(symbol, orig_client_order_id=...)`` tells whether the
+    order exists (``NoSuchOrder`` if it never arrived). The methods generate the same kind of id
+    when none is given.
+
+    Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Order
+    """
+    return generate_client_order_id()
 
 
 class MarginClient(MarginAPI):
@@ -135,6 +157,8 @@ class MarginClient(MarginAPI):
         timeout: float = 10.0,
         max_read_retries: int = 3,
         time_sync_interval: float = 300.0,
+        # Limits
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if not isinstance(api_key, str) or not api_key or api_key.strip() != api_key:
             raise ParameterError("api_key", "must be a non-empty string without whitespace")
@@ -146,6 +170,12 @@ class MarginClient(MarginAPI):
             raise ParameterError("timeout", "must be positive")
         if max_read_retries < 0:
             raise ParameterError("max_read_retries", "must be >= 0")
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ParameterError("max_response_bytes", "must be a positive int number of bytes")
         self._signer: Signer | None = None
         if api_secret is not None or private_key is not None:
             self._signer = load_signer(
@@ -154,6 +184,9 @@ class MarginClient(MarginAPI):
                 private_key_password=private_key_password,
             )
         self._api_key = api_key
+        # Exact strings redact() masks in every message this client builds from foreign text.
+        self._secrets = (api_key,) if api_secret is None else (api_key, api_secret)
+        self._max_response_bytes = max_response_bytes
         self._headers: Final = {"X-MBX-APIKEY": api_key}
         self.base_url = base_url.rstrip("/")
         self.ws_api_url = ws_api_url
@@ -176,7 +209,7 @@ class MarginClient(MarginAPI):
     def __repr__(self) -> str:
         key_type = self._signer.key_type if self._signer is not None else "NONE"
         return (
-            f"MarginClient(api_key={_mask(self._api_key)!r}, key_type={key_type}, "
+            f"MarginClient(api_key={mask(self._api_key)!r}, key_type={key_type}, "
             f"base_url={self.base_url!r})"
         )
 
@@ -241,9 +274,14 @@ class MarginClient(MarginAPI):
             # mid-request. For a cancel that means a second DELETE after the first one executed
             # (-2011 for a cancel that worked). Our own policy retries reads and reports
             # everything else as ExecutionStatusUnknown, so switch aiohttp's off. There is no
-            # public switch; the attribute exists since aiohttp 3.9 (getattr keeps it harmless).
-            if hasattr(session, "_retry_connection"):
-                session._retry_connection = False
+            # public switch: `_retry_connection` exists since aiohttp 3.11.0 (our floor). A
+            # release without it would bring back the silent resend, so refuse to run instead.
+            if not hasattr(session, "_retry_connection"):
+                raise RuntimeError(
+                    f"aiohttp {aiohttp.__version__} has no ClientSession._retry_connection: "
+                    "cannot disable its silent resend of DELETE/PUT; use aiohttp 3.11 to 3.14"
+                )
+            session._retry_connection = False
             self._session = session
         return self._session
 
@@ -326,7 +364,8 @@ class MarginClient(MarginAPI):
         data = self._loads(status, body)
         server_time = data.get("serverTime") if isinstance(data, dict) else None
         if not isinstance(server_time, int):
-            raise InvalidResponse(status, body[:_EXCERPT].decode("utf-8", "replace"))
+            excerpt = body[:_EXCERPT].decode("utf-8", "replace")
+            raise InvalidResponse(status, redact(excerpt, self._secrets))
         self._clock.observe(sent, received, server_time)
         self._clock_synced = True
 
@@ -396,6 +435,20 @@ class MarginClient(MarginAPI):
                 status, resp_headers, body = await self._send(
                     endpoint.method, url, endpoint, headers
                 )
+            except asyncio.CancelledError as exc:
+                if not idempotent:
+                    exc.add_note(_cancelled_note(endpoint, client_order_id))
+                raise
+            except ResponseTooLarge as exc:
+                if idempotent:
+                    raise
+                # The write reached the server and got an answer we refused to read.
+                raise ExecutionStatusUnknown(
+                    str(exc),
+                    client_order_id=client_order_id,
+                    endpoint=endpoint.name,
+                    status=exc.status,
+                ) from exc
             except TransportError as exc:
                 if idempotent and attempt < self._max_read_retries:
                     attempt += 1
@@ -411,7 +464,10 @@ class MarginClient(MarginAPI):
                 raise
             self.limiter.on_response(endpoint, status, resp_headers)
             if 200 <= status < 300:
-                return self._loads(status, body)
+                data = self._loads(status, body)
+                # Binance's errors are negative codes; some gateways answer them with a 200.
+                if type(data) is not dict or "code" not in data or not _is_error(data):
+                    return data
             error = self._error(status, resp_headers, body)
             if isinstance(error, InvalidTimestamp) and not resynced:
                 # Rejected before execution: re-signing with a fresh offset is safe for any method.
@@ -464,43 +520,86 @@ class MarginClient(MarginAPI):
         endpoint: Endpoint,
         headers: dict[str, str] | None,
     ) -> tuple[int, Any, bytes]:
-        """The one place where transport exceptions are translated."""
+        """The one place where transport exceptions are translated.
+
+        Raises :class:`RedirectRefused` for a 3xx, :class:`ResponseTooLarge` past
+        ``max_response_bytes`` and :class:`TransportError` when no response arrived.
+        """
         session = self._session
         if session is None or self._loop is not asyncio.get_running_loop():
             session = self._get_session()  # creates it, or explains the loop it is bound to
         try:
             # Not `async with`: read() already releases the connection, and the context manager
             # costs a measurable slice of a request on this hot path.
-            resp = await session.request(method, url, headers=headers)
+            resp = await session.request(method, url, headers=headers, allow_redirects=False)
             try:
-                return resp.status, resp.headers, await resp.read()
+                status = resp.status
+                if 300 <= status < 400:
+                    raise RedirectRefused(status, _location_host(resp.headers.get("Location")))
+                length = resp.content_length
+                # Content-Length bounds what read() takes, unless the body is compressed (aiohttp
+                # inflates it, and a small gzip can inflate to gigabytes): then count chunks.
+                if length is not None and "Content-Encoding" not in resp.headers:
+                    if length > self._max_response_bytes:
+                        raise ResponseTooLarge(status, "", self._max_response_bytes)
+                    return status, resp.headers, await resp.read()
+                return status, resp.headers, await self._read_capped(resp)
             finally:
                 resp.release()
         except aiohttp.ClientConnectorError as exc:
             # The TCP connection never opened: nothing reached the server.
-            raise TransportError(
-                f"{method} {endpoint.path}: cannot connect ({exc.os_error})",
+            error = TransportError(
+                self._transport_text(method, endpoint, "cannot connect", exc),
                 request_may_have_been_sent=False,
-            ) from exc
+            )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            reason = type(exc).__name__ if isinstance(exc, TimeoutError) else str(exc)
-            raise TransportError(
-                f"{method} {endpoint.path}: {reason or type(exc).__name__}",
+            error = TransportError(
+                self._transport_text(method, endpoint, type(exc).__name__, exc),
                 request_may_have_been_sent=True,
-            ) from exc
+            )
+        # Raised outside the handlers, so that neither __cause__ nor __context__ holds aiohttp's
+        # exception: its request info carries every header, the API key included.
+        raise error
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+        """Read the body in chunks, stopping as soon as it exceeds ``max_response_bytes``."""
+        limit = self._max_response_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                # The rest stays unread: close the connection rather than drain it.
+                resp.close()
+                first = chunks[0] if chunks else chunk
+                raise ResponseTooLarge(
+                    resp.status, first[:_EXCERPT].decode("utf-8", "replace"), limit
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _transport_text(
+        self, method: str, endpoint: Endpoint, what: str, exc: BaseException
+    ) -> str:
+        """A transport failure as text: aiohttp's message without URLs' queries or secrets."""
+        detail = redact(str(exc), self._secrets)
+        return f"{method} {endpoint.path}: {what}" + (f" ({detail})" if detail else "")
 
     def _error(self, status: int, headers: Any, body: bytes) -> BinanceError:
+        # Redacted of this client's own key too: a hostile or broken server may echo it.
+        body = redact(body.decode("utf-8", "replace"), self._secrets).encode()
         error = error_from_response(status, headers, body, now=time.time())
         if isinstance(error, IPBanned):
             self.limiter.ban(error.until)
         return error
 
-    @staticmethod
-    def _loads(status: int, body: bytes) -> Any:
+    def _loads(self, status: int, body: bytes) -> Any:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise InvalidResponse(status, body[:_EXCERPT].decode("utf-8", "replace")) from None
+            excerpt = body[:_EXCERPT].decode("utf-8", "replace")
+            error = InvalidResponse(status, redact(excerpt, self._secrets))
+        raise error  # outside the handler: no orjson error in __context__
 
     @staticmethod
     def _retryable_read(error: BinanceError) -> bool:
@@ -518,3 +617,37 @@ class MarginClient(MarginAPI):
     async def _backoff(attempt: int) -> None:
         # Full jitter (AWS architecture blog): spreads retries of many clients hitting one outage.
         await asyncio.sleep(random.uniform(0, min(2.0, 0.1 * 2**attempt)))
+
+
+def _is_error(data: dict[str, Any]) -> bool:
+    """``{"code": <negative int>, "msg": str}``: Binance's error shape, whatever the status."""
+    code = data.get("code")
+    return type(code) is int and code < 0 and isinstance(data.get("msg"), str)
+
+
+def _location_host(location: str | None) -> str | None:
+    """``host[:port]`` of a ``Location`` header; ``None`` for a relative or missing one.
+
+    Never the user-info part of the URL, nor its path or query.
+    """
+    if not location:
+        return None
+    try:
+        url = URL(location)
+    except ValueError:
+        return None
+    if url.host is None:
+        return None
+    return url.host if url.explicit_port is None else f"{url.host}:{url.explicit_port}"
+
+
+def _cancelled_note(endpoint: Endpoint, client_order_id: str | None) -> str:
+    """The note added to the ``CancelledError`` of a write that may have been sent."""
+    if client_order_id is not None:
+        how = f"newClientOrderId={client_order_id}: query the order by it before retrying"
+    else:
+        how = "check the account's history before retrying"
+    return (
+        f"binance_margin_async: {endpoint.method} {endpoint.path} was cancelled after it may "
+        f"have been sent; {how}"
+    )

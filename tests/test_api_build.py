@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -63,21 +63,25 @@ class Recorder(MarginAPI):
         return call.params
 
 
+# The least an order / order list answer must hold (their models' required fields).
+ORDER: Final = {"symbol": "BTCUSDT", "orderId": 1}
+ORDER_LIST: Final = {"orderListId": 1}
+
 # One valid call per endpoint: (method, args, kwargs, canned reply).
 SMOKE: list[tuple[str, tuple[Any, ...], dict[str, Any], Any]] = [
-    ("new_order", ("BTCUSDT", "BUY", "MARKET"), {"quantity": "1"}, {}),
-    ("cancel_order", ("BTCUSDT",), {"order_id": 1}, {}),
-    ("get_order", ("BTCUSDT",), {"order_id": 1}, {}),
+    ("new_order", ("BTCUSDT", "BUY", "MARKET"), {"quantity": "1"}, ORDER),
+    ("cancel_order", ("BTCUSDT",), {"order_id": 1}, ORDER),
+    ("get_order", ("BTCUSDT",), {"order_id": 1}, ORDER),
     ("get_open_orders", (), {}, []),
     ("cancel_open_orders", ("BTCUSDT",), {}, []),
     ("get_all_orders", ("BTCUSDT",), {}, []),
     ("get_my_trades", ("BTCUSDT",), {}, []),
-    ("new_oco", ("BTCUSDT", "SELL", "1", "30000", "25000"), {}, {}),
+    ("new_oco", ("BTCUSDT", "SELL", "1", "30000", "25000"), {}, ORDER_LIST),
     (
         "new_oto",
         ("BTCUSDT", "LIMIT", "BUY", "100", "1", "MARKET", "SELL", "1"),
         {"working_time_in_force": "GTC"},
-        {},
+        ORDER_LIST,
     ),
     (
         "new_otoco",
@@ -88,10 +92,10 @@ SMOKE: list[tuple[str, tuple[Any, ...], dict[str, Any], Any]] = [
             "pending_below_type": "STOP_LOSS",
             "pending_below_stop_price": "90",
         },
-        {},
+        ORDER_LIST,
     ),
-    ("cancel_order_list", ("BTCUSDT",), {"order_list_id": 1}, {}),
-    ("get_order_list", (), {"order_list_id": 1}, {}),
+    ("cancel_order_list", ("BTCUSDT",), {"order_list_id": 1}, ORDER_LIST),
+    ("get_order_list", (), {"order_list_id": 1}, ORDER_LIST),
     ("get_all_order_lists", (), {}, []),
     ("get_open_order_lists", (), {}, []),
     ("get_order_count_usage", (), {}, []),
@@ -233,7 +237,7 @@ async def test_new_order_params_in_documented_order_with_generated_id() -> None:
 
 
 async def test_new_order_cross_sends_no_isolated_flag_and_keeps_given_id() -> None:
-    api = Recorder()
+    api = Recorder(ORDER)
     await api.new_order(
         "BTCUSDT", "SELL", "MARKET", quote_order_qty="25.5", new_client_order_id="my-1"
     )
@@ -246,7 +250,7 @@ async def test_new_order_cross_sends_no_isolated_flag_and_keeps_given_id() -> No
 
 
 async def test_generated_ids_differ_between_orders() -> None:
-    api = Recorder()
+    api = Recorder(ORDER, ORDER)
     await api.new_order("BTCUSDT", "BUY", "MARKET", quantity="1")
     await api.new_order("BTCUSDT", "BUY", "MARKET", quantity="1")
     first, second = (call.client_order_id for call in api.calls)
@@ -298,7 +302,7 @@ async def test_bad_order_input_raises_before_sending(
 
 
 async def test_stop_orders_accept_trailing_delta_instead_of_stop_price() -> None:
-    api = Recorder()
+    api = Recorder(ORDER)
     await api.new_order("BTCUSDT", "SELL", "STOP_LOSS", quantity="1", trailing_delta=100)
     assert dict(api.params)["trailingDelta"] == "100"
 
@@ -411,7 +415,7 @@ async def test_new_oco_generates_list_client_order_id() -> None:
 
 
 async def test_new_oto_rules_and_params() -> None:
-    api = Recorder()
+    api = Recorder(ORDER_LIST)
     await api.new_oto(
         "BTCUSDT",
         "LIMIT",
@@ -521,7 +525,7 @@ async def test_oco_stop_leg_options_need_a_stop_limit_price() -> None:
 
 
 async def test_new_otoco_legs() -> None:
-    api = Recorder()
+    api = Recorder(ORDER_LIST)
     await api.new_otoco(
         "BTCUSDT",
         "LIMIT",
@@ -566,7 +570,7 @@ async def test_new_otoco_legs() -> None:
 
 
 async def test_order_list_queries() -> None:
-    api = Recorder()
+    api = Recorder(ORDER_LIST)
     await api.get_order_list(orig_client_order_id="abc", symbol="BTCUSDT", is_isolated=True)
     assert api.params == [
         ("isIsolated", "TRUE"),
@@ -741,7 +745,7 @@ async def test_secrets_stay_out_of_invalid_response() -> None:
     with pytest.raises(InvalidResponse) as info:
         await api.create_special_key("bot")
     assert secret not in str(info.value) and secret not in info.value.excerpt
-    assert "***" in info.value.excerpt
+    assert "'secretKey': '87ss…'" in info.value.excerpt  # the redaction rule's masked prefix
 
 
 # Pagination
@@ -793,7 +797,7 @@ async def test_from_id_cursor_pages() -> None:
     def reply(endpoint: Endpoint, params: list[tuple[str, str]]) -> Any:
         start = int(dict(params)["fromId"])
         # 5 trades exist, ids 10..14; 2 per page.
-        return [{"id": i, "symbol": "BTCUSDT"} for i in range(max(start, 10), 15)][:2]
+        return [{"id": i, "symbol": "BTCUSDT", "orderId": i} for i in range(max(start, 10), 15)][:2]
 
     api = Recorder(reply=reply)
     ids = [trade.id async for trade in api.iter_my_trades("BTCUSDT", from_id=0, limit=2)]
@@ -909,7 +913,7 @@ async def test_capital_flow_walks_a_crowded_window_from_its_oldest_row() -> None
 async def test_id_walks_drop_rows_below_the_cursor_and_stop() -> None:
     # A server that ignores fromId answers every request with the same rows: they are yielded
     # once, then the walk stops instead of looping.
-    api = Recorder(reply=lambda endpoint, params: [{"id": 10}, {"id": 11}])
+    api = Recorder(reply=lambda endpoint, params: [{**ORDER, "id": n} for n in (10, 11)])
     ids = [trade.id async for trade in api.iter_my_trades("BTCUSDT", from_id=0, limit=2)]
     assert ids == [10, 11]
     assert [dict(call.params)["fromId"] for call in api.calls] == ["0", "12"]

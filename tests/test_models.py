@@ -743,7 +743,9 @@ def test_unknown_fields_and_enum_values_are_tolerated() -> None:
 
 
 def test_missing_and_null_fields_take_defaults() -> None:
-    order = decode(Order, {"symbol": "BTCUSDT", "price": None, "stopPrice": "", "fills": None})
+    order = decode(
+        Order, {"symbol": "BTCUSDT", "orderId": 1, "price": None, "stopPrice": "", "fills": None}
+    )
     assert order.price is None and order.stop_price is None and order.fills == ()
     assert decode(MarginAccount, {}).user_assets == ()
     assert decode(AvailableInventory, {}).assets == {}
@@ -799,12 +801,14 @@ def test_decode_list_needs_an_array() -> None:
 
 
 def test_lenient_scalar_forms() -> None:
-    order = decode(Order, {"orderId": "28", "price": 1.1, "origQty": 3, "isWorking": "true"})
+    order = decode(
+        Order, {"symbol": "X", "orderId": "28", "price": 1.1, "origQty": 3, "isWorking": "true"}
+    )
     assert order.order_id == 28
     assert order.price == D("1.1")  # via repr, not the binary expansion
     assert order.orig_qty == D(3)
     assert order.is_working is True
-    trade = decode(Trade, {"id": 5.0, "symbol": "X"})
+    trade = decode(Trade, {"id": 5.0, "symbol": "X", "orderId": "7"})
     assert trade.id == 5
     transfer = decode(LoanGroupLiquidationTransfers, _example(LoanGroupLiquidationTransfers))
     record = transfer.rows[0].liquidation_transfer_record[0]
@@ -850,8 +854,13 @@ def test_every_model_is_frozen_slotted_and_keeps_raw(cls: type) -> None:
     ]
     payload: dict[str, Any] = {"unknownField": {"nested": [1]}}
     # Required identity fields get a value; every other field is optional.
+    hints = typing.get_type_hints(cls)
     for name in required:
-        payload[models._camel(name)] = "x" if name != "tran_id" else 1
+        payload[models._wire(fields[name])] = 1 if hints[name] is int else "x"
+    if not required:
+        # A model without required fields needs one of its own keys (null: its default).
+        first = next(f for f in fields.values() if f.name != "raw")
+        payload[models._wire(first)] = None
     model: Any = decode(cls, payload)
     assert model.raw is payload
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -1001,7 +1010,9 @@ def test_wrong_shape_names_the_path(cls: type, payload: Any, message: str) -> No
 
 def test_decode_list_names_the_item() -> None:
     with pytest.raises(DecodeError) as info:
-        decode_list(Trade, [{"id": 1}, {"id": 2}, {"price": "abc"}])
+        decode_list(
+            Trade, [{"id": n, "symbol": "X", "orderId": 1} for n in (1, 2)] + [{"price": "abc"}]
+        )
     assert str(info.value) == "list of Trade[2]: Trade.price: expected a decimal, got str 'abc'"
 
 
@@ -1047,7 +1058,7 @@ def test_self_trade_prevention_modes_are_the_spot_set() -> None:
         "EXPIRE_BOTH",
         "DECREMENT",
     ]
-    order = decode(Order, {"orderId": 1, "selfTradePreventionMode": "DECREMENT"})
+    order = decode(Order, {"symbol": "X", "orderId": 1, "selfTradePreventionMode": "DECREMENT"})
     assert order.self_trade_prevention_mode is SelfTradePreventionMode.DECREMENT
 
 
@@ -1056,7 +1067,9 @@ def test_margin_trades_carry_no_quote_qty() -> None:
     (trade,) = decode_list(Trade, _example(Trade))
     assert "quoteQty" not in trade.raw and trade.quote_qty is None
     assert trade.order_list_id is None
-    spot_shaped = decode(Trade, {"id": 1, "quoteQty": "12.5", "orderListId": -1})
+    spot_shaped = decode(
+        Trade, {"id": 1, "symbol": "X", "orderId": 1, "quoteQty": "12.5", "orderListId": -1}
+    )
     assert spot_shaped.quote_qty == D("12.5") and spot_shaped.order_list_id == -1
 
 

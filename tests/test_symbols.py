@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from hypothesis import given
@@ -61,6 +61,9 @@ BTCUSDT: dict[str, Any] = {
     ],
 }
 # An older symbol shape: MIN_NOTIONAL and a plain permissions list, a coarse 0.1 step.
+#: The least an order answer carries (its required fields).
+ORDER: Final = {"symbol": "ETHBTC", "orderId": 1}
+
 LEGACY: dict[str, Any] = {
     "symbol": "ETHBTC",
     "permissions": ["SPOT"],
@@ -244,7 +247,7 @@ async def test_get_symbol_info_unknown_symbol() -> None:
 
 
 async def test_new_order_round_true_rounds_and_checks_before_sending() -> None:
-    api = Recorder({"symbols": [LEGACY]}, {})
+    api = Recorder({"symbols": [LEGACY]}, ORDER)
     await api.new_order(
         "ETHBTC", "BUY", "LIMIT", quantity=0.1 + 0.2, price=0.0512345678, time_in_force="GTC",
         round=True,
@@ -263,7 +266,7 @@ async def test_new_order_round_true_rounds_and_checks_before_sending() -> None:
 
 
 async def test_new_order_without_round_sends_what_it_is_given() -> None:
-    api = Recorder({})
+    api = Recorder(ORDER)
     await api.new_order(
         "ETHBTC", "BUY", "LIMIT", quantity=0.1 + 0.2, price="1", time_in_force="GTC"
     )

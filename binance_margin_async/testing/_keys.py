@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import nacl.exceptions
 import nacl.signing
 
+from ..redaction import mask
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -79,7 +81,7 @@ class Credentials:
     def __repr__(self) -> str:
         return (
             f"Credentials(account_id={self.account_id!r}, key_type={self.key_type}, "
-            f"api_key='{self.api_key[:4]}…{self.api_key[-3:]}')"
+            f"api_key={mask(self.api_key)!r})"
         )
 
     __str__ = __repr__
