@@ -56,7 +56,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from .endpoints import DEFAULT_TRADING_SYMBOLS, ENDPOINTS, Endpoint, Pool
 from .errors import IPBanned, ParameterError, RateLimited
@@ -74,6 +74,7 @@ __all__ = [
     "Limiter",
     "LimiterCore",
     "RateLimiter",
+    "WindowCharge",
 ]
 
 #: Pool key of the shared ``/api`` + WebSocket API budget (same as ``Endpoint.pool_key``).
@@ -344,6 +345,12 @@ class _Pool:
         for window in self.windows:
             window.settle(weight, granted_at, now)
 
+    def charge(self, weight: int, now: float) -> None:
+        """Records ``weight`` granted elsewhere: rolled to ``now``, budget not checked."""
+        for window in self.windows:
+            window._roll(now)
+            window.record(weight, now, False)
+
     def estimate(self, weight: int, total: int, now: float, critical: bool) -> float:
         wait = self.closed_until - now + _EPSILON if self.closed_until > now else 0.0
         for window in self.windows:
@@ -385,6 +392,27 @@ class _AccountScope:
     def __init__(self, orders: _Pool) -> None:
         self.orders = orders
         self.pools: dict[str, _Pool] = {}
+
+
+class WindowCharge(NamedTuple):
+    """One window a request is charged to (see :meth:`LimiterCore.plan`)."""
+
+    #: ``"ip:<label>"`` or ``"account:<label>"``: whose budget it is.
+    scope: str
+    #: The pool's key (closures by 429 apply to the whole pool).
+    pool: str
+    #: The window's name (``"API_IP"``, ``"ORDERS:10S"``, an endpoint's pool key...).
+    name: str
+    #: Window length in seconds (windows are aligned to epoch multiples of it).
+    length: float
+    #: The most this request may find used, itself included (the limit, or the non-critical share).
+    cap: int
+    #: What this request adds to the window.
+    amount: int
+    #: What this core has counted in the window at the ``now`` of the plan.
+    used: int = 0
+    #: End of the pool's 429 closure known to this core (epoch seconds; 0.0 for none).
+    closed_until: float = 0.0
 
 
 class _Route:
@@ -727,6 +755,114 @@ class LimiterCore:
             result[window.name] = window.current(now)
         result[WS_CONNECT_KEY] = scope.connects.windows[0].current(now)
         return result
+
+    # For limiters that keep the counts elsewhere (RedisRateLimiter)
+
+    def plan(
+        self,
+        ep_pool: Pool | None,
+        pool_key: str,
+        weight: int,
+        *,
+        critical: bool = False,
+        orders: int = 0,
+        account: str | None = None,
+        ip: str | None = None,
+        now: float = 0.0,
+    ) -> list[WindowCharge]:
+        """Every window one request is charged to, with its limit: the same model as
+        :meth:`reserve`, for a limiter that keeps the counts in a shared store.
+
+        ``ep_pool=None`` plans one WebSocket connection attempt of ``ip``. Raises
+        :class:`~.errors.ParameterError` like :meth:`reserve` for a weight that can never fit.
+        Each charge also carries what this core counted in its window at ``now``.
+        """
+        route = self._route(ep_pool or Pool.API_IP, pool_key, account, ip)
+        scope = route.scope
+        ip_scope = f"ip:{scope.label}"
+        account_scope = f"account:{account or DEFAULT_ACCOUNT}"
+        if ep_pool is None:
+            parts = [
+                (ip_scope, scope.connects, 1, True),
+                (ip_scope, scope.api, WS_CONNECT_WEIGHT, True),
+            ]
+        else:
+            if weight < 0:
+                raise ParameterError("weight", "must not be negative")
+            pool_scope = account_scope if ep_pool == Pool.SAPI_UID else ip_scope
+            parts = [(pool_scope, route.pool, weight, critical)]
+            if route.rule is not None:
+                parts.append((ip_scope, route.rule, 1, critical))
+            if orders:
+                parts.append((account_scope, route.orders, orders, critical))
+        charges: list[WindowCharge] = []
+        for where, pool, amount, crit in parts:
+            for window in pool.windows:
+                cap = window.limit if crit else window.soft
+                if amount > cap:
+                    raise window._too_heavy(amount, crit)
+                charges.append(
+                    WindowCharge(
+                        where,
+                        pool.key,
+                        window.name,
+                        window.length,
+                        cap,
+                        amount,
+                        window.current(now),
+                        pool.closed_until,
+                    )
+                )
+        return charges
+
+    def spent(self, now: float) -> list[WindowCharge]:
+        """Every window with something counted at ``now``, as charges of what was counted."""
+        scopes: list[tuple[str, list[_Pool]]] = [
+            (f"ip:{label}", [*scope.pools.values(), scope.connects])
+            for label, scope in self._ips.items()
+        ]
+        scopes += [
+            (f"account:{label}", [*scope.pools.values(), scope.orders])
+            for label, scope in self._accounts.items()
+        ]
+        found: list[WindowCharge] = []
+        for where, pools in scopes:
+            # An alias of the API pool is the same pool: count it once.
+            for pool in {id(pool): pool for pool in pools}.values():
+                for window in pool.windows:
+                    used = window.current(now)
+                    if used > 0:
+                        found.append(
+                            WindowCharge(
+                                where, pool.key, window.name, window.length, window.limit, 0, used
+                            )
+                        )
+        return found
+
+    def record(
+        self,
+        ep_pool: Pool | None,
+        pool_key: str,
+        weight: int,
+        now: float,
+        *,
+        orders: int = 0,
+        account: str | None = None,
+        ip: str | None = None,
+    ) -> None:
+        """Charges a request granted elsewhere (by a shared limiter) without checking the budget,
+        so that this core knows what this process spent (``ep_pool=None``: a connection attempt).
+        """
+        route = self._route(ep_pool or Pool.API_IP, pool_key, account, ip)
+        if ep_pool is None:
+            route.scope.connects.charge(1, now)
+            route.scope.api.charge(WS_CONNECT_WEIGHT, now)
+            return
+        route.pool.charge(weight, now)
+        if route.rule is not None:
+            route.rule.charge(1, now)
+        if orders:
+            route.orders.charge(orders, now)
 
     # Internals shared with the asyncio shell (same module): resolved pools, no lookups twice
 

@@ -4,6 +4,8 @@
   publishes every event to a Redis Stream; any number of consumers in other processes or hosts read
   the same typed events with the stream's ``on(...)`` / ``async for`` API, and resume where they
   stopped after a restart.
+* :class:`RedisRateLimiter` (``._limiter``): the rate limiter's budgets (per IP, per account)
+  shared by every process and host, one atomic Lua script per request.
 
 Install with ``pip install 'binance-margin-async[redis]'`` (the maintained ``redis`` asyncio
 client, redis-py). Any Redis-compatible server works (Redis, Valkey); see the README section
@@ -20,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 # One entry per public class: name -> private module of this package.
 _EXPORTS = {
     "RedisEventBus": "._bus",
+    "RedisRateLimiter": "._limiter",
 }
 
-__all__ = ["RedisEventBus"]
+__all__ = ["RedisEventBus", "RedisRateLimiter"]
 
 if TYPE_CHECKING:
     from ._bus import RedisEventBus
+    from ._limiter import RedisRateLimiter
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,241 @@
+"""RedisRateLimiter against a real Redis-compatible server (tests/_redis.py): several limiters in
+one test stand for several processes; the multi-process proof is tests/test_redis_fleet.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from _redis import RedisServer
+
+from binance_margin_async.endpoints import ENDPOINTS
+from binance_margin_async.errors import IPBanned, ParameterError, RateLimited
+from binance_margin_async.ratelimit import API_IP_KEY, Limiter, RateLimiter
+from binance_margin_async.redis import RedisRateLimiter
+
+ACCOUNT = ENDPOINTS["get_account"]  # SAPI_IP, weight 10
+ORDER = ENDPOINTS["new_order"]  # SAPI_UID, weight 6, one order
+WINDOW = 60.0  # long windows: no boundary passes during a test
+SMALL: dict[str, Any] = {
+    "window": WINDOW,
+    "sapi_ip_limit": 30,
+    "sapi_uid_limit": 12,
+    "api_ip_limit": 20,
+    "critical_reserve": 0.0,
+    "max_wait": 0.0,  # refuse instead of waiting: every test is about who may send now
+}
+
+
+@asynccontextmanager
+async def limiters(
+    server: RedisServer, count: int, **kwargs: Any
+) -> AsyncIterator[list[RedisRateLimiter]]:
+    settings = {**SMALL, "ip": "10.0.0.1", **kwargs}
+    async with AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(RedisRateLimiter(server.url, **settings))
+            for _ in range(count)
+        ]
+
+
+async def settled(limiter: RedisRateLimiter) -> None:
+    """Waits for the feedback writes an ``on_response`` started in the background."""
+    for _ in range(100):
+        await asyncio.sleep(0)
+    await asyncio.gather(*limiter._tasks)
+
+
+def test_it_satisfies_the_limiter_protocol(redis_server: RedisServer) -> None:
+    limiter: Limiter = RedisRateLimiter(redis_server.url, ip="x")
+    local: Limiter = RateLimiter()
+    assert limiter.trading_symbols == local.trading_symbols
+    with pytest.raises(ParameterError):
+        RedisRateLimiter(redis_server.url, ip="a{b}")
+    with pytest.raises(ParameterError):
+        RedisRateLimiter(redis_server.url, on_failure="open")  # type: ignore[arg-type]
+
+
+def test_the_default_ip_label_is_the_local_address_towards_redis(
+    redis_server: RedisServer,
+) -> None:
+    assert RedisRateLimiter(redis_server.url).ip == "127.0.0.1"
+
+
+async def test_two_processes_share_one_ip_budget(redis_server: RedisServer) -> None:
+    async with limiters(redis_server, 2) as (a, b):
+        for _ in range(2):
+            await a.acquire(ACCOUNT, 10)
+        await b.acquire(ACCOUNT, 10)
+        with pytest.raises(RateLimited):
+            await b.acquire(ACCOUNT, 10)
+        with pytest.raises(RateLimited):
+            await a.acquire(ACCOUNT, 1)
+        # Another IP label is another budget; each process reports what it spent itself.
+        async with limiters(redis_server, 1, ip="10.0.0.2") as (c,):
+            await c.acquire(ACCOUNT, 30)
+        assert a.usage()[ACCOUNT.pool_key] == 20 and b.usage()[ACCOUNT.pool_key] == 10
+        assert a.status == b.status == "shared"
+
+
+async def test_uid_budgets_and_order_counts_are_per_account_across_processes(
+    redis_server: RedisServer,
+) -> None:
+    async with limiters(redis_server, 2) as (a, b):
+        await a.acquire(ORDER, 6, account="alice")
+        await b.acquire(ORDER, 6, account="alice")
+        with pytest.raises(RateLimited):
+            await b.acquire(ORDER, 6, account="alice")
+        # Bob's UID budget is his own, even from another IP.
+        async with limiters(redis_server, 1, ip="10.0.0.2") as (c,):
+            await c.acquire(ORDER, 6, account="bob")
+            await c.acquire(ORDER, 6, account="bob")
+        # Order counts: alice's limit of 1 per 10 s, learned in one process, counted in Redis.
+        limits = [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 1}]
+        a.set_order_limits(limits, account="carol")
+        b.set_order_limits(limits, account="carol")
+        await a.acquire(ORDER, 6, account="carol")
+        with pytest.raises(RateLimited):
+            await b.acquire(ORDER, 6, account="carol")
+
+
+async def test_a_418_in_one_process_stops_the_others_before_they_send(
+    redis_server: RedisServer,
+) -> None:
+    async with limiters(redis_server, 2) as (a, b):
+        a.on_response(ACCOUNT, 418, {"Retry-After": "120"})
+        await settled(a)
+        with pytest.raises(IPBanned) as info:
+            await b.acquire(ORDER, 6, account="alice")
+        assert 100 < info.value.retry_after <= 121
+        with pytest.raises(IPBanned):
+            await b.acquire_ws_connect()
+        async with limiters(redis_server, 1, ip="10.0.0.2") as (c,):
+            await c.acquire(ACCOUNT, 10)  # another IP is not banned
+        # A ban from a message body too, capped at three days.
+        async with limiters(redis_server, 2, ip="10.0.0.3") as (d, e):
+            d.ban(time.time() + 1e9)
+            await settled(d)
+            with pytest.raises(IPBanned) as info:
+                await e.acquire(ACCOUNT, 1)
+            assert info.value.retry_after <= 3 * 86400 + 1
+
+
+async def test_a_429_closes_the_pool_for_every_process_until_retry_after(
+    redis_server: RedisServer,
+) -> None:
+    async with limiters(redis_server, 2) as (a, b):
+        a.on_response(ACCOUNT, 429, {"Retry-After": "30"})
+        await settled(a)
+        with pytest.raises(RateLimited) as info:
+            await b.acquire(ACCOUNT, 1)
+        assert 25 < info.value.retry_after <= 31
+        await b.acquire(ENDPOINTS["get_all_assets"], 1)  # another pool is open
+
+
+async def test_the_servers_count_wins_when_higher_for_every_process(
+    redis_server: RedisServer,
+) -> None:
+    async with limiters(redis_server, 2) as (a, b):
+        await a.acquire(ACCOUNT, 10)
+        a.on_response(ACCOUNT, 200, {"X-SAPI-USED-IP-WEIGHT-1M": "25"})
+        await settled(a)
+        with pytest.raises(RateLimited):
+            await b.acquire(ACCOUNT, 10)
+        await b.acquire(ACCOUNT, 5)
+        # WebSocket API rateLimits feed the IP's API pool the same way.
+        rate_limits = [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+             "limit": 20, "count": 19},
+        ]  # fmt: skip
+        b.on_ws_response(200, rate_limits, None)
+        await settled(b)
+        await a.acquire_ws(1)
+        with pytest.raises(RateLimited):
+            await a.acquire_ws(1)
+
+
+async def test_windows_follow_the_redis_clock_not_the_hosts(redis_server: RedisServer) -> None:
+    # Two hosts whose clocks are 40 s apart (behind and ahead) share one minute window.
+    def skewed(seconds: float) -> Callable[[], float]:
+        return lambda: time.time() + seconds
+
+    async with (
+        limiters(redis_server, 1, clock=skewed(-20.0)) as (a,),
+        limiters(redis_server, 1, clock=skewed(20.0)) as (b,),
+    ):
+        granted = 0
+        for limiter in (a, b, a, b):
+            try:
+                await limiter.acquire(ACCOUNT, 10)
+                granted += 10
+            except RateLimited:
+                pass
+    # 30 per window: 3 grants, unless a minute boundary of the Redis clock passed in between.
+    assert granted in (30, 40)
+
+
+async def test_redis_down_falls_back_to_the_local_share_and_rejoins(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [time.time()]
+    async with limiters(
+        redis_server,
+        1,
+        local_share=0.5,
+        redis_timeout=0.5,
+        retry_interval=5.0,
+        clock=lambda: now[0],
+    ) as (a,):
+        await a.acquire(ACCOUNT, 10)
+        redis_server.stop()
+        with caplog.at_level(logging.WARNING, logger="binance_margin_async.redis._limiter"):
+            # The local share is 15 of 30: with 10 already spent here, 5 more and no further.
+            await a.acquire(ACCOUNT, 5)
+            assert a.status == "fallback"
+            with pytest.raises(RateLimited):
+                await a.acquire(ACCOUNT, 1)
+            redis_server.start()
+            await a.acquire(ENDPOINTS["get_all_assets"], 1)  # before retry_interval: still local
+            assert a.status == "fallback"
+            now[0] += 5.0
+            await a.acquire(ENDPOINTS["get_all_assets"], 1)
+            assert a.status == "shared"
+        messages = [record.getMessage() for record in caplog.records]
+        assert any("Redis unreachable" in m for m in messages)
+        assert any("Redis is back" in m for m in messages)
+        # What this process spent while Redis was away (and before: the restarted Redis is
+        # empty) is in the shared count again: another process finds 15 of 30 used.
+        async with limiters(redis_server, 1) as (b,):
+            await b.acquire(ACCOUNT, 15)
+            with pytest.raises(RateLimited):
+                await b.acquire(ACCOUNT, 1)
+
+
+async def test_fail_closed_refuses_while_redis_is_away(redis_server: RedisServer) -> None:
+    async with limiters(redis_server, 1, on_failure="closed", redis_timeout=0.5) as (a,):
+        redis_server.stop()
+        with pytest.raises(RateLimited):
+            await a.acquire(ACCOUNT, 1)
+        assert a.status == "closed"
+        with pytest.raises(RateLimited):
+            await a.acquire(ACCOUNT, 1)
+
+
+async def test_keys_carry_one_hash_tag_for_redis_cluster(redis_server: RedisServer) -> None:
+    async with limiters(redis_server, 1, hash_tag="desk-1") as (a,):
+        await a.acquire(ORDER, 6, account="alice")
+        await a.acquire_ws(1)
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        keys = [key.decode() for key in await client.keys("*")]
+    finally:
+        await client.aclose()
+    assert keys and all(key.startswith("bma:rl:{desk-1}:") for key in keys)
+    assert any(f":ip:10.0.0.1:{API_IP_KEY}:" in key for key in keys)
+    assert any(":account:alice:ORDERS:10S:" in key for key in keys)
