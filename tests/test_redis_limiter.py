@@ -112,7 +112,7 @@ async def test_a_418_in_one_process_stops_the_others_before_they_send(
         await settled(a)
         with pytest.raises(IPBanned) as info:
             await b.acquire(ORDER, 6, account="alice")
-        assert 100 < info.value.retry_after <= 121
+        assert 100 < (info.value.retry_after or 0) <= 121
         with pytest.raises(IPBanned):
             await b.acquire_ws_connect()
         async with limiters(redis_server, 1, ip="10.0.0.2") as (c,):
@@ -123,7 +123,7 @@ async def test_a_418_in_one_process_stops_the_others_before_they_send(
             await settled(d)
             with pytest.raises(IPBanned) as info:
                 await e.acquire(ACCOUNT, 1)
-            assert info.value.retry_after <= 3 * 86400 + 1
+            assert 0 < (info.value.retry_after or 0) <= 3 * 86400 + 1
 
 
 async def test_a_429_closes_the_pool_for_every_process_until_retry_after(
@@ -134,7 +134,7 @@ async def test_a_429_closes_the_pool_for_every_process_until_retry_after(
         await settled(a)
         with pytest.raises(RateLimited) as info:
             await b.acquire(ACCOUNT, 1)
-        assert 25 < info.value.retry_after <= 31
+        assert 25 < (info.value.retry_after or 0) <= 31
         await b.acquire(ENDPOINTS["get_all_assets"], 1)  # another pool is open
 
 
@@ -202,10 +202,11 @@ async def test_redis_down_falls_back_to_the_local_share_and_rejoins(
                 await a.acquire(ACCOUNT, 1)
             redis_server.start()
             await a.acquire(ENDPOINTS["get_all_assets"], 1)  # before retry_interval: still local
-            assert a.status == "fallback"
+            statuses = [a.status]
             now[0] += 5.0
             await a.acquire(ENDPOINTS["get_all_assets"], 1)
-            assert a.status == "shared"
+            statuses.append(a.status)
+            assert statuses == ["fallback", "shared"]
         messages = [record.getMessage() for record in caplog.records]
         assert any("Redis unreachable" in m for m in messages)
         assert any("Redis is back" in m for m in messages)
@@ -233,7 +234,7 @@ async def test_keys_carry_one_hash_tag_for_redis_cluster(redis_server: RedisServ
         await a.acquire_ws(1)
     client = aioredis.Redis.from_url(redis_server.url)
     try:
-        keys = [key.decode() for key in await client.keys("*")]
+        keys = [k.decode() if isinstance(k, bytes) else k for k in await client.keys("*")]
     finally:
         await client.aclose()
     assert keys and all(key.startswith("bma:rl:{desk-1}:") for key in keys)
