@@ -20,6 +20,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
@@ -49,7 +50,7 @@ async def _run(job: dict[str, Any]) -> dict[str, Any]:
         if mode == "burst":
             await asyncio.sleep(max(0.0, job["start"] - time.time()))
             result["began"] = time.time()
-            calls = [client.get_account() for _ in range(job["accounts"])]
+            calls: list[Awaitable[object]] = [client.get_account() for _ in range(job["accounts"])]
             calls += [
                 client.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.0001")
                 for _ in range(job["orders"])
