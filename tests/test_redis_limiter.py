@@ -240,3 +240,35 @@ async def test_keys_carry_one_hash_tag_for_redis_cluster(redis_server: RedisServ
     assert keys and all(key.startswith("bma:rl:{desk-1}:") for key in keys)
     assert any(f":ip:10.0.0.1:{API_IP_KEY}:" in key for key in keys)
     assert any(":account:alice:ORDERS:10S:" in key for key in keys)
+
+
+async def _counted(server: RedisServer, pattern: str) -> int:
+    """The shared count of the one window key matching ``pattern``."""
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        [key] = await client.keys(pattern)
+        return int(await client.get(key) or 0)
+    finally:
+        await client.aclose()
+
+
+async def test_leases_are_spent_locally_and_never_exceed_the_shared_budget(
+    redis_server: RedisServer,
+) -> None:
+    pattern = f"*:ip:10.0.0.1:{ACCOUNT.pool_key}:60000:*"
+    async with limiters(redis_server, 2, lease=0.5) as (a, b):
+        await a.acquire(ACCOUNT, 5)  # leases half the window (15): 10 left in this process
+        await b.acquire(ACCOUNT, 5)  # the other half: the window is all reserved
+        assert await _counted(redis_server, pattern) == 30
+        await a.acquire(ACCOUNT, 10)  # from its lease: Redis is not asked
+        await b.acquire(ACCOUNT, 6)
+        assert await _counted(redis_server, pattern) == 30
+        with pytest.raises(RateLimited):
+            await a.acquire(ACCOUNT, 1)
+        with pytest.raises(RateLimited):
+            await b.acquire(ACCOUNT, 5)
+        await b.acquire(ACCOUNT, 4)
+    async with limiters(redis_server, 1, lease=0.5, ip="10.0.0.2") as (c,):
+        await c.acquire(ACCOUNT, 5)
+    # Closing gave back the 10 leased and not used.
+    assert await _counted(redis_server, pattern.replace("10.0.0.1", "10.0.0.2")) == 5

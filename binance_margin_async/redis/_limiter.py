@@ -35,6 +35,7 @@ Docs: https://developers.binance.com/docs/margin_trading/general-info
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import socket
@@ -177,6 +178,11 @@ class RedisRateLimiter:
         local_share: the share of each budget one process may use while Redis is away.
         redis_timeout: seconds a Redis call may take before Redis counts as failed.
         retry_interval: seconds between attempts to rejoin Redis after a failure.
+        lease: share of each window's budget reserved at once and spent locally (0: off): an
+            ``acquire`` served from a lease costs no Redis round trip. The shared budget is never
+            exceeded (a lease is reserved like a request); what is not used is lost for that
+            window (given back on close), and a ban or closure from another process is seen at
+            this process's next Redis call rather than at once.
         The other arguments are :class:`~binance_margin_async.RateLimiter`'s, with the same
         meaning (``max_wait``, the limits, ``window``, ``critical_reserve``, ...).
     """
@@ -203,6 +209,7 @@ class RedisRateLimiter:
         local_share: float = 0.25,
         redis_timeout: float = 0.5,
         retry_interval: float = 1.0,
+        lease: float = 0.0,
     ) -> None:
         _check_label("ip", ip)
         _check_label("hash_tag", hash_tag)
@@ -210,6 +217,8 @@ class RedisRateLimiter:
             raise ParameterError("on_failure", 'must be "local" or "closed"')
         if not 0.0 < local_share <= 1.0:
             raise ParameterError("local_share", "must be in (0, 1]")
+        if not 0.0 <= lease < 1.0:
+            raise ParameterError("lease", "must be in [0, 1)")
         if not redis_timeout > 0.0:
             raise ParameterError("redis_timeout", "must be positive")
         if not max_wait >= 0.0:
@@ -258,6 +267,9 @@ class RedisRateLimiter:
         self._retry_at = 0.0
         self._offset_ms = 0.0  # Redis server time minus local time, from the last reply
         self._locks: dict[str, asyncio.Lock] = {}
+        # Leases: "<scope>:<window name>:<length ms>" -> (window index, weight left).
+        self._lease = lease
+        self._leases: dict[str, tuple[int, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -281,6 +293,8 @@ class RedisRateLimiter:
         self._closed = True
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._status == "shared":
+            await self._return_leases()
         await self._redis.aclose()
 
     # Introspection
@@ -388,9 +402,26 @@ class RedisRateLimiter:
         if self._status != "shared" and self._clock() < self._retry_at:
             await self._degraded(fallback)
             return
+        now = self._clock()
         charges = self._model.plan(
-            ep_pool, pool_key, weight, critical=critical, orders=orders, account=account, ip=ip
+            ep_pool,
+            pool_key,
+            weight,
+            critical=critical,
+            orders=orders,
+            account=account,
+            ip=ip,
+            now=now,
         )
+        if self._leases and self._status == "shared":
+            if now < self._fallback.core.banned_until_for(ip):
+                until = self._fallback.core.banned_until_for(ip)
+                raise IPBanned(until, retry_after=until - now, pool=pool_key)
+            if self._spend_lease(charges, now):
+                self._fallback.core.record(
+                    ep_pool, pool_key, weight, now, orders=orders, account=account, ip=ip
+                )
+                return
         lock = self._locks.get(pool_key)
         if lock is None:
             lock = self._locks[pool_key] = asyncio.Lock()
@@ -417,23 +448,46 @@ class RedisRateLimiter:
         await self._degraded(fallback)
 
     async def _try(self, charges: Sequence[WindowCharge], ip: str | None, pool_key: str) -> float:
-        """One reservation script: 0.0 when granted, else seconds to wait; raises IPBanned."""
+        """Reservation scripts: 0.0 when granted, else seconds to wait; raises IPBanned.
+
+        With leasing, a slice of each window is asked for first; when that does not fit, only
+        the request itself.
+        """
         ip_scope = f"ip:{ip or self._model.ip}"
         gates = [self._key(ip_scope, "ban")]
         for charge in charges:
             closure = self._key(charge.scope, f"closed:{charge.pool}")
             if closure not in gates:
                 gates.append(closure)
+        amounts = [charge.amount for charge in charges]
+        if self._lease:
+            leased = [max(c.amount, math.floor(c.cap * self._lease)) for c in charges]
+            wait = await self._script(charges, gates, leased, ip, pool_key)
+            if wait == 0.0:
+                self._keep_leases(charges, leased)
+                return 0.0
+            if leased == amounts:
+                return wait
+        return await self._script(charges, gates, amounts, ip, pool_key)
+
+    async def _script(
+        self,
+        charges: Sequence[WindowCharge],
+        gates: list[str],
+        amounts: Sequence[int],
+        ip: str | None,
+        pool_key: str,
+    ) -> float:
         for _ in range(_STALE_RETRIES):
             server_ms = (self._clock() * 1000.0) + self._offset_ms
             keys = list(gates)
             args: list[int] = [self._margin_ms, len(gates)]
-            for charge in charges:
+            for charge, amount in zip(charges, amounts, strict=True):
                 length = round(charge.length * 1000)
                 index = math.floor((server_ms - self._margin_ms) / length)
                 name = self._key(charge.scope, f"{charge.name}:{length}")
                 keys += [f"{name}:{index}", f"{name}:{index + 1}"]
-                args += [length, index, charge.cap, charge.amount]
+                args += [length, index, charge.cap, amount]
             sent = self._clock()
             reply = await asyncio.wait_for(self._reserve(keys=keys, args=args), self._redis_timeout)
             code, ms, now_ms = (int(value) for value in reply)
@@ -446,6 +500,66 @@ class RedisRateLimiter:
             if code != 2:
                 return ms / 1000.0 if code == 3 else 0.0
         raise RateLimited(retry_after=1.0, pool=pool_key)
+
+    # Leasing
+
+    def _lease_slot(self, charge: WindowCharge, server_ms: float) -> tuple[str, int] | None:
+        """The lease key and window index a local grant would use, or ``None`` within the margin
+        of the next boundary (there the next window must be charged too: ask Redis)."""
+        length = round(charge.length * 1000)
+        index = math.floor((server_ms - self._margin_ms) / length)
+        if math.floor((server_ms + self._margin_ms) / length) != index:
+            return None
+        return f"{charge.scope}:{charge.name}:{length}", index
+
+    def _keep_leases(self, charges: Sequence[WindowCharge], leased: Sequence[int]) -> None:
+        """After a leased grant: what was reserved beyond the request is kept for later ones."""
+        server_ms = self._clock() * 1000.0 + self._offset_ms
+        for charge, amount in zip(charges, leased, strict=True):
+            slot = self._lease_slot(charge, server_ms)
+            if slot is None or amount <= charge.amount:
+                continue
+            key, index = slot
+            held = self._leases.get(key)
+            left = held[1] if held is not None and held[0] == index else 0
+            self._leases[key] = (index, left + amount - charge.amount)
+
+    def _spend_lease(self, charges: Sequence[WindowCharge], now: float) -> bool:
+        """Grants from this process's leases when every window has enough left: no Redis call.
+
+        A pool this process knows closed, or an IP it knows banned, always goes to Redis.
+        """
+        server_ms = now * 1000.0 + self._offset_ms
+        slots: list[str] = []
+        for charge in charges:
+            if charge.closed_until > now:
+                return False
+            slot = self._lease_slot(charge, server_ms)
+            if slot is None:
+                return False
+            held = self._leases.get(slot[0])
+            if held is None or held[0] != slot[1] or held[1] < charge.amount:
+                return False
+            slots.append(slot[0])
+        for key, charge in zip(slots, charges, strict=True):
+            index, left = self._leases[key]
+            self._leases[key] = (index, left - charge.amount)
+        return True
+
+    async def _return_leases(self) -> None:
+        """Gives back what this process leased and did not use (on close)."""
+        server_ms = self._clock() * 1000.0 + self._offset_ms
+        for key, (index, left) in self._leases.items():
+            length = int(key.rsplit(":", 1)[1])
+            if left <= 0 or math.floor((server_ms - self._margin_ms) / length) != index:
+                continue
+            args: list[int | str] = [length, index, -left, "add", self._margin_ms]
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(
+                    self._observe(keys=[f"{self._prefix}:{key}:{index}"], args=args),
+                    self._redis_timeout,
+                )
+        self._leases.clear()
 
     # Feedback
 
