@@ -520,7 +520,9 @@ class LimiterCore:
         self._ip = ip
         self._ips: dict[str, _IPScope] = {}
         self._accounts: dict[str, _AccountScope] = {}
-        self._routes: dict[tuple[str, str | None, str | None], _Route] = {}
+        # account -> pool key (or "<pool key>\0<ip>" when an ip is given) -> route: two dict hits
+        # on the hot path, no tuple to build.
+        self._routes: dict[str | None, dict[str, _Route]] = {}
         self._default = self._ip_scope(None)
         #: Number of symbols trading on the exchange: the weight of ``openOrders`` without
         #: ``symbol`` (see :data:`~.endpoints.DEFAULT_TRADING_SYMBOLS`); learned through
@@ -563,10 +565,9 @@ class LimiterCore:
             ParameterError: ``weight`` can never fit (larger than the limit, or than the
                 non-critical share for a non-critical request), or is negative.
         """
-        route = self._routes.get((pool_key, account, ip))
-        if route is None:
-            route = self._route(ep_pool, pool_key, account, ip)
-        return self._grant(route, weight, now, critical, orders, track)
+        return self._grant(
+            self._route(ep_pool, pool_key, account, ip), weight, now, critical, orders, track
+        )
 
     def settle(
         self,
@@ -898,14 +899,17 @@ class LimiterCore:
         return scope
 
     def _route(self, ep_pool: Pool, pool_key: str, account: str | None, ip: str | None) -> _Route:
-        key = (pool_key, account, ip)
-        route = self._routes.get(key)
+        routes = self._routes.get(account)
+        if routes is None:
+            routes = self._routes[account] = {}
+        key = pool_key if ip is None else f"{pool_key}\0{ip}"
+        route = routes.get(key)
         if route is None:
             scope = self._ip_scope(ip)
             account_scope = self._account_scope(account)
             pool = self._pool(ep_pool, pool_key, account_scope, scope)
             rule = self._rule(scope, pool.rule, pool_key) if pool.rule is not None else None
-            route = self._routes[key] = _Route(pool, scope, account_scope.orders, rule)
+            route = routes[key] = _Route(pool, scope, account_scope.orders, rule)
         return route
 
     def _pool(self, ep_pool: Pool, pool_key: str, account: _AccountScope, scope: _IPScope) -> _Pool:
@@ -1358,7 +1362,11 @@ class RateLimiter:
         if critical is None:
             critical = endpoint.critical
         core = self._core
-        route = core._routes.get((endpoint.pool_key, account, ip))
+        route = None
+        if ip is None:
+            routes = core._routes.get(account)
+            if routes is not None:
+                route = routes.get(endpoint.pool_key)
         if route is None:
             route = core._route(endpoint.pool, endpoint.pool_key, account, ip)
         orders = endpoint.counts_order
@@ -1428,7 +1436,11 @@ class RateLimiter:
         """
         now = self._clock()
         core = self._core
-        route = core._routes.get((endpoint.pool_key, account, ip))
+        route = None
+        if ip is None:
+            routes = core._routes.get(account)
+            if routes is not None:
+                route = routes.get(endpoint.pool_key)
         if route is None:
             route = core._route(endpoint.pool, endpoint.pool_key, account, ip)
         grant = _GRANT.get()
