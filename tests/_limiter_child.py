@@ -10,17 +10,20 @@ limiter settings and what to do:
 * ``trip``: send ``get_account`` until the exchange answers 418 (the limiter's limits are set
   above the exchange's on purpose); report the error types.
 * ``probe``: one ``get_all_assets``; report whether the limiter refused it before sending.
-* ``loop``: ``get_account`` back to back until ``until`` (epoch seconds); report the statuses the
-  limiter went through and the error types.
+* ``loop``: ``get_account`` back to back until the file ``<dir>/stop`` exists (after the first
+  answer it creates ``<dir>/ready-<pid>``); report the statuses the limiter went through and the
+  error types.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -71,7 +74,8 @@ async def _run(job: dict[str, Any]) -> dict[str, Any]:
             except BinanceError as exc:
                 result["errors"].append(type(exc).__name__)
         elif mode == "loop":
-            while time.time() < job["until"]:
+            directory = Path(job["dir"])
+            while not (directory / "stop").exists():
                 try:
                     await client.get_account()
                 except BinanceError as exc:
@@ -79,6 +83,7 @@ async def _run(job: dict[str, Any]) -> dict[str, Any]:
                     await asyncio.sleep(0.05)
                 if not result["statuses"] or result["statuses"][-1] != limiter.status:
                     result["statuses"].append(limiter.status)
+                (directory / f"ready-{os.getpid()}").touch()
         result["finished"] = time.time()
     return result
 

@@ -17,6 +17,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,26 +156,36 @@ async def test_a_418_in_one_process_stops_the_others_on_its_ip_before_they_send(
 
 
 async def test_redis_down_mid_run_both_processes_hold_the_budget_and_rejoin(
-    redis_server: RedisServer,
+    redis_server: RedisServer, tmp_path: Path
 ) -> None:
     async with FakeExchange(seed=14, window=WINDOW, sapi_ip_limit=SAPI_IP_LIMIT) as ex:
         creds = ex.add_account(margin_balances={"USDT": "1000"})
         settings = {**LIMITS, "local_share": 0.5, "retry_interval": 0.5, "redis_timeout": 0.5}
-        start = time.time()
-        until = start + scaled(4.0) + 3.0
         jobs = [
-            _job(redis_server, ex, creds, IPS[0], mode="loop", until=until, limiter=settings)
+            _job(redis_server, ex, creds, IPS[0], mode="loop", dir=str(tmp_path), limiter=settings)
             for _ in range(2)
         ]
         run = asyncio.create_task(_run(jobs))
-        # Let both processes start and share for a while, then take Redis away for 1.3 s.
-        await asyncio.sleep(until - 2.5 - time.time())
+        # Both processes share through Redis, then Redis is away for 1.2 s (a crash: it comes
+        # back empty), then they run on for 1.5 s.
+        await _until(lambda: len(list(tmp_path.glob("ready-*"))) == 2, run)
         redis_server.stop()
-        await asyncio.sleep(1.3)
+        await asyncio.sleep(1.2)
         redis_server.start()
+        await asyncio.sleep(1.5)
+        (tmp_path / "stop").touch()
         reports = await run
         stats = ex.stats
     assert [r["errors"] for r in reports] == [[], []]
     assert (stats.responses_429, stats.responses_418) == (0, 0)
     for report in reports:
         assert report["statuses"] == ["shared", "fallback", "shared"], report
+
+
+async def _until(predicate: Callable[[], bool], run: asyncio.Task[Any]) -> None:
+    """Polls ``predicate`` (files the children write: no event to wait on) while they run."""
+    deadline = time.monotonic() + scaled(30)
+    while not predicate():
+        assert not run.done(), run.result()
+        assert time.monotonic() < deadline, "the children did not start"
+        await asyncio.sleep(0.02)
