@@ -422,11 +422,13 @@ class RedisRateLimiter:
                     ep_pool, pool_key, weight, now, orders=orders, account=account, ip=ip
                 )
                 return
-        lock = self._locks.get(pool_key)
+        # Waiters of one pool of one IP or account queue here, critical ones apart (they never
+        # wait behind ordinary requests): one of them at a time asks Redis, no thundering herd.
+        lock_key = f"{charges[0].scope}|{pool_key}|{critical}"
+        lock = self._locks.get(lock_key)
         if lock is None:
-            lock = self._locks[pool_key] = asyncio.Lock()
+            lock = self._locks[lock_key] = asyncio.Lock()
         deadline = self._clock() + self._max_wait
-        # One waiter per pool key at a time in this process: no thundering herd on Redis.
         async with lock:
             while True:
                 try:
