@@ -11,8 +11,8 @@ limiter settings and what to do:
   above the exchange's on purpose); report the error types.
 * ``probe``: one ``get_all_assets``; report whether the limiter refused it before sending.
 * ``loop``: ``get_account`` back to back until the file ``<dir>/stop`` exists (after the first
-  answer it creates ``<dir>/ready-<pid>``); report the statuses the limiter went through and the
-  error types.
+  answer it creates ``<dir>/ready-<pid>``); report the statuses the limiter went through, when
+  each began and how many answers came in each, and the error types.
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ async def _run(job: dict[str, Any]) -> dict[str, Any]:
                     await asyncio.sleep(0.05)
                 if not result["statuses"] or result["statuses"][-1] != limiter.status:
                     result["statuses"].append(limiter.status)
+                    result.setdefault("changed", []).append(time.time())
+                    result.setdefault("answers", []).append(0)
+                result["answers"][-1] += 1
                 (directory / f"ready-{os.getpid()}").touch()
         result["finished"] = time.time()
     return result

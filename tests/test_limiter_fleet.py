@@ -156,7 +156,7 @@ async def test_a_418_in_one_process_stops_the_others_on_its_ip_before_they_send(
 
 
 async def test_redis_down_mid_run_both_processes_hold_the_budget_and_rejoin(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: RedisServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with FakeExchange(seed=14, window=WINDOW, sapi_ip_limit=SAPI_IP_LIMIT) as ex:
         creds = ex.add_account(margin_balances={"USDT": "1000"})
@@ -169,8 +169,10 @@ async def test_redis_down_mid_run_both_processes_hold_the_budget_and_rejoin(
         # Both processes share through Redis, then Redis is away for 1.2 s (a crash: it comes
         # back empty), then they run on for 1.5 s.
         await _until(lambda: len(list(tmp_path.glob("ready-*"))) == 2, run)
+        stopped = time.time()
         redis_server.stop()
         await asyncio.sleep(1.2)
+        started = time.time()
         redis_server.start()
         await asyncio.sleep(1.5)
         (tmp_path / "stop").touch()
@@ -180,6 +182,16 @@ async def test_redis_down_mid_run_both_processes_hold_the_budget_and_rejoin(
     assert (stats.responses_429, stats.responses_418) == (0, 0)
     for report in reports:
         assert report["statuses"] == ["shared", "fallback", "shared"], report
+    with capsys.disabled():
+        for n, report in enumerate(reports):
+            _, fell, rejoined = report["changed"]
+            shared, local, again = report["answers"]
+            print(
+                f"\nRedis down, process {n}: fell back {fell - stopped:.3f} s after the stop, "
+                f"rejoined {rejoined - started:.3f} s after the restart; answers shared/local/"
+                f"shared again {shared}/{local}/{again}; 0 x 429 (local share 0.5 of "
+                f"{SAPI_IP_LIMIT} per {WINDOW:g} s window each)"
+            )
 
 
 async def _until(predicate: Callable[[], bool], run: asyncio.Task[Any]) -> None:
