@@ -778,7 +778,10 @@ class LimiterCore:
         :class:`~.errors.ParameterError` like :meth:`reserve` for a weight that can never fit.
         Each charge also carries what this core counted in its window at ``now``.
         """
-        route = self._route(ep_pool or Pool.API_IP, pool_key, account, ip)
+        # A connection attempt (ep_pool None) is charged to its IP's scope: route the API pool.
+        route = self._route(
+            ep_pool or Pool.API_IP, pool_key if ep_pool else API_IP_KEY, account, ip
+        )
         scope = route.scope
         ip_scope = f"ip:{scope.label}"
         account_scope = f"account:{account or DEFAULT_ACCOUNT}"
@@ -854,7 +857,9 @@ class LimiterCore:
         """Charges a request granted elsewhere (by a shared limiter) without checking the budget,
         so that this core knows what this process spent (``ep_pool=None``: a connection attempt).
         """
-        route = self._route(ep_pool or Pool.API_IP, pool_key, account, ip)
+        route = self._route(
+            ep_pool or Pool.API_IP, pool_key if ep_pool else API_IP_KEY, account, ip
+        )
         if ep_pool is None:
             route.scope.connects.charge(1, now)
             route.scope.api.charge(WS_CONNECT_WEIGHT, now)

@@ -1291,3 +1291,46 @@ async def test_ws_requests_take_orders_of_the_account_and_weight_of_the_ip() -> 
     assert t.sleeps == []
     await lim.acquire_ws(1, orders=1, account="alice")  # alice's 1 order per 10 s is spent
     assert t.sleeps == [pytest.approx(BOUNDARY + 10.0 + M - T0, abs=1e-5)]
+
+
+# The plan a shared limiter charges (RedisRateLimiter)
+
+
+def test_plan_lists_every_window_of_a_request_with_its_scope_and_cap() -> None:
+    c = core(sapi_uid_limit=100, critical_reserve=0.1)
+    charges = c.plan(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, orders=1, account="alice", ip="1.2.3.4")
+    assert [(ch.scope, ch.name, ch.length, ch.cap, ch.amount) for ch in charges] == [
+        ("account:alice", NEW_ORDER.pool_key, W, 90, 6),
+        ("account:alice", "ORDERS:10S", 10.0, 9000, 1),
+        ("account:alice", "ORDERS:1D", 86400.0, 18000, 1),
+    ]
+    assert c.plan(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, critical=True)[0].cap == 100
+    leverage = ENDPOINTS["adjust_max_leverage"]
+    rule = c.plan(leverage.pool, leverage.pool_key, 50, ip="1.2.3.4")[1]
+    assert (rule.scope, rule.cap, rule.amount) == ("ip:1.2.3.4", 1, 1)
+    connect = c.plan(None, WS_CONNECT_KEY, 0, ip="1.2.3.4")
+    assert [(ch.scope, ch.name, ch.amount) for ch in connect] == [
+        ("ip:1.2.3.4", WS_CONNECT_KEY, 1),
+        ("ip:1.2.3.4", API_IP_KEY, WS_CONNECT_WEIGHT),
+    ]
+    with pytest.raises(ParameterError):
+        c.plan(READ_A.pool, READ_A.pool_key, 95)
+
+
+def test_record_charges_without_checking_and_spent_lists_what_was_counted() -> None:
+    c = core()
+    c.record(READ_A.pool, READ_A.pool_key, 150, T0)  # beyond the limit: recorded anyway
+    c.record(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, T0, orders=1, account="alice")
+    c.record(None, WS_CONNECT_KEY, 0, T0)
+    assert c.usage(T0)[READ_A.pool_key] == 150
+    assert take(c, READ_A, 1, T0) > 0.0
+    spent = {(ch.scope, ch.name): ch.used for ch in c.spent(T0)}
+    assert spent == {
+        ("ip:local", READ_A.pool_key): 150,
+        ("ip:local", API_IP_KEY): WS_CONNECT_WEIGHT,
+        ("ip:local", WS_CONNECT_KEY): 1,
+        ("account:alice", NEW_ORDER.pool_key): 6,
+        ("account:alice", "ORDERS:10S"): 1,
+        ("account:alice", "ORDERS:1D"): 1,
+    }
+    assert c.spent(T0 + 2 * 86400) == []
