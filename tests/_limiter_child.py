@@ -5,8 +5,9 @@ The job names the Redis URL, the fake exchange's URL, the account's key and secr
 address (``ip``: the client binds its connections to it and labels the limiter with it), the
 limiter settings and what to do:
 
-* ``burst``: wait until ``start`` (epoch seconds), then send ``accounts`` x ``get_account`` and
-  ``orders`` x ``new_order`` concurrently; report when the last answer came.
+* ``burst``: create ``<dir>/ready-<pid>``, wait for ``<dir>/go`` and the start time (epoch
+  seconds) it holds, then send ``accounts`` x ``get_account`` and ``orders`` x ``new_order``
+  concurrently; report when the last answer came.
 * ``trip``: send ``get_account`` until the exchange answers 418 (the limiter's limits are set
   above the exchange's on purpose); report the error types.
 * ``probe``: one ``get_all_assets``; report whether the limiter refused it before sending.
@@ -51,7 +52,13 @@ async def _run(job: dict[str, Any]) -> dict[str, Any]:
         if mode != "probe":  # a probe's one call needs no signature, hence no clock
             await client.sync_clock()
         if mode == "burst":
-            await asyncio.sleep(max(0.0, job["start"] - time.time()))
+            directory = Path(job["dir"])
+            (directory / f"ready-{os.getpid()}").touch()
+            go = directory / "go"
+            # The parent's start signal is a file: there is no event to wait on across processes.
+            while not go.exists():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(max(0.0, float(go.read_text()) - time.time()))
             result["began"] = time.time()
             calls: list[Awaitable[object]] = [client.get_account() for _ in range(job["accounts"])]
             calls += [
