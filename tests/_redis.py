@@ -59,6 +59,13 @@ def free_port() -> int:
         return port
 
 
+def _command(port: int, command: bytes) -> bytes:
+    """Send one inline command and return the raw reply (one read: short replies only)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(command)
+        return sock.recv(65536)
+
+
 def _server_pid(port: int) -> int | None:
     """The process id of whatever Redis-compatible server answers on `port`, or None.
 
@@ -88,18 +95,23 @@ class RedisServer:
     Args:
         binary: the server executable (`find_server_binary()` when omitted).
         port: the port to listen on (a free one when omitted); kept across `stop()`/`start()`.
+        cluster: run as a one-node Redis Cluster owning every hash slot, so that the cluster
+            rules apply (a multi-key command or script must keep to one slot: CROSSSLOT).
     """
 
-    def __init__(self, binary: str | None = None, *, port: int | None = None) -> None:
+    def __init__(
+        self, binary: str | None = None, *, port: int | None = None, cluster: bool = False
+    ) -> None:
         found = binary or find_server_binary()
         if found is None:
             raise FileNotFoundError("no valkey-server or redis-server binary on this machine")
         self.binary = found
-        self._port_given = port is not None
+        self._port_fixed = port is not None
         self.port = port or free_port()
         self._workdir = tempfile.TemporaryDirectory(prefix="bma-redis-")
         self._log = Path(self._workdir.name) / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self.cluster = cluster
 
     @property
     def url(self) -> str:
@@ -117,8 +129,11 @@ class RedisServer:
         # then pick another (a port given by the caller is kept and the error raised).
         for _ in range(3):
             if self._spawn(timeout):
+                if self.cluster:
+                    self._claim_all_slots(timeout)
+                self._port_fixed = True  # clients know this port now: a restart keeps it
                 return
-            if self._port_given:
+            if self._port_fixed:
                 break
             self.port = free_port()
         raise RuntimeError(f"{self.binary} exited on port {self.port}: {self._log_tail()}")
@@ -136,6 +151,9 @@ class RedisServer:
             "daemonize": "no",
             "loglevel": "warning",
         }
+        if self.cluster:
+            options["cluster-enabled"] = "yes"
+            options["cluster-config-file"] = f"nodes-{self.port}.conf"
         argv = [self.binary]
         for name, value in options.items():
             argv += [f"--{name}", value]
@@ -156,6 +174,15 @@ class RedisServer:
                 raise TimeoutError(f"{self.binary} did not answer PING on port {self.port}")
             time.sleep(0.01)
         return True
+
+    def _claim_all_slots(self, timeout: float) -> None:
+        """Make the one node own slots 0-16383 and wait until the cluster says it is ok."""
+        _command(self.port, b"CLUSTER ADDSLOTSRANGE 0 16383\r\n")
+        deadline = time.monotonic() + scaled(timeout)
+        while b"cluster_state:ok" not in _command(self.port, b"CLUSTER INFO\r\n"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"one-node cluster on port {self.port} did not become ok")
+            time.sleep(0.01)
 
     def _log_tail(self) -> str:
         with open(self._log, "rb") as log:

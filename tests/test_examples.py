@@ -16,12 +16,13 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from _redis import RedisServer
 
 from binance_margin_async import MarginClient
 from binance_margin_async.mirror import AccountMirror
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-ALL = ("fill_listener", "position_monitor", "strategy_skeleton")
+ALL = ("fill_listener", "position_monitor", "strategy_skeleton", "fleet")
 
 
 def load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
@@ -88,6 +89,25 @@ async def test_position_monitor_alerts_before_and_at_the_margin_call(
         out,
         re.M,
     )
+
+
+async def test_fleet_fails_over_and_every_consumer_sees_the_handover(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Child processes: two publisher candidates and one consumer; the publishing one is killed.
+    argv = ["--duration", "2", "--consumers", "1", "--lease-ttl", "1", "--redis", redis_server.url]
+    await run_on_fake("fleet", argv, monkeypatch)
+    out = capsys.readouterr().out
+
+    assert re.search(r"^fleet: SIGKILL pub\d \(pid \d+\)$", out, re.M)
+    assert re.search(r"^fleet: pub\d took over after [\d.]+ s$", out, re.M)
+    tokens = [int(t) for t in re.findall(r"publishing \(fencing token (\d+)\)", out)]
+    assert len(tokens) >= 2 and tokens == sorted(set(tokens))  # a new token per term
+    after = out.split("took over after", 1)[1]
+    assert re.search(r"\[alpha\] CROSS: GAP of [\d.]+ s \(publisher handover\)", after)
+    assert "[alpha] CROSS: RESYNCED from REST" in after
+    assert re.search(r"\[alpha\] CROSS: balance USDT \+\d", out)
+    assert re.search(r"^consumer alpha: \d+ events, [1-9]\d* reported gaps$", out, re.M)
 
 
 async def test_position_monitor_alerts_once_per_crossing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -272,3 +272,16 @@ async def test_leases_are_spent_locally_and_never_exceed_the_shared_budget(
         await c.acquire(ACCOUNT, 5)
     # Closing gave back the 10 leased and not used.
     assert await _counted(redis_server, pattern.replace("10.0.0.1", "10.0.0.2")) == 5
+
+
+async def test_a_shared_client_is_used_and_left_open(redis_server: RedisServer) -> None:
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        async with RedisRateLimiter(client, **SMALL) as a:
+            assert a.ip == "127.0.0.1"
+            await a.acquire(ACCOUNT, 30)
+            with pytest.raises(RateLimited):
+                await a.acquire(ACCOUNT, 1)
+        assert await client.ping()
+    finally:
+        await client.aclose()

@@ -22,13 +22,17 @@ from typing import TYPE_CHECKING, Any
 # One entry per public class: name -> private module of this package.
 _EXPORTS = {
     "RedisEventBus": "._bus",
+    # What RedisEventBus hands out, for annotations.
+    "BusConsumer": "._bus",
+    "BusEventIterator": "._bus",
+    "BusPublisher": "._bus",
     "RedisRateLimiter": "._limiter",
 }
 
-__all__ = ["RedisEventBus", "RedisRateLimiter"]
+__all__ = ["BusConsumer", "BusEventIterator", "BusPublisher", "RedisEventBus", "RedisRateLimiter"]
 
 if TYPE_CHECKING:
-    from ._bus import RedisEventBus
+    from ._bus import BusConsumer, BusEventIterator, BusPublisher, RedisEventBus
     from ._limiter import RedisRateLimiter
 
 

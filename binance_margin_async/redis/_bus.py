@@ -54,11 +54,12 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
 from .._streamcore import expand_event_types, handlers_for
@@ -154,6 +155,39 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` and wait for it to end.
+
+    The cancellation is repeated: redis-py (8.2) can swallow one that lands while a blocking
+    command such as ``XREAD BLOCK`` is reading its reply, and the task would go on.
+    """
+    if task is None:
+        return
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    if not task.cancelled():
+        task.exception()  # retrieved: _reporting has already reported it to on_error
+
+
+async def _reporting(
+    work: Coroutine[Any, Any, None],
+    errors: _Reporter,
+    on_failure: Callable[[Exception], None] | None = None,
+) -> None:
+    """Run a background loop; if it fails for good (a bug, or an error retrying cannot fix),
+    say so to ``on_error`` rather than dying silently."""
+    try:
+        await work
+    except Exception as exc:
+        failure = StreamError(f"{errors.what} stopped for good: {exc!r}")
+        failure.__cause__ = exc
+        await errors.report(failure)
+        if on_failure is not None:
+            on_failure(failure)
+        raise
+
+
 class _LeaseLost(Exception):
     """Internal: this publisher no longer holds the lease."""
 
@@ -162,7 +196,7 @@ class _Reporter:
     """``on_error`` callbacks, with each outage reported once rather than at every retry."""
 
     def __init__(self, what: str) -> None:
-        self._what = what
+        self.what = what
         self._callbacks: list[ErrorCallback] = []
         self._outage: str | None = None
 
@@ -173,7 +207,7 @@ class _Reporter:
 
     async def report(self, error: Exception) -> None:
         if not self._callbacks:
-            log.warning("%s: %s", self._what, error)
+            log.warning("%s: %s", self.what, error)
             return
         for callback in self._callbacks:
             try:
@@ -181,17 +215,17 @@ class _Reporter:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                log.exception("%s: on_error callback failed", self._what)
+                log.exception("%s: on_error callback failed", self.what)
 
     async def outage(self, exc: BaseException) -> None:
         """Redis failed: reported at the first failure of an outage only."""
         if self._outage is None:
             self._outage = f"{type(exc).__name__}: {exc}"
-            await self.report(StreamError(f"{self._what}: Redis unreachable ({self._outage})"))
+            await self.report(StreamError(f"{self.what}: Redis unreachable ({self._outage})"))
 
     def recovered(self) -> None:
         if self._outage is not None:
-            log.info("%s: Redis reachable again after %s", self._what, self._outage)
+            log.info("%s: Redis reachable again after %s", self.what, self._outage)
             self._outage = None
 
 
@@ -214,8 +248,9 @@ class RedisEventBus:
                     ...
 
     Args:
-        redis: a ``redis://`` / ``rediss://`` / ``unix://`` URL, or a ``redis.asyncio.Redis``
-            client to share (then not closed by :meth:`aclose`).
+        redis: a ``redis://`` / ``rediss://`` / ``unix://`` URL (one server), or a client to
+            share: ``redis.asyncio.Redis``, or ``redis.asyncio.RedisCluster`` for a cluster
+            (then not closed by :meth:`aclose`).
         account: a label for the Binance account, the same in every process of that account
             (e.g. its UID or your own name): letters, digits and ``_.:@-``.
         prefix: first part of every key (``<prefix>:{<account>}:events`` ...).
@@ -232,7 +267,7 @@ class RedisEventBus:
 
     def __init__(
         self,
-        redis: str | aioredis.Redis,
+        redis: str | aioredis.Redis | RedisCluster,
         *,
         account: str,
         prefix: str = "bma",
@@ -253,6 +288,7 @@ class RedisEventBus:
             raise ParameterError("margin", "must be between 0 and 3600 seconds")
         if not isinstance(max_outbox, int) or max_outbox < 1:
             raise ParameterError("max_outbox", "must be a positive number of events")
+        self._redis: aioredis.Redis | RedisCluster
         if isinstance(redis, str):
             self._redis = aioredis.Redis.from_url(redis)
             self._owns_redis = True
@@ -283,7 +319,7 @@ class RedisEventBus:
         return f"RedisEventBus(account={self.account!r}, retention={self.retention})"
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> aioredis.Redis | RedisCluster:
         """The redis-py client in use."""
         return self._redis
 
@@ -416,13 +452,29 @@ class BusPublisher:
         return self._stream
 
     async def wait_leading(self) -> None:
-        """Return once this process is the publisher and its stream is live."""
-        await self._leading.wait()
+        """Return once this process is the publisher and its stream is live.
+
+        Raises :class:`~binance_margin_async.errors.StreamError` if the publisher failed for
+        good (an error that retrying cannot fix, such as keys in different cluster slots).
+        """
+        task = self._task
+        if task is None:
+            raise RuntimeError("enter the publisher (async with) first")
+        leading = asyncio.ensure_future(self._leading.wait())
+        try:
+            await asyncio.wait([leading, task], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            leading.cancel()
+        if not self._leading.is_set():
+            cause = None if task.cancelled() else task.exception()
+            raise StreamError("the publisher stopped for good") from cause
 
     async def __aenter__(self) -> BusPublisher:
         if self._task is not None:
             raise RuntimeError("a BusPublisher can be started once; create a new one")
-        self._task = asyncio.create_task(self._run(), name=f"bus-publisher-{self._bus.account}")
+        self._task = asyncio.create_task(
+            _reporting(self._run(), self._errors), name=f"bus-publisher-{self._bus.account}"
+        )
         return self
 
     async def __aexit__(
@@ -431,18 +483,9 @@ class BusPublisher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        token = self._lease.token
-        self._lease.lost()
-        if token is not None:
-            # Hand over now rather than after the TTL; best effort (Redis may be down).
-            with contextlib.suppress(*_REDIS_ERRORS):
-                async with asyncio.timeout(self._bus.lease_ttl):
-                    await self._bus._release(keys=[self._bus.keys["lease"]], args=[token])
+        await _stop(self._task)
+        await self._give_back()
+        self._end_term()
 
     # The election loop
 
@@ -458,27 +501,34 @@ class BusPublisher:
                     group.create_task(self._keep_lease())
                     group.create_task(self._lead(since))
             except* _LeaseLost as lost:
-                await self._errors.report(
-                    StreamError(f"publisher lost its lease: {lost.exceptions[0]}")
-                )
+                why = lost.exceptions[0]
+                await self._errors.report(StreamError(f"publisher lost its lease: {why}"))
             except* Exception as failed:
                 # The stream could not start or failed: give the lease back, let others try.
-                await self._errors.report(
-                    StreamError(f"publisher stopped: {failed.exceptions[0]!r}")
-                )
+                error = failed.exceptions[0]
+                await self._errors.report(StreamError(f"publisher stopped: {error!r}"))
                 delay = self._bus.lease_ttl
-                token = self._lease.token
-                if token is not None:
-                    with contextlib.suppress(*_REDIS_ERRORS):
-                        async with asyncio.timeout(self._bus.lease_ttl):
-                            await self._bus._release(keys=[self._bus.keys["lease"]], args=[token])
-            finally:
-                self._leading.clear()
-                self._live = False
-                self._stream = None
-                self._lease.lost()
-                self._outbox.clear()
-                self._has_room.set()
+                await self._give_back()
+            # Cancelled (the block was left): __aexit__ gives the lease back and ends the term.
+            self._end_term()
+
+    def _end_term(self) -> None:
+        self._leading.clear()
+        self._live = False
+        self._stream = None
+        self._lease.lost()
+        self._outbox.clear()
+        self._has_room.set()
+
+    async def _give_back(self) -> None:
+        """Release the lease if it is still ours, so a standby need not wait for it to expire
+        (best effort: Redis may be down)."""
+        token = self._lease.token
+        if token is None:
+            return
+        with contextlib.suppress(*_REDIS_ERRORS):
+            async with asyncio.timeout(self._bus.lease_ttl):
+                await self._bus._release(keys=[self._bus.keys["lease"]], args=[token])
 
     async def _acquire(self) -> SafePoint | None:
         """Poll until this process holds the lease; returns the previous safe point, if any."""
@@ -738,7 +788,10 @@ class BusConsumer:
             await self._resolve_start()
         except _REDIS_ERRORS as exc:
             await self._errors.outage(exc)  # the reader retries
-        self._task = asyncio.create_task(self._read_loop(), name=f"bus-consumer-{self.name}")
+        self._task = asyncio.create_task(
+            _reporting(self._read_loop(), self._errors, on_failure=self._fail),
+            name=f"bus-consumer-{self.name}",
+        )
         return self
 
     async def __aexit__(
@@ -748,11 +801,7 @@ class BusConsumer:
         tb: TracebackType | None,
     ) -> None:
         self._closed = True
-        task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _stop(self._task)
         for reader in self._readers:
             reader._end()
         self._readers.clear()
@@ -854,6 +903,12 @@ class BusConsumer:
         progress.done(Progress.CALLBACKS, position)
         await self._commit()
 
+    def _fail(self, error: Exception) -> None:
+        """The reader stopped for good: every ``events()`` loop raises ``error``."""
+        for reader in self._readers:
+            reader._failure = error
+            reader._end()
+
     def _detach(self, reader: BusEventIterator) -> None:
         if reader in self._readers:
             self._readers.remove(reader)
@@ -883,7 +938,16 @@ class BusConsumer:
 class BusEventIterator:
     """A bounded pull-style view of a :class:`BusConsumer` (see :meth:`BusConsumer.events`)."""
 
-    __slots__ = ("_closed", "_consumer", "_current", "_maxsize", "_overflowed", "_queue", "_waiter")
+    __slots__ = (
+        "_closed",
+        "_consumer",
+        "_current",
+        "_failure",
+        "_maxsize",
+        "_overflowed",
+        "_queue",
+        "_waiter",
+    )
 
     def __init__(self, consumer: BusConsumer, maxsize: int) -> None:
         self._consumer = consumer
@@ -893,6 +957,7 @@ class BusEventIterator:
         self._waiter: asyncio.Future[None] | None = None
         self._overflowed = False
         self._closed = False
+        self._failure: Exception | None = None
 
     def __aiter__(self) -> BusEventIterator:
         return self
@@ -912,6 +977,9 @@ class BusEventIterator:
                     f"events() reader fell more than {self._maxsize} events behind; later events "
                     "were not queued for it. Call events() again and resynchronise."
                 )
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
             if self._closed:
                 raise StopAsyncIteration
             waiter = asyncio.get_running_loop().create_future()

@@ -46,6 +46,7 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from ..endpoints import ENDPOINTS, Endpoint, Pool
@@ -142,13 +143,24 @@ return 0
 _STALE_RETRIES: Final = 3
 
 
-def _default_ip(url: str) -> str:
+def _redis_address(redis: str | aioredis.Redis | RedisCluster) -> tuple[str, int]:
+    """Host and port of the Redis server (of a cluster's default node)."""
+    if isinstance(redis, str):
+        parts = urlsplit(redis)
+        return parts.hostname or "127.0.0.1", parts.port or 6379
+    if isinstance(redis, RedisCluster):
+        node = redis.get_default_node()
+        return node.host, int(node.port)
+    kwargs = redis.connection_pool.connection_kwargs
+    return str(kwargs.get("host", "127.0.0.1")), int(kwargs.get("port", 6379))
+
+
+def _default_ip(redis: str | aioredis.Redis | RedisCluster) -> str:
     """The local address this host uses to reach the Redis server (no packet is sent)."""
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
+    host, port = _redis_address(redis)
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect((host, parts.port or 6379))
+            probe.connect((host, port))
             address: str = probe.getsockname()[0]
             return address
     except OSError:
@@ -170,7 +182,9 @@ class RedisRateLimiter:
     docstring for the model, the keys and what happens when Redis fails.
 
     Args:
-        url: ``redis://host:port/db`` (or ``rediss://``, ``unix://``) of a Redis or Valkey server.
+        url: ``redis://host:port/db`` (or ``rediss://``, ``unix://``) of a Redis or Valkey server,
+            or a client to share: ``redis.asyncio.Redis``, or ``redis.asyncio.RedisCluster`` for a
+            cluster (a client passed in is not closed by :meth:`aclose`).
         ip: this process's egress IP label (default: the local address used to reach Redis).
         prefix: prefix of every key; ``hash_tag``: the Redis Cluster hash tag of every key.
         on_failure: ``"local"`` (fall back to ``local_share`` of every budget) or ``"closed"``
@@ -189,7 +203,7 @@ class RedisRateLimiter:
 
     def __init__(
         self,
-        url: str,
+        url: str | aioredis.Redis | RedisCluster,
         *,
         max_wait: float = 30.0,
         api_ip_limit: int = 6000,
@@ -249,9 +263,14 @@ class RedisRateLimiter:
             **{name: max(1, math.floor(limit * local_share)) for name, limit in limits.items()},
             **common,
         )
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout
-        )
+        self._redis: aioredis.Redis | RedisCluster
+        if isinstance(url, str):
+            self._redis = aioredis.Redis.from_url(
+                url, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout
+            )
+        else:
+            self._redis = url
+        self._owns_redis = isinstance(url, str)
         self._reserve = self._redis.register_script(_RESERVE)
         self._observe = self._redis.register_script(_OBSERVE)
         self._close = self._redis.register_script(_CLOSE)
@@ -295,7 +314,8 @@ class RedisRateLimiter:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._status == "shared":
             await self._return_leases()
-        await self._redis.aclose()
+        if self._owns_redis:
+            await self._redis.aclose()
 
     # Introspection
 
