@@ -69,6 +69,7 @@ from .models import (
     LoanGroupBorrowRepayRecord,
     LoanGroupBorrowRepayRecords,
     LoanGroupClosed,
+    LoanGroupDetail,
     LoanGroupForceLiquidation,
     LoanGroupForceLiquidations,
     LoanGroupInterestHistory,
@@ -136,6 +137,12 @@ _SECRET_KEYS: Final = frozenset({"secretKey", "secret", "apiSecret"})
 
 _STOP_TYPES: Final = frozenset({"STOP_LOSS", "TAKE_PROFIT"})
 _STOP_LIMIT_TYPES: Final = frozenset({"STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
+# Which order types take each optional order parameter (Binance answers -1106 "sent when not
+# required" otherwise): a price for limit kinds, a trigger for stop kinds, a time in force for
+# LIMIT and stop-limit kinds, an iceberg quantity for limit kinds.
+_PRICED_TYPES: Final = frozenset({"LIMIT", "LIMIT_MAKER"}) | _STOP_LIMIT_TYPES
+_TRIGGERED_TYPES: Final = _STOP_TYPES | _STOP_LIMIT_TYPES
+_TIME_IN_FORCE_TYPES: Final = frozenset({"LIMIT"}) | _STOP_LIMIT_TYPES
 # OTOCO pending legs follow the OCO rules: a LIMIT_MAKER leg and/or stop (limit) legs.
 _OTOCO_LEG_TYPES: Final = frozenset({"LIMIT_MAKER"}) | _STOP_TYPES | _STOP_LIMIT_TYPES
 
@@ -231,7 +238,7 @@ def _list_head(
 ) -> tuple[list[tuple[str, str]], str]:
     """The first parameters of every order list, and its (given or generated) client id."""
     list_id = _client_id("list_client_order_id", list_client_order_id)
-    params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
+    params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
     _put_isolated(params, is_isolated)
     params.append(("listClientOrderId", list_id))
     return params, list_id
@@ -247,12 +254,13 @@ def _working_leg(
     time_in_force: TimeInForce | str | None,
 ) -> list[tuple[str, str]]:
     """The working order of an OTO or OTOCO (LIMIT or LIMIT_MAKER), checked and formatted."""
-    kind = P.enum_value("working_type", working_type, OrderType)
+    kind = P.enum_value("working_type", working_type, OrderType, required=True)
     if kind not in ("LIMIT", "LIMIT_MAKER"):
         raise ParameterError("working_type", "must be LIMIT or LIMIT_MAKER")
-    price = P.amount("working_price", working_price)
-    quantity = P.amount("working_quantity", working_quantity)
+    price = P.amount("working_price", working_price, required=True)
+    quantity = P.amount("working_quantity", working_quantity, required=True)
     tif = P.enum_value("working_time_in_force", time_in_force, TimeInForce)
+    iceberg = P.amount("working_iceberg_qty", iceberg_qty)
     _order_leg_rules(
         "working_",
         kind,
@@ -261,14 +269,15 @@ def _working_leg(
         stop_price=None,
         trailing_delta=None,
         time_in_force=tif,
+        iceberg_qty=iceberg,
     )
     leg = [
         ("workingType", kind),
-        ("workingSide", P.enum_value("working_side", working_side, OrderSide)),
+        ("workingSide", P.enum_value("working_side", working_side, OrderSide, required=True)),
     ]
     _put(leg, "workingClientOrderId", P.client_order_id("working_client_order_id", client_order_id))
     leg += [("workingPrice", price), ("workingQuantity", quantity)]
-    _put(leg, "workingIcebergQty", P.amount("working_iceberg_qty", iceberg_qty))
+    _put(leg, "workingIcebergQty", iceberg)
     _put(leg, "workingTimeInForce", tif)
     return leg
 
@@ -295,16 +304,17 @@ def _pending_leg(
     stop = P.amount(prefix + "stop_price", stop_price)
     trailing = P.integer(prefix + "trailing_delta", trailing_delta, minimum=1)
     tif = P.enum_value(prefix + "time_in_force", time_in_force, TimeInForce)
-    if kind != "MARKET":
-        _order_leg_rules(
-            prefix,
-            kind,
-            quantity=quantity,
-            price=price_s,
-            stop_price=stop,
-            trailing_delta=trailing,
-            time_in_force=tif,
-        )
+    iceberg = P.amount(prefix + "iceberg_qty", iceberg_qty)
+    _order_leg_rules(
+        prefix,
+        kind,
+        quantity=quantity,
+        price=price_s,
+        stop_price=stop,
+        trailing_delta=trailing,
+        time_in_force=tif,
+        iceberg_qty=iceberg,
+    )
     # Margin change log 2026-06-15: a trailing pending order needs its price.
     if trailing is not None and price_s is None:
         raise ParameterError(prefix + "price", f"is required with {prefix}trailing_delta")
@@ -315,7 +325,7 @@ def _pending_leg(
     _put(leg, wire + "Price", price_s)
     _put(leg, wire + "StopPrice", stop)
     _put(leg, wire + "TrailingDelta", trailing)
-    _put(leg, wire + "IcebergQty", P.amount(prefix + "iceberg_qty", iceberg_qty))
+    _put(leg, wire + "IcebergQty", iceberg)
     _put(leg, wire + "TimeInForce", tif)
     return leg
 
@@ -328,7 +338,7 @@ def _symbol_history(
     end_time: int | None = None,
 ) -> list[tuple[str, str]]:
     """Filters of the per-symbol order and trade lists (ranges of less than 24 hours)."""
-    params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
+    params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
     _put_isolated(params, is_isolated)
     _put(params, "orderId", P.integer("order_id", order_id))
     params += _range(start_time, end_time, max_days=1)
@@ -352,8 +362,23 @@ def _order_leg_rules(
     stop_price: str | None,
     trailing_delta: str | None,
     time_in_force: str | None,
+    iceberg_qty: str | None = None,
 ) -> None:
-    """The parameters each order type needs (spot/margin order rules), checked before sending."""
+    """The parameters each order type needs, and refuses (spot/margin order rules), checked
+    before sending. MARKET's quantity rule (quantity or quote_order_qty) is the caller's."""
+    # A trailing stop may carry a price (OTO/OTOCO pending legs need one, change log 2026-06-15).
+    priced = _PRICED_TYPES if trailing_delta is None else _PRICED_TYPES | _TRIGGERED_TYPES
+    for name, value, types in (
+        ("price", price, priced),
+        ("stop_price", stop_price, _TRIGGERED_TYPES),
+        ("trailing_delta", trailing_delta, _TRIGGERED_TYPES),
+        ("time_in_force", time_in_force, _TIME_IN_FORCE_TYPES),
+        ("iceberg_qty", iceberg_qty, _PRICED_TYPES),
+    ):
+        if value is not None and order_type not in types:
+            raise ParameterError(prefix + name, f"is not allowed for {order_type} orders")
+    if order_type == "MARKET":
+        return
 
     def need(name: str, value: str | None, why: str) -> None:
         if value is None:
@@ -417,7 +442,7 @@ class MarginAPI(abc.ABC):
         ``params`` come from the builder the ``get_*`` method uses, so every argument is checked
         before this returns, not at the first ``async for`` step.
         """
-        P.integer("size", size, minimum=1, maximum=max_size)
+        P.integer("size", size, minimum=1, maximum=max_size, required=True)
         return self._walk_pages(page, ENDPOINTS[name], params, size)
 
     async def _walk_pages(
@@ -523,41 +548,42 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Margin-Account-New-Order
         """
-        order_type = P.enum_value("type", type, OrderType)
+        order_type = P.enum_value("type", type, OrderType, required=True)
         qty = P.amount("quantity", quantity)
         quote_qty = P.amount("quote_order_qty", quote_order_qty)
         price_s = P.amount("price", price)
         stop = P.amount("stop_price", stop_price)
         tif = P.enum_value("time_in_force", time_in_force, TimeInForce)
         trailing = P.integer("trailing_delta", trailing_delta, minimum=1)
+        iceberg = P.amount("iceberg_qty", iceberg_qty)
         if order_type == "MARKET":
             if (qty is None) == (quote_qty is None):
                 raise ParameterError(
                     "quantity", "MARKET orders take exactly one of quantity or quote_order_qty"
                 )
-        else:
-            if quote_qty is not None:
-                raise ParameterError("quote_order_qty", "is only allowed for MARKET orders")
-            _order_leg_rules(
-                "",
-                order_type,
-                quantity=qty,
-                price=price_s,
-                stop_price=stop,
-                trailing_delta=trailing,
-                time_in_force=tif,
-            )
+        elif quote_qty is not None:
+            raise ParameterError("quote_order_qty", "is only allowed for MARKET orders")
+        _order_leg_rules(
+            "",
+            order_type,
+            quantity=qty,
+            price=price_s,
+            stop_price=stop,
+            trailing_delta=trailing,
+            time_in_force=tif,
+            iceberg_qty=iceberg,
+        )
         client_id = _client_id("new_client_order_id", new_client_order_id)
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
+        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
         _put_isolated(params, is_isolated)
-        params.append(("side", P.enum_value("side", side, OrderSide)))
+        params.append(("side", P.enum_value("side", side, OrderSide, required=True)))
         params.append(("type", order_type))
         _put(params, "quantity", qty)
         _put(params, "quoteOrderQty", quote_qty)
         _put(params, "price", price_s)
         _put(params, "stopPrice", stop)
         params.append(("newClientOrderId", client_id))
-        _put(params, "icebergQty", P.amount("iceberg_qty", iceberg_qty))
+        _put(params, "icebergQty", iceberg)
         _put_order_options(
             params,
             new_order_resp_type,
@@ -585,7 +611,7 @@ class MarginAPI(abc.ABC):
         """
         P.require_one_of(("order_id", order_id), ("orig_client_order_id", orig_client_order_id))
         orig = P.client_order_id("orig_client_order_id", orig_client_order_id)
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
+        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
         _put_isolated(params, is_isolated)
         _put(params, "orderId", P.integer("order_id", order_id))
         _put(params, "origClientOrderId", orig)
@@ -610,7 +636,7 @@ class MarginAPI(abc.ABC):
         Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Order
         """
         P.require_one_of(("order_id", order_id), ("orig_client_order_id", orig_client_order_id))
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
+        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
         _put_isolated(params, is_isolated)
         _put(params, "orderId", P.integer("order_id", order_id))
         _put(
@@ -640,7 +666,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-All-Open-Orders
         """
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
+        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
         _put_isolated(params, is_isolated)
         data = await self._call(ENDPOINTS["cancel_open_orders"], params)
         if not isinstance(data, list):
@@ -676,8 +702,8 @@ class MarginAPI(abc.ABC):
     ) -> AsyncIterator[Order]:
         """Walk all orders of a symbol from ``order_id`` upwards, ``limit`` per request."""
         params = _symbol_history(symbol, is_isolated)
-        P.integer("order_id", order_id)
-        P.integer("limit", limit, minimum=1, maximum=_MAX_ORDERS_LIMIT)
+        P.integer("order_id", order_id, required=True)
+        P.integer("limit", limit, minimum=1, maximum=_MAX_ORDERS_LIMIT, required=True)
         endpoint = ENDPOINTS["get_all_orders"]
         return self._walk_ids(
             endpoint, Order, params, "orderId", order_id, limit, lambda order: order.order_id
@@ -708,8 +734,8 @@ class MarginAPI(abc.ABC):
     ) -> AsyncIterator[Trade]:
         """Walk all trades of a symbol from trade id ``from_id`` upwards, ``limit`` per request."""
         params = _symbol_history(symbol, is_isolated)
-        P.integer("from_id", from_id)
-        P.integer("limit", limit, minimum=1, maximum=_MAX_LIMIT)
+        P.integer("from_id", from_id, required=True)
+        P.integer("limit", limit, minimum=1, maximum=_MAX_LIMIT, required=True)
         endpoint = ENDPOINTS["get_my_trades"]
         return self._walk_ids(
             endpoint, Trade, params, "fromId", from_id, limit, lambda trade: trade.id
@@ -747,28 +773,36 @@ class MarginAPI(abc.ABC):
         """
         stop_limit = P.amount("stop_limit_price", stop_limit_price)
         stop_tif = P.enum_value("stop_limit_time_in_force", stop_limit_time_in_force, TimeInForce)
+        stop_iceberg = P.amount("stop_iceberg_qty", stop_iceberg_qty)
         if stop_limit is not None and stop_tif is None:
             raise ParameterError(
                 "stop_limit_time_in_force", "is required when stop_limit_price is given"
             )
+        # Without a stop-limit price the stop leg is a STOP_LOSS: no time in force, no iceberg.
+        for name, value in (
+            ("stop_limit_time_in_force", stop_tif),
+            ("stop_iceberg_qty", stop_iceberg),
+        ):
+            if stop_limit is None and value is not None:
+                raise ParameterError(name, "is only allowed with stop_limit_price")
         params, list_id = _list_head(symbol, is_isolated, list_client_order_id)
-        params.append(("side", P.enum_value("side", side, OrderSide)))
-        params.append(("quantity", P.amount("quantity", quantity)))
+        params.append(("side", P.enum_value("side", side, OrderSide, required=True)))
+        params.append(("quantity", P.amount("quantity", quantity, required=True)))
         _put(
             params,
             "limitClientOrderId",
             P.client_order_id("limit_client_order_id", limit_client_order_id),
         )
-        params.append(("price", P.amount("price", price)))
+        params.append(("price", P.amount("price", price, required=True)))
         _put(params, "limitIcebergQty", P.amount("limit_iceberg_qty", limit_iceberg_qty))
         _put(
             params,
             "stopClientOrderId",
             P.client_order_id("stop_client_order_id", stop_client_order_id),
         )
-        params.append(("stopPrice", P.amount("stop_price", stop_price)))
+        params.append(("stopPrice", P.amount("stop_price", stop_price, required=True)))
         _put(params, "stopLimitPrice", stop_limit)
-        _put(params, "stopIcebergQty", P.amount("stop_iceberg_qty", stop_iceberg_qty))
+        _put(params, "stopIcebergQty", stop_iceberg)
         _put(params, "stopLimitTimeInForce", stop_tif)
         _put_order_options(
             params,
@@ -823,11 +857,11 @@ class MarginAPI(abc.ABC):
             working_iceberg_qty,
             working_time_in_force,
         )
-        p_qty = P.amount("pending_quantity", pending_quantity)
+        p_qty = P.amount("pending_quantity", pending_quantity, required=True)
         pending = _pending_leg(
             "pending_",
             "pending",
-            P.enum_value("pending_type", pending_type, OrderType),
+            P.enum_value("pending_type", pending_type, OrderType, required=True),
             p_qty,
             pending_client_order_id,
             pending_price,
@@ -845,7 +879,9 @@ class MarginAPI(abc.ABC):
             auto_repay_at_cancel,
         )
         params += working
-        params.append(("pendingSide", P.enum_value("pending_side", pending_side, OrderSide)))
+        params.append(
+            ("pendingSide", P.enum_value("pending_side", pending_side, OrderSide, required=True))
+        )
         params.append(("pendingQuantity", p_qty))
         params += pending
         data = await self._call(ENDPOINTS["new_oto"], params, client_order_id=list_id)
@@ -900,7 +936,7 @@ class MarginAPI(abc.ABC):
             working_iceberg_qty,
             working_time_in_force,
         )
-        p_qty = P.amount("pending_quantity", pending_quantity)
+        p_qty = P.amount("pending_quantity", pending_quantity, required=True)
         above = self._otoco_leg(
             "above",
             pending_above_type,
@@ -932,7 +968,9 @@ class MarginAPI(abc.ABC):
             auto_repay_at_cancel,
         )
         params += working
-        params.append(("pendingSide", P.enum_value("pending_side", pending_side, OrderSide)))
+        params.append(
+            ("pendingSide", P.enum_value("pending_side", pending_side, OrderSide, required=True))
+        )
         params.append(("pendingQuantity", p_qty))
         params.extend(above)
         params.extend(below)
@@ -953,7 +991,7 @@ class MarginAPI(abc.ABC):
     ) -> list[tuple[str, str]]:
         """Validate and format the pending above/below leg of an OTOCO."""
         prefix = f"pending_{leg}_"
-        kind = P.enum_value(prefix + "type", leg_type, OrderType)
+        kind = P.enum_value(prefix + "type", leg_type, OrderType, required=leg == "above")
         if kind is None:
             # Only the below leg is optional; its details without a type would be dropped silently.
             details = (client_id, price, stop_price, trailing_delta, iceberg_qty, time_in_force)
@@ -992,7 +1030,7 @@ class MarginAPI(abc.ABC):
             ("order_list_id", order_list_id), ("list_client_order_id", list_client_order_id)
         )
         list_id = P.client_order_id("list_client_order_id", list_client_order_id)
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
+        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
         _put_isolated(params, is_isolated)
         _put(params, "orderListId", P.integer("order_list_id", order_list_id))
         _put(params, "listClientOrderId", list_id)
@@ -1123,7 +1161,7 @@ class MarginAPI(abc.ABC):
         P.require_one_of(("prevented_match_id", prevented_match_id), ("order_id", order_id))
         if from_prevented_match_id is not None and order_id is None:
             raise ParameterError("from_prevented_match_id", "requires order_id")
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
+        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
         _put(params, "preventedMatchId", P.integer("prevented_match_id", prevented_match_id))
         _put(params, "orderId", P.integer("order_id", order_id))
         _put(
@@ -1181,7 +1219,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Margin-Manual-Liquidation
         """
-        kind = P.enum_value("type", type, MarginType)
+        kind = P.enum_value("type", type, MarginType, required=True)
         if kind == "ISOLATED" and symbol is None:
             raise ParameterError("symbol", "is required for type ISOLATED")
         params: list[tuple[str, str]] = [("type", kind)]
@@ -1254,11 +1292,11 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Create-Special-Key-of-Low-Latency-Trading
         """
-        params: list[tuple[str, str]] = [("apiName", P.text("api_name", api_name))]
+        params: list[tuple[str, str]] = [("apiName", P.text("api_name", api_name, required=True))]
         _put(params, "symbol", P.symbol("symbol", symbol))
         if ip is not None:
-            params.append(("ip", P.joined("ip", ip, max_count=30)))
-        _put(params, "publicKey", P.text("public_key", public_key))
+            params.append(("ip", P.ip_list("ip", ip, max_count=30)))
+        _put(params, "publicKey", P.text("public_key", public_key, max_length=8192, multiline=True))
         _put(
             params,
             "permissionMode",
@@ -1277,33 +1315,31 @@ class MarginAPI(abc.ABC):
         """
         P.require_one_of(("api_key", api_key), ("api_name", api_name))
         params: list[tuple[str, str]] = []
-        _put(params, "apiKey", P.text("api_key", api_key))
+        _put(params, "apiKey", P.key("api_key", api_key))
         _put(params, "apiName", P.text("api_name", api_name))
         _put(params, "symbol", P.symbol("symbol", symbol))
         await self._call(ENDPOINTS["delete_special_key"], params)
 
     async def edit_special_key_ip(
-        self, ip: str | Sequence[str], *, api_key: str | None = None, symbol: str | None = None
+        self, ip: str | Sequence[str], *, api_key: str, symbol: str | None = None
     ) -> None:
-        """Replace the IP restriction of a special key (up to 30 addresses).
+        """Replace the IP restriction of the special key ``api_key`` (up to 30 addresses).
+
+        ``api_key`` is mandatory (special-key reference).
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Edit-Ip-for-Special-Key-of-Low-Latency-Trading
         """
-        params: list[tuple[str, str]] = []
-        _put(params, "apiKey", P.text("api_key", api_key))
-        params.append(("ip", P.joined("ip", ip, max_count=30)))
+        params: list[tuple[str, str]] = [("apiKey", P.key("api_key", api_key, required=True))]
+        params.append(("ip", P.ip_list("ip", ip, max_count=30)))
         _put(params, "symbol", P.symbol("symbol", symbol))
         await self._call(ENDPOINTS["edit_special_key_ip"], params)
 
-    async def get_special_key(
-        self, *, api_key: str | None = None, symbol: str | None = None
-    ) -> SpecialKeyInfo:
-        """Query a special key.
+    async def get_special_key(self, api_key: str, *, symbol: str | None = None) -> SpecialKeyInfo:
+        """Query the special key ``api_key`` (mandatory, per the special-key reference).
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Special-key-of-Low-Latency-Trading
         """
-        params: list[tuple[str, str]] = []
-        _put(params, "apiKey", P.text("api_key", api_key))
+        params: list[tuple[str, str]] = [("apiKey", P.key("api_key", api_key, required=True))]
         _put(params, "symbol", P.symbol("symbol", symbol))
         return _one(SpecialKeyInfo, await self._call(ENDPOINTS["get_special_key"], params))
 
@@ -1345,7 +1381,10 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Liquidation-Loan-Repay
         """
-        params = [("asset", P.symbol("asset", asset)), ("amount", P.amount("amount", amount))]
+        params = [
+            ("asset", P.symbol("asset", asset, required=True)),
+            ("amount", P.amount("amount", amount, required=True)),
+        ]
         data = await self._call(ENDPOINTS["repay_liquidation_loan"], params)
         return _one(LiquidationLoanRepayment, data)
 
@@ -1413,12 +1452,12 @@ class MarginAPI(abc.ABC):
         asset: str, amount: AmountLike, symbol: str | None, kind: str
     ) -> list[tuple[str, str]]:
         params: list[tuple[str, str]] = [
-            ("asset", P.symbol("asset", asset)),
+            ("asset", P.symbol("asset", asset, required=True)),
             # Mandatory on this endpoint, unlike on the order endpoints.
             ("isIsolated", "TRUE" if symbol is not None else "FALSE"),
         ]
         _put(params, "symbol", P.symbol("symbol", symbol))
-        params.append(("amount", P.amount("amount", amount)))
+        params.append(("amount", P.amount("amount", amount, required=True)))
         params.append(("type", kind))
         return params
 
@@ -1453,7 +1492,9 @@ class MarginAPI(abc.ABC):
         start_time: int | None,
         end_time: int | None,
     ) -> list[tuple[str, str]]:
-        params: list[tuple[str, str]] = [("type", P.enum_value("type", type, BorrowRepayType))]
+        params: list[tuple[str, str]] = [
+            ("type", P.enum_value("type", type, BorrowRepayType, required=True))
+        ]
         _put(params, "asset", P.symbol("asset", asset))
         _put(params, "isolatedSymbol", P.symbol("isolated_symbol", isolated_symbol))
         params += _range(start_time, end_time)
@@ -1527,7 +1568,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/borrow-and-repay/Query-Margin-Interest-Rate-History
         """
-        params: list[tuple[str, str]] = [("asset", P.symbol("asset", asset))]
+        params: list[tuple[str, str]] = [("asset", P.symbol("asset", asset, required=True))]
         _put(params, "vipLevel", P.integer("vip_level", vip_level))
         params += _range(start_time, end_time, max_days=30)
         data = await self._call(ENDPOINTS["get_interest_rate_history"], params)
@@ -1540,7 +1581,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/borrow-and-repay/Query-Max-Borrow
         """
-        params: list[tuple[str, str]] = [("asset", P.symbol("asset", asset))]
+        params: list[tuple[str, str]] = [("asset", P.symbol("asset", asset, required=True))]
         _put(params, "isolatedSymbol", P.symbol("isolated_symbol", isolated_symbol))
         return _one(MaxBorrowable, await self._call(ENDPOINTS["get_max_borrowable"], params))
 
@@ -1585,7 +1626,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/account/Enable-Isolated-Margin-Account
         """
-        params = [("symbol", P.symbol("symbol", symbol))]
+        params = [("symbol", P.symbol("symbol", symbol, required=True))]
         data = await self._call(ENDPOINTS["enable_isolated_account"], params)
         return _one(IsolatedAccountToggle, data)
 
@@ -1594,7 +1635,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/account/Disable-Isolated-Margin-Account
         """
-        params = [("symbol", P.symbol("symbol", symbol))]
+        params = [("symbol", P.symbol("symbol", symbol, required=True))]
         data = await self._call(ENDPOINTS["disable_isolated_account"], params)
         return _one(IsolatedAccountToggle, data)
 
@@ -1611,7 +1652,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/account/Adjust-cross-margin-max-leverage
         """
-        value = P.integer("max_leverage", max_leverage)
+        value = P.integer("max_leverage", max_leverage, required=True)
         if max_leverage not in (3, 5, 10, 20):
             raise ParameterError("max_leverage", "must be one of 3, 5, 10, 20")
         data = await self._call(ENDPOINTS["adjust_max_leverage"], [("maxLeverage", value)])
@@ -1670,7 +1711,7 @@ class MarginAPI(abc.ABC):
         """
         windows = P.time_windows(start_time, end_time, P.CAPITAL_FLOW_WINDOW_MS)
         filters = self._capital_flow_filters(asset, symbol, type)
-        P.integer("limit", limit, minimum=1, maximum=_MAX_LIMIT)
+        P.integer("limit", limit, minimum=1, maximum=_MAX_LIMIT, required=True)
         endpoint = ENDPOINTS["get_capital_flow"]
 
         async def walk() -> AsyncIterator[CapitalFlow]:
@@ -1764,12 +1805,12 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/wallet/asset/user-universal-transfer
         """
-        kind = P.enum_value("type", type, TransferType)
+        kind = P.enum_value("type", type, TransferType, required=True)
         source, target = P.transfer_symbols(kind, from_symbol, to_symbol)
         params: list[tuple[str, str]] = [
             ("type", kind),
-            ("asset", P.symbol("asset", asset)),
-            ("amount", P.amount("amount", amount)),
+            ("asset", P.symbol("asset", asset, required=True)),
+            ("amount", P.amount("amount", amount, required=True)),
         ]
         _put(params, "fromSymbol", source)
         _put(params, "toSymbol", target)
@@ -1805,7 +1846,7 @@ class MarginAPI(abc.ABC):
         from_symbol: str | None,
         to_symbol: str | None,
     ) -> list[tuple[str, str]]:
-        kind = P.enum_value("type", type, TransferType)
+        kind = P.enum_value("type", type, TransferType, required=True)
         source, target = P.transfer_symbols(kind, from_symbol, to_symbol)
         params: list[tuple[str, str]] = [("type", kind), *_range(start_time, end_time)]
         _put(params, "fromSymbol", source)
@@ -1890,7 +1931,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/transfer/Query-Max-Transfer-Out-Amount
         """
-        params: list[tuple[str, str]] = [("asset", P.symbol("asset", asset))]
+        params: list[tuple[str, str]] = [("asset", P.symbol("asset", asset, required=True))]
         _put(params, "isolatedSymbol", P.symbol("isolated_symbol", isolated_symbol))
         data = await self._call(ENDPOINTS["get_max_transferable"], params)
         return _one(MaxTransferable, data)
@@ -1904,7 +1945,12 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/wallet/asset/assets-can-convert-bnb
         """
-        params = [("accountType", P.enum_value("account_type", account_type, DustAccountType))]
+        params = [
+            (
+                "accountType",
+                P.enum_value("account_type", account_type, DustAccountType, required=True),
+            )
+        ]
         return _one(DustAssets, await self._call(ENDPOINTS["get_dust_assets"], params))
 
     async def convert_dust(
@@ -1918,7 +1964,7 @@ class MarginAPI(abc.ABC):
         Docs: https://developers.binance.com/docs/wallet/asset/dust-transfer
         """
         names = P.as_sequence("assets", assets)
-        kind = P.enum_value("account_type", account_type, DustAccountType)
+        kind = P.enum_value("account_type", account_type, DustAccountType, required=True)
         # The endpoint takes the asset list as a repeated parameter.
         params = [("asset", name) for name in names]
         params.append(("accountType", kind))
@@ -1984,7 +2030,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/market-data/Query-Isolated-Margin-Tier-Data
         """
-        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol))]
+        params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
         _put(params, "tier", P.integer("tier", tier, minimum=1))
         data = await self._call(ENDPOINTS["get_isolated_margin_tier_data"], params)
         return _many(IsolatedMarginTier, data)
@@ -2008,7 +2054,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/market-data/Query-margin-avaliable-inventory
         """
-        params = [("type", P.enum_value("type", type, MarginType))]
+        params = [("type", P.enum_value("type", type, MarginType, required=True))]
         data = await self._call(ENDPOINTS["get_available_inventory"], params)
         return _one(AvailableInventory, data)
 
@@ -2017,7 +2063,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/market-data/Query-Margin-PriceIndex
         """
-        params = [("symbol", P.symbol("symbol", symbol))]
+        params = [("symbol", P.symbol("symbol", symbol, required=True))]
         return _one(PriceIndex, await self._call(ENDPOINTS["get_price_index"], params))
 
     async def get_limit_price_pairs(self) -> LimitPricePairs:
@@ -2073,7 +2119,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/risk-data-stream/Keepalive-User-Data-Stream
         """
-        params = [("listenKey", P.text("listen_key", listen_key))]
+        params = [("listenKey", P.key("listen_key", listen_key, required=True))]
         await self._call(ENDPOINTS["keepalive_risk_data_stream"], params)
 
     async def close_risk_data_stream(self, listen_key: str) -> None:
@@ -2081,7 +2127,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/risk-data-stream/Close-User-Data-Stream
         """
-        params = [("listenKey", P.text("listen_key", listen_key))]
+        params = [("listenKey", P.key("listen_key", listen_key, required=True))]
         await self._call(ENDPOINTS["close_risk_data_stream"], params)
 
     # Institutional loan (risk units)
@@ -2097,6 +2143,31 @@ class MarginAPI(abc.ABC):
         _put(params, "groupId", P.integer("group_id", group_id))
         data = await self._call(ENDPOINTS["get_loan_group_ltv_details"], params)
         return _many(LoanGroupLtv, data)
+
+    async def get_loan_groups(self, *, group_id: int | None = None) -> list[LoanGroupDetail]:
+        """Details of the parent account's risk units: all, or the one ``group_id``.
+
+        First-version query (institutional loan change log 2025-05-16), parent account only.
+        Binance documents no response: the records are decoded as the ltv-details records
+        (see :class:`~binance_margin_async.models.LoanGroupDetail`).
+
+        Docs: https://developers.binance.com/docs/institutional_loan/change-log
+        """
+        params: list[tuple[str, str]] = []
+        _put(params, "groupId", P.integer("group_id", group_id))
+        return _many(LoanGroupDetail, await self._call(ENDPOINTS["get_loan_groups"], params))
+
+    async def get_loan_group(self) -> list[LoanGroupDetail]:
+        """Details of the credit account's own risk unit (credit account only).
+
+        First-version query (institutional loan change log 2025-05-16). Binance documents no
+        response: an array of detail records, as ltv-details answers, is assumed; a single
+        object is taken as an array of one.
+
+        Docs: https://developers.binance.com/docs/institutional_loan/change-log
+        """
+        data = await self._call(ENDPOINTS["get_loan_group"], [])
+        return _many(LoanGroupDetail, [data] if isinstance(data, dict) else data)
 
     async def get_active_loan_groups(self) -> list[ActiveLoanGroup]:
         """Active risk units and their members (parent account).
@@ -2123,7 +2194,7 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/institutional_loan/account/Institution-Loan-Group-Close
         """
-        params = [("groupId", P.integer("group_id", group_id))]
+        params = [("groupId", P.integer("group_id", group_id, required=True))]
         return _one(LoanGroupClosed, await self._call(ENDPOINTS["close_loan_group"], params))
 
     async def add_loan_group_collateral_account(
@@ -2134,8 +2205,8 @@ class MarginAPI(abc.ABC):
         Docs: https://developers.binance.com/docs/institutional_loan/account/Institution-Loan-Group-Edit-Member
         """
         params = [
-            ("groupId", P.integer("group_id", group_id)),
-            ("subEmail", P.text("sub_email", sub_email)),
+            ("groupId", P.integer("group_id", group_id, required=True)),
+            ("subEmail", P.email("sub_email", sub_email, required=True)),
             ("enableSpot", P.upper_bool("enable_spot", enable_spot)),
             ("enableMargin", P.upper_bool("enable_margin", enable_margin)),
         ]
@@ -2168,9 +2239,9 @@ class MarginAPI(abc.ABC):
         group_id: int, asset_name: str, amount: AmountLike
     ) -> list[tuple[str, str]]:
         return [
-            ("groupId", P.integer("group_id", group_id)),
-            ("assetName", P.symbol("asset_name", asset_name)),
-            ("amount", P.amount("amount", amount)),
+            ("groupId", P.integer("group_id", group_id, required=True)),
+            ("assetName", P.symbol("asset_name", asset_name, required=True)),
+            ("amount", P.amount("amount", amount, required=True)),
         ]
 
     async def get_loan_group_borrow_repay_records(
@@ -2188,7 +2259,9 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/institutional_loan/borrow-and-repay/Institution-Loan-Group-Borrow-Repay-Records
         """
-        params = self._loan_group_filters(group_id, start_time, end_time, asset=asset, type=type)
+        params = self._loan_group_filters(
+            group_id, start_time, end_time, asset=asset, type=type, typed=True
+        )
         return await self._get_page(
             LoanGroupBorrowRepayRecords,
             "get_loan_group_borrow_repay_records",
@@ -2205,11 +2278,13 @@ class MarginAPI(abc.ABC):
         *,
         asset: str | None = None,
         type: BorrowRepayType | str | None = None,
+        typed: bool = False,
     ) -> list[tuple[str, str]]:
-        """Filters of the risk-unit histories (ranges of 100 days at most)."""
+        """Filters of the risk-unit histories (ranges of 100 days at most); ``typed``: the
+        borrow/repay records, whose ``type`` is mandatory."""
         params: list[tuple[str, str]] = []
         _put(params, "groupId", P.integer("group_id", group_id))
-        _put(params, "type", P.enum_value("type", type, BorrowRepayType))
+        _put(params, "type", P.enum_value("type", type, BorrowRepayType, required=typed))
         _put(params, "asset", P.symbol("asset", asset))
         params += _range(start_time, end_time, max_days=100)
         return params
@@ -2225,7 +2300,9 @@ class MarginAPI(abc.ABC):
         size: int = 100,
     ) -> AsyncIterator[LoanGroupBorrowRepayRecord]:
         """Walk every page of risk-unit borrows or repays."""
-        params = self._loan_group_filters(group_id, start_time, end_time, asset=asset, type=type)
+        params = self._loan_group_filters(
+            group_id, start_time, end_time, asset=asset, type=type, typed=True
+        )
         return self._iter_pages(
             LoanGroupBorrowRepayRecords, "get_loan_group_borrow_repay_records", params, size
         )
@@ -2341,7 +2418,7 @@ class MarginAPI(abc.ABC):
         Docs: https://developers.binance.com/docs/institutional_loan/transfer
         """
         params: list[tuple[str, str]] = []
-        _put(params, "subEmail", P.text("sub_email", sub_email))
-        params.append(("asset", P.symbol("asset", asset)))
-        params.append(("amount", P.amount("amount", amount)))
+        _put(params, "subEmail", P.email("sub_email", sub_email))
+        params.append(("asset", P.symbol("asset", asset, required=True)))
+        params.append(("amount", P.amount("amount", amount, required=True)))
         await self._call(ENDPOINTS["transfer_out_loan_group"], params)

@@ -335,6 +335,12 @@ _TABLE: Final[tuple[Endpoint, ...]] = (
     # Institutional loan (risk units)
     Endpoint("get_loan_group_ltv_details", "GET", "/sapi/v1/margin/loan-group/ltv-details", _S,
              _IP, 200, doc=_IL + "account"),
+    # First-version risk-unit queries (change log 2025-05-16): weight not published; charged like
+    # ltv-details, which returns the same records.
+    Endpoint("get_loan_groups", "GET", "/sapi/v1/margin/loan-groups", _S, _IP, 200,
+             doc=_IL + "change-log"),
+    Endpoint("get_loan_group", "GET", "/sapi/v1/margin/loan-group", _S, _IP, 200,
+             doc=_IL + "change-log"),
     Endpoint("get_active_loan_groups", "GET", "/sapi/v1/margin/loan-groups/activated", _S, _IP,
              10, doc=_IL + "account/Query-Institution-Loan-Group_Activated"),
     Endpoint("get_closed_loan_groups", "GET", "/sapi/v1/margin/loan-groups/closed", _S, _IP, 1,
@@ -443,14 +449,6 @@ RETIRED: Final[tuple[RetiredEndpoint, ...]] = (
     RetiredEndpoint("POST", "/sapi/v1/margin/isolated/create",
                     "POST /sapi/v1/asset/transfer (MARGIN_ISOLATEDMARGIN creates the account)",
                     "discontinued 2021-05-15 08:00 UTC (margin change log 2021-04-28)"),
-    RetiredEndpoint("GET", "/sapi/v1/margin/loan-groups",
-                    "GET /sapi/v1/margin/loan-group/ltv-details",
-                    "first-version risk-unit query (institutional loan change log 2025-05-16); no "
-                    "longer documented, superseded by ltv-details (2025-06-16)"),
-    RetiredEndpoint("GET", "/sapi/v1/margin/loan-group",
-                    "GET /sapi/v1/margin/loan-group/ltv-details",
-                    "first-version credit-account query (2025-05-16); no longer documented, "
-                    "superseded by ltv-details (2025-06-16)"),
 )  # fmt: skip
 
 _WALLET_SCOPE = "wallet endpoint outside the margin scope"

@@ -87,6 +87,7 @@ __all__ = [
     "LoanGroupBorrowRepayRecord",
     "LoanGroupBorrowRepayRecords",
     "LoanGroupClosed",
+    "LoanGroupDetail",
     "LoanGroupForceLiquidation",
     "LoanGroupForceLiquidations",
     "LoanGroupInterestHistory",
@@ -1273,6 +1274,19 @@ class LoanGroupLtv:
     liabilities: tuple[LoanGroupLiability, ...] = ()
     collateral_accounts: tuple[LoanGroupMemberAccount, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoanGroupDetail(LoanGroupLtv):
+    """A risk unit's details from the first-version queries (``GET /sapi/v1/margin/loan-groups``
+    for the parent account, ``GET /sapi/v1/margin/loan-group`` for the credit account).
+
+    Binance's change log (institutional loan, 2025-05-16) names these endpoints but documents no
+    response; this model assumes the risk-unit detail record that ``ltv-details`` documents (its
+    fields, all optional), and keeps whatever else Binance sends in ``raw``.
+
+    https://developers.binance.com/docs/institutional_loan/change-log
+    """
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

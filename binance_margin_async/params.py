@@ -3,24 +3,39 @@
 Every check runs before anything is sent and raises
 :class:`~binance_margin_async.errors.ParameterError` naming the offending parameter (by its Python
 name, the one the caller typed). Validators take ``None`` for "not given" and then return ``None``,
-so the request builders in :mod:`.api` can pass optional arguments straight through.
+so the request builders in :mod:`.api` can pass optional arguments straight through; with
+``required=True`` a ``None`` is an error instead (a required value is never sent as ``"None"``).
+The validators are plain functions so that every request builder (REST and WebSocket API) shares
+them.
 
-Formatting rules (PROTOCOL.md §1, §3.1, §8):
+Rules (PROTOCOL.md §1, §3.1, §8; the README's "Validation" section says the same):
 
-* amounts go out as plain decimal strings, never in exponent form; floats are converted through
-  ``repr`` so ``0.1`` becomes ``"0.1"``, not the binary expansion; NaN, infinities, booleans and
-  (where Binance needs a positive amount) zero or negative values are refused;
+* amounts go out as plain decimal strings, never in exponent form, with at most
+  :data:`MAX_INTEGER_DIGITS` digits before and :data:`MAX_FRACTION_DIGITS` after the point
+  (Binance's ``^([0-9]{1,20})([.][0-9]{1,20})?$``); a string amount is ASCII digits with an optional
+  point and a short exponent, nothing else (no sign, spaces, ``_``, other scripts' digits), at
+  most :data:`MAX_AMOUNT_CHARS` characters; floats are converted through ``repr`` so ``0.1``
+  becomes ``"0.1"``; NaN, infinities, booleans and (where Binance needs a positive amount) zero or
+  negative values are refused. Nothing is rounded: an amount that does not fit is an error;
+* integers are ``int`` (not ``bool``) within Binance's LONG range; times are epoch milliseconds up
+  to :data:`MAX_TIMESTAMP_MS` (year 9999);
+* symbols and assets match Binance's ``^[A-Z0-9-_.]{1,20}$``; client order ids Binance's
+  ``^[.A-Z:/a-z0-9_-]{1,36}$`` (its ``-1100`` message gives this legal range);
+* free text (key names, e-mails, keys, PEM) is non-empty, without surrounding whitespace or
+  control characters, encodable as UTF-8 (no lone surrogates) and bounded in length;
 * ``isIsolated`` on order/borrow endpoints is the string ``"TRUE"``/``"FALSE"``; ``userListenToken``
   wants lower-case ``"true"``/``"false"``;
-* client order ids match ``^[.A-Z:/a-z0-9_-]{1,36}$``.
+* windowed walks (capital flow) cover at most :data:`MAX_WINDOWS` windows, generated lazily.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import math
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Final, TypeVar, overload
@@ -29,15 +44,26 @@ from .errors import ParameterError
 
 __all__ = [
     "CAPITAL_FLOW_WINDOW_MS",
+    "MAX_AMOUNT_CHARS",
+    "MAX_FRACTION_DIGITS",
+    "MAX_INTEGER_DIGITS",
+    "MAX_LIST_ITEMS",
+    "MAX_LONG",
+    "MAX_TEXT_CHARS",
+    "MAX_TIMESTAMP_MS",
+    "MAX_WINDOWS",
     "AmountLike",
     "amount",
     "as_sequence",
     "boolean",
     "client_order_id",
+    "email",
     "enum_value",
     "generate_client_order_id",
     "integer",
+    "ip_list",
     "joined",
+    "key",
     "lower_bool",
     "require_isolated_symbol",
     "require_one_of",
@@ -55,9 +81,34 @@ AmountLike = Decimal | str | int | float
 
 E = TypeVar("E", bound=StrEnum)
 
-_CLIENT_ORDER_ID: Final = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-# Symbols and asset names: no whitespace or separators that would change the query's meaning.
-_FORBIDDEN_IN_NAME: Final = re.compile(r"[\s,&=]")
+_CLIENT_ORDER_ID: Final = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
+_SYMBOL: Final = re.compile(r"[A-Z0-9_.-]{1,20}")
+# An amount as text: ASCII digits, an optional point, an optional short exponent. ``[0-9]`` (not
+# ``\d``) so that other scripts' digits, which ``Decimal`` would accept, are refused.
+_AMOUNT_TEXT: Final = re.compile(r"(?=\.?[0-9])[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]{1,4})?")
+# API keys and listen keys are ASCII tokens (Binance's are 64 alphanumerics); base64 allowed.
+_KEY: Final = re.compile(r"[A-Za-z0-9_.~+/=-]{1,512}")
+_EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+")
+# Control characters never belong in a parameter (NUL, CR/LF, DEL...); PEM keys may keep "\n".
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_NEWLINE: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+
+#: Longest amount string accepted (Binance's 20 + 1 + 20 digits, with room for an exponent).
+MAX_AMOUNT_CHARS: Final = 64
+#: Most digits Binance takes before the decimal point of an amount.
+MAX_INTEGER_DIGITS: Final = 20
+#: Most digits Binance takes after the decimal point of an amount.
+MAX_FRACTION_DIGITS: Final = 20
+#: Largest integer parameter (Binance's LONG is a signed 64-bit integer).
+MAX_LONG: Final = 2**63 - 1
+#: Latest time accepted, in epoch milliseconds: 9999-12-31T23:59:59.999Z.
+MAX_TIMESTAMP_MS: Final = 253_402_300_799_999
+#: Default longest free-text parameter (key names, e-mails, API keys); PEM keys allow more.
+MAX_TEXT_CHARS: Final = 512
+#: Most values in a list parameter whose endpoint documents no maximum.
+MAX_LIST_ITEMS: Final = 100
+#: Most windows one windowed walk may cover (for 7-day capital-flow windows: about 19 years).
+MAX_WINDOWS: Final = 1000
 
 #: Capital-flow queries may span at most 7 days (margin change log 2026-01-16, ``-4047``).
 CAPITAL_FLOW_WINDOW_MS: Final = 7 * 24 * 60 * 60 * 1000
@@ -65,19 +116,69 @@ CAPITAL_FLOW_WINDOW_MS: Final = 7 * 24 * 60 * 60 * 1000
 _ENUM_LOOKUPS: dict[type[StrEnum], dict[str, str]] = {}
 
 
+def _missing(name: str, value: object, required: bool) -> bool:
+    """True if ``value`` is "not given"; an error if it is ``None`` but ``required``."""
+    if value is not None:
+        return False
+    if required:
+        raise ParameterError(name, "is required")
+    return True
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _plain_decimal(name: str, number: Decimal, allow_zero: bool) -> str:
+    """``number`` (finite) as Binance's plain decimal string, checked against its digit bounds.
+
+    Works on the digit tuple only, with no context arithmetic: no rounding, and no
+    ``decimal.Overflow`` for exponents like ``6e99872863``.
+    """
+    sign, digit_tuple, exponent = number.as_tuple()
+    if not isinstance(exponent, int):  # "n", "N" or "F": callers check is_finite() first
+        raise ParameterError(name, "must be a finite number")
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    if not digits:
+        if not allow_zero:
+            raise ParameterError(name, "must be positive")
+        return "0"
+    if sign:
+        raise ParameterError(name, "must be positive" if not allow_zero else "must not be negative")
+    stripped = digits.rstrip("0")
+    exponent += len(digits) - len(stripped)
+    digits = stripped
+    if len(digits) + exponent > MAX_INTEGER_DIGITS:
+        raise ParameterError(name, f"must be below 10^{MAX_INTEGER_DIGITS}")
+    if -exponent > MAX_FRACTION_DIGITS:
+        raise ParameterError(name, f"must have at most {MAX_FRACTION_DIGITS} decimal places")
+    if exponent >= 0:
+        return digits + "0" * exponent
+    whole, fraction = digits[:exponent], digits[exponent:]
+    return (whole or "0") + "." + fraction.rjust(-exponent, "0")
+
+
 @overload
-def amount(name: str, value: None, *, allow_zero: bool = False) -> None: ...
+def amount(name: str, value: None, *, allow_zero: bool = False, required: bool = False) -> None: ...
 @overload
-def amount(name: str, value: AmountLike, *, allow_zero: bool = False) -> str: ...
-def amount(name: str, value: AmountLike | None, *, allow_zero: bool = False) -> str | None:
+def amount(
+    name: str, value: AmountLike, *, allow_zero: bool = False, required: bool = False
+) -> str: ...
+def amount(
+    name: str, value: AmountLike | None, *, allow_zero: bool = False, required: bool = False
+) -> str | None:
     """A positive (with ``allow_zero``: non-negative) finite amount as a plain decimal string."""
-    if value is None:
+    if _missing(name, value, required):
         return None
     if isinstance(value, bool):
         raise ParameterError(name, "must be a decimal amount, not a bool")
     if isinstance(value, Decimal):
         number = value
+        if len(number.as_tuple().digits) > MAX_AMOUNT_CHARS:
+            raise ParameterError(name, f"has more than {MAX_AMOUNT_CHARS} digits")
     elif isinstance(value, int):
+        if abs(value) >= 10**MAX_INTEGER_DIGITS:
+            raise ParameterError(name, f"must be below 10^{MAX_INTEGER_DIGITS}")
         number = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
@@ -85,50 +186,70 @@ def amount(name: str, value: AmountLike | None, *, allow_zero: bool = False) -> 
         # repr() is the shortest string that round-trips: 0.1 -> "0.1", 1e-07 -> "1e-07".
         number = Decimal(repr(value))
     elif isinstance(value, str):
+        if len(value) > MAX_AMOUNT_CHARS:
+            raise ParameterError(name, f"must be at most {MAX_AMOUNT_CHARS} characters")
+        if not _AMOUNT_TEXT.fullmatch(value):
+            raise ParameterError(
+                name, "must be a plain decimal number: ASCII digits, '.', optional exponent"
+            )
         try:
             number = Decimal(value)
-        except InvalidOperation:
+        except InvalidOperation:  # pragma: no cover - the pattern admits only valid numbers
             raise ParameterError(name, "must be a decimal number") from None
     else:
-        raise ParameterError(
-            name, f"must be Decimal, str, int or float, not {type(value).__name__}"
-        )
+        raise ParameterError(name, f"must be Decimal, str, int or float, not {_type_name(value)}")
     if not number.is_finite():
         raise ParameterError(name, "must be a finite number")
-    if number < 0 or (number == 0 and not allow_zero):
-        raise ParameterError(name, "must be positive" if not allow_zero else "must not be negative")
-    if number == 0:
-        return "0"
-    # normalize() drops trailing zeros; format "f" never uses exponent notation.
-    return format(number.normalize(), "f")
+    return _plain_decimal(name, number, allow_zero)
 
 
 @overload
-def integer(name: str, value: None, *, minimum: int = 0, maximum: int | None = None) -> None: ...
-@overload
-def integer(name: str, value: int, *, minimum: int = 0, maximum: int | None = None) -> str: ...
 def integer(
-    name: str, value: int | None, *, minimum: int = 0, maximum: int | None = None
+    name: str,
+    value: None,
+    *,
+    minimum: int = 0,
+    maximum: int | None = MAX_LONG,
+    required: bool = False,
+) -> None: ...
+@overload
+def integer(
+    name: str,
+    value: int,
+    *,
+    minimum: int = 0,
+    maximum: int | None = MAX_LONG,
+    required: bool = False,
+) -> str: ...
+def integer(
+    name: str,
+    value: int | None,
+    *,
+    minimum: int = 0,
+    maximum: int | None = MAX_LONG,
+    required: bool = False,
 ) -> str | None:
-    """An ``int`` (not a bool) within ``[minimum, maximum]``, as a string."""
-    if value is None:
+    """An ``int`` (not a bool) within ``[minimum, maximum]`` (``None``: :data:`MAX_LONG`)."""
+    if _missing(name, value, required):
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ParameterError(name, f"must be an int, not {type(value).__name__}")
+        raise ParameterError(name, f"must be an int, not {_type_name(value)}")
     if value < minimum:
         raise ParameterError(name, f"must be >= {minimum}")
-    if maximum is not None and value > maximum:
+    if maximum is None:
+        maximum = MAX_LONG
+    if value > maximum:
         raise ParameterError(name, f"must be <= {maximum}")
     return str(value)
 
 
 @overload
-def timestamp(name: str, value: None) -> None: ...
+def timestamp(name: str, value: None, *, required: bool = False) -> None: ...
 @overload
-def timestamp(name: str, value: int) -> str: ...
-def timestamp(name: str, value: int | None) -> str | None:
-    """A time in epoch milliseconds."""
-    return integer(name, value, minimum=0)
+def timestamp(name: str, value: int, *, required: bool = False) -> str: ...
+def timestamp(name: str, value: int | None, *, required: bool = False) -> str | None:
+    """A time in epoch milliseconds, at most :data:`MAX_TIMESTAMP_MS`."""
+    return integer(name, value, minimum=0, maximum=MAX_TIMESTAMP_MS, required=required)
 
 
 def time_range(
@@ -137,14 +258,16 @@ def time_range(
     *,
     max_span_ms: int | None = None,
     span_text: str = "",
+    required: bool = False,
 ) -> tuple[str | None, str | None]:
     """Validate ``start_time``/``end_time`` (ms) and return them formatted.
 
     ``end_time`` before ``start_time`` is an error; so is a span above ``max_span_ms`` when both
-    are given (``span_text`` says what the limit is, for the message).
+    are given (``span_text`` says what the limit is, for the message). With ``required``, both
+    must be given.
     """
-    start = timestamp("start_time", start_time)
-    end = timestamp("end_time", end_time)
+    start = timestamp("start_time", start_time, required=required)
+    end = timestamp("end_time", end_time, required=required)
     if start_time is not None and end_time is not None:
         if end_time < start_time:
             raise ParameterError("end_time", "must not be before start_time")
@@ -153,74 +276,172 @@ def time_range(
     return start, end
 
 
-def time_windows(start_time: int, end_time: int, window_ms: int) -> list[tuple[int, int]]:
+def time_windows(start_time: int, end_time: int, window_ms: int) -> Iterator[tuple[int, int]]:
     """Split the inclusive range ``[start_time, end_time]`` (ms) into consecutive inclusive
-    windows, each spanning less than ``window_ms``, in chronological order."""
-    time_range(start_time, end_time)
-    if window_ms <= 0:
-        raise ParameterError("window_ms", "must be positive")
-    windows: list[tuple[int, int]] = []
+    windows, each spanning less than ``window_ms``, in chronological order.
+
+    The range is checked now (at most :data:`MAX_WINDOWS` windows); the windows are generated
+    lazily, one per step of the returned iterator.
+    """
+    time_range(start_time, end_time, required=True)
+    integer("window_ms", window_ms, minimum=1, required=True)
+    count = (end_time - start_time) // window_ms + 1
+    if count > MAX_WINDOWS:
+        raise ParameterError(
+            "end_time", f"the range must fit in {MAX_WINDOWS} windows of {window_ms} ms"
+        )
+    return _windows(start_time, end_time, window_ms)
+
+
+def _windows(start_time: int, end_time: int, window_ms: int) -> Iterator[tuple[int, int]]:
     start = start_time
     while start <= end_time:
         end = min(start + window_ms - 1, end_time)
-        windows.append((start, end))
+        yield start, end
         start = end + 1
-    return windows
 
 
 @overload
-def symbol(name: str, value: None) -> None: ...
+def symbol(name: str, value: None, *, required: bool = False) -> None: ...
 @overload
-def symbol(name: str, value: str) -> str: ...
-def symbol(name: str, value: str | None) -> str | None:
-    """A symbol or asset name: a non-empty string without spaces, commas, ``&`` or ``=``."""
-    if value is None:
+def symbol(name: str, value: str, *, required: bool = False) -> str: ...
+def symbol(name: str, value: str | None, *, required: bool = False) -> str | None:
+    """A symbol or asset name: Binance's ``^[A-Z0-9-_.]{1,20}$`` (upper case ASCII)."""
+    if _missing(name, value, required):
         return None
     if not isinstance(value, str):
-        raise ParameterError(name, f"must be a str, not {type(value).__name__}")
-    if not value:
-        raise ParameterError(name, "must not be empty")
-    if _FORBIDDEN_IN_NAME.search(value):
-        raise ParameterError(name, "must not contain spaces, ',', '&' or '='")
+        raise ParameterError(name, f"must be a str, not {_type_name(value)}")
+    if not _SYMBOL.fullmatch(value):
+        raise ParameterError(name, "must be 1-20 characters of A-Z 0-9 - _ .")
     return value
 
 
 @overload
-def text(name: str, value: None) -> None: ...
+def text(
+    name: str,
+    value: None,
+    *,
+    required: bool = False,
+    max_length: int = MAX_TEXT_CHARS,
+    multiline: bool = False,
+) -> None: ...
 @overload
-def text(name: str, value: str) -> str: ...
-def text(name: str, value: str | None) -> str | None:
-    """A free-text value (name, email, key, PEM): non-empty, no surrounding whitespace."""
-    if value is None:
+def text(
+    name: str,
+    value: str,
+    *,
+    required: bool = False,
+    max_length: int = MAX_TEXT_CHARS,
+    multiline: bool = False,
+) -> str: ...
+def text(
+    name: str,
+    value: str | None,
+    *,
+    required: bool = False,
+    max_length: int = MAX_TEXT_CHARS,
+    multiline: bool = False,
+) -> str | None:
+    """A free-text value (name, e-mail, key, PEM): non-empty, no surrounding whitespace, no
+    control characters (``multiline`` allows line feeds, for PEM), no lone surrogates, at most
+    ``max_length`` characters."""
+    if _missing(name, value, required):
         return None
     if not isinstance(value, str):
-        raise ParameterError(name, f"must be a str, not {type(value).__name__}")
+        raise ParameterError(name, f"must be a str, not {_type_name(value)}")
     if not value or value.strip() != value:
         raise ParameterError(name, "must be non-empty without leading or trailing whitespace")
+    if len(value) > max_length:
+        raise ParameterError(name, f"must be at most {max_length} characters")
+    if (_CONTROL_BUT_NEWLINE if multiline else _CONTROL).search(value):
+        raise ParameterError(name, "must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ParameterError(name, "must be valid Unicode text (no lone surrogates)") from None
     return value
+
+
+@overload
+def key(name: str, value: None, *, required: bool = False) -> None: ...
+@overload
+def key(name: str, value: str, *, required: bool = False) -> str: ...
+def key(name: str, value: str | None, *, required: bool = False) -> str | None:
+    """An API key or listen key: 1-512 ASCII letters, digits and ``_ . ~ + / = -``."""
+    if _missing(name, value, required):
+        return None
+    if not isinstance(value, str):
+        raise ParameterError(name, f"must be a str, not {_type_name(value)}")
+    if not _KEY.fullmatch(value):
+        raise ParameterError(name, "must be 1-512 ASCII letters, digits or _ . ~ + / = -")
+    return value
+
+
+@overload
+def email(name: str, value: None, *, required: bool = False) -> None: ...
+@overload
+def email(name: str, value: str, *, required: bool = False) -> str: ...
+def email(name: str, value: str | None, *, required: bool = False) -> str | None:
+    """An e-mail address (a sub-account's): :func:`text` with one ``@`` and no spaces."""
+    checked = text(name, value, required=required, max_length=254)
+    if checked is not None and not _EMAIL.fullmatch(checked):
+        raise ParameterError(name, "must be an e-mail address")
+    return checked
+
+
+def _items(name: str, values: object, max_count: int | None) -> list[str]:
+    """The items of a list parameter: a comma-separated str or an iterable of str, non-empty
+    and (read no further than needed) at most ``max_count`` long."""
+    bound = MAX_LIST_ITEMS if max_count is None else max_count
+    items: list[object]
+    if values is None:
+        raise ParameterError(name, "is required")
+    if isinstance(values, str):
+        items = list(values.split(","))
+    elif isinstance(values, (bytes, bytearray, Mapping)) or not isinstance(values, Iterable):
+        raise ParameterError(name, f"must be a str or a sequence of str, not {_type_name(values)}")
+    else:
+        items = list(itertools.islice(values, bound + 1))
+    if not items:
+        raise ParameterError(name, "must not be empty")
+    if len(items) > bound:
+        raise ParameterError(name, f"at most {bound} values are allowed")
+    strings: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ParameterError(name, f"must hold str values, not {_type_name(item)}")
+        strings.append(item)
+    return strings
 
 
 def joined(name: str, values: str | Iterable[str], *, max_count: int | None = None) -> str:
     """Several symbols/assets as Binance's comma-separated list (a str is taken as one list)."""
-    items = values.split(",") if isinstance(values, str) else list(values)
-    if not items:
-        raise ParameterError(name, "must not be empty")
-    if max_count is not None and len(items) > max_count:
-        raise ParameterError(name, f"at most {max_count} values are allowed")
-    for item in items:
-        symbol(name, item)
-    return ",".join(items)
+    items = _items(name, values, max_count)
+    return ",".join(symbol(name, item, required=True) for item in items)
+
+
+def ip_list(name: str, values: str | Iterable[str], *, max_count: int = 30) -> str:
+    """IP addresses (IPv4 or IPv6) as Binance's comma-separated list, at most ``max_count``."""
+    addresses: list[str] = []
+    for item in _items(name, values, max_count):
+        if not item.isascii():
+            raise ParameterError(name, "must hold IP addresses in ASCII")
+        try:
+            addresses.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise ParameterError(name, "must hold IPv4 or IPv6 addresses") from None
+    return ",".join(addresses)
 
 
 @overload
-def client_order_id(name: str, value: None) -> None: ...
+def client_order_id(name: str, value: None, *, required: bool = False) -> None: ...
 @overload
-def client_order_id(name: str, value: str) -> str: ...
-def client_order_id(name: str, value: str | None) -> str | None:
+def client_order_id(name: str, value: str, *, required: bool = False) -> str: ...
+def client_order_id(name: str, value: str | None, *, required: bool = False) -> str | None:
     """A client order id matching Binance's pattern ``^[.A-Z:/a-z0-9_-]{1,36}$``."""
-    if value is None:
+    if _missing(name, value, required):
         return None
-    if not isinstance(value, str) or not _CLIENT_ORDER_ID.match(value):
+    if not isinstance(value, str) or not _CLIENT_ORDER_ID.fullmatch(value):
         raise ParameterError(name, "must be 1-36 characters of A-Z a-z 0-9 . : / _ -")
     return value
 
@@ -247,12 +468,14 @@ def _lookup(enum: type[StrEnum]) -> dict[str, str]:
 
 
 @overload
-def enum_value(name: str, value: None, enum: type[E]) -> None: ...
+def enum_value(name: str, value: None, enum: type[E], *, required: bool = False) -> None: ...
 @overload
-def enum_value(name: str, value: E | str, enum: type[E]) -> str: ...
-def enum_value(name: str, value: E | str | None, enum: type[E]) -> str | None:
+def enum_value(name: str, value: E | str, enum: type[E], *, required: bool = False) -> str: ...
+def enum_value(
+    name: str, value: E | str | None, enum: type[E], *, required: bool = False
+) -> str | None:
     """The wire value of ``value``, given as an ``enum`` member or its string."""
-    if value is None:
+    if _missing(name, value, required):
         return None
     if isinstance(value, enum):
         return value.value
@@ -262,13 +485,13 @@ def enum_value(name: str, value: E | str | None, enum: type[E]) -> str | None:
             return found
         allowed = ", ".join(member.value for member in enum)
         raise ParameterError(name, f"must be one of {allowed}")
-    raise ParameterError(name, f"must be a {enum.__name__} or str, not {type(value).__name__}")
+    raise ParameterError(name, f"must be a {enum.__name__} or str, not {_type_name(value)}")
 
 
 def boolean(name: str, value: bool) -> bool:
     """Check that a flag really is a bool (``"false"`` would otherwise be truthy)."""
     if not isinstance(value, bool):
-        raise ParameterError(name, f"must be a bool, not {type(value).__name__}")
+        raise ParameterError(name, f"must be a bool, not {_type_name(value)}")
     return value
 
 
@@ -316,9 +539,9 @@ def transfer_symbols(
     return checked[0], checked[1]
 
 
-def as_sequence(name: str, values: str | Sequence[str]) -> list[str]:
-    """Several values sent as a repeated parameter (``asset=A&asset=B``)."""
-    items = [values] if isinstance(values, str) else list(values)
-    if not items:
-        raise ParameterError(name, "must not be empty")
-    return [symbol(name, item) for item in items]
+def as_sequence(
+    name: str, values: str | Sequence[str], *, max_count: int | None = None
+) -> list[str]:
+    """Several symbols/assets sent as a repeated parameter (``asset=A&asset=B``); a str is one."""
+    items = _items(name, [values] if isinstance(values, str) else values, max_count)
+    return [symbol(name, item, required=True) for item in items]

@@ -21,7 +21,7 @@ from binance_margin_async.models import (
     SideEffectType,
     TransferType,
 )
-from binance_margin_async.params import CAPITAL_FLOW_WINDOW_MS
+from binance_margin_async.params import CAPITAL_FLOW_WINDOW_MS, MAX_TIMESTAMP_MS, MAX_WINDOWS
 
 _GENERATED_ID = re.compile(r"bma[0-9a-f]{32}")
 _DAY = 24 * 60 * 60 * 1000
@@ -103,8 +103,8 @@ SMOKE: list[tuple[str, tuple[Any, ...], dict[str, Any], Any]] = [
     ("get_small_liability_exchange_history", (), {}, {}),
     ("create_special_key", ("bot",), {}, {}),
     ("delete_special_key", (), {"api_name": "bot"}, {}),
-    ("edit_special_key_ip", ("1.2.3.4",), {}, {}),
-    ("get_special_key", (), {}, {}),
+    ("edit_special_key_ip", ("1.2.3.4",), {"api_key": "k"}, {}),
+    ("get_special_key", ("k",), {}, {}),
     ("get_special_key_list", (), {}, []),
     ("exit_special_key_mode", (), {}, {}),
     ("get_liquidation_loan", (), {}, {}),
@@ -153,6 +153,8 @@ SMOKE: list[tuple[str, tuple[Any, ...], dict[str, Any], Any]] = [
     ("keepalive_risk_data_stream", ("k",), {}, {}),
     ("close_risk_data_stream", ("k",), {}, {}),
     ("get_loan_group_ltv_details", (), {}, []),
+    ("get_loan_groups", (), {"group_id": 1}, []),
+    ("get_loan_group", (), {}, []),
     ("get_active_loan_groups", (), {}, []),
     ("get_closed_loan_groups", (), {}, {}),
     ("close_loan_group", (1,), {}, {}),
@@ -446,7 +448,12 @@ async def test_new_oto_rules_and_params() -> None:
         ({"working_type": "MARKET"}, "working_type"),
         ({"working_time_in_force": None}, "working_time_in_force"),
         ({"pending_price": None}, "pending_price"),
-        ({"pending_type": "STOP_LOSS", "pending_price": None}, "pending_price"),
+        (
+            {"pending_type": "STOP_LOSS", "pending_price": None, "pending_time_in_force": None},
+            "pending_price",
+        ),
+        ({"pending_type": "STOP_LOSS"}, "pending_time_in_force"),
+        ({"pending_type": "MARKET", "pending_trailing_delta": None}, "pending_price"),
     ]
     for change, param in bad:
         kwargs: dict[str, Any] = {
@@ -472,6 +479,45 @@ async def test_new_oto_rules_and_params() -> None:
             )
         assert info.value.param == param, change
     assert len(api.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"type": "MARKET", "quantity": "1", "price": "1"}, "price"),
+        ({"type": "MARKET", "quantity": "1", "stop_price": "1"}, "stop_price"),
+        ({"type": "MARKET", "quantity": "1", "time_in_force": "GTC"}, "time_in_force"),
+        ({"type": "MARKET", "quantity": "1", "iceberg_qty": "1"}, "iceberg_qty"),
+        ({"type": "MARKET", "quantity": "1", "trailing_delta": 5}, "trailing_delta"),
+        ({"type": "LIMIT", "quantity": "1", "price": "1", "time_in_force": "GTC",
+          "stop_price": "1"}, "stop_price"),
+        ({"type": "LIMIT_MAKER", "quantity": "1", "price": "1", "time_in_force": "GTC"},
+         "time_in_force"),
+        ({"type": "STOP_LOSS", "quantity": "1", "stop_price": "1", "price": "1"}, "price"),
+        ({"type": "TAKE_PROFIT", "quantity": "1", "stop_price": "1", "iceberg_qty": "1"},
+         "iceberg_qty"),
+    ],
+)  # fmt: skip
+async def test_order_parameters_an_order_type_does_not_take_are_refused(
+    kwargs: dict[str, Any], param: str
+) -> None:
+    # Binance answers these with -1106 "sent when not required"; refused before sending.
+    api = Recorder()
+    with pytest.raises(ParameterError) as info:
+        await api.new_order("BTCUSDT", "BUY", **kwargs)
+    assert info.value.param == param
+    assert api.calls == []
+
+
+async def test_oco_stop_leg_options_need_a_stop_limit_price() -> None:
+    api = Recorder()
+    cases: list[dict[str, Any]] = [{"stop_iceberg_qty": "1"}, {"stop_limit_time_in_force": "GTC"}]
+    for options in cases:
+        (name,) = options
+        with pytest.raises(ParameterError) as info:
+            await api.new_oco("BTCUSDT", "SELL", "1", "30000", "25000", **options)
+        assert info.value.param == name
+    assert api.calls == []
 
 
 async def test_new_otoco_legs() -> None:
@@ -785,6 +831,51 @@ async def test_capital_flow_is_split_into_7_day_windows_and_paged() -> None:
     assert all(dict(c.params)["asset"] == "USDT" for c in api.calls)
 
 
+async def test_capital_flow_windows_are_generated_lazily_and_bounded() -> None:
+    # The longest range allowed: its 1,000 windows are not built up front, only as walked.
+    api = Recorder(reply=lambda endpoint, params: [])
+    longest = MAX_WINDOWS * CAPITAL_FLOW_WINDOW_MS - 1
+    flows = api.iter_capital_flow(0, longest)
+    assert api.calls == []
+    with pytest.raises(StopAsyncIteration):
+        await anext(flows)
+    assert len(api.calls) == MAX_WINDOWS
+    assert dict(api.calls[-1].params)["endTime"] == str(longest)
+    for end in (longest + 1, MAX_TIMESTAMP_MS, 2**63):
+        with pytest.raises(ParameterError) as info:
+            api.iter_capital_flow(0, end)
+        assert info.value.param == "end_time"
+
+
+async def test_special_key_queries_need_the_api_key() -> None:
+    api = Recorder({}, {})
+    await api.get_special_key("k1", symbol="BTCUSDT")
+    await api.edit_special_key_ip(["1.2.3.4", "::1"], api_key="k1")
+    assert [call.params for call in api.calls] == [
+        [("apiKey", "k1"), ("symbol", "BTCUSDT")],
+        [("apiKey", "k1"), ("ip", "1.2.3.4,::1")],
+    ]
+    with pytest.raises(ParameterError) as info:
+        await api.get_special_key(None)  # type: ignore[arg-type]
+    assert info.value.param == "api_key"
+    with pytest.raises(ParameterError) as info:
+        await api.edit_special_key_ip("1.2.3.4", api_key=None)  # type: ignore[arg-type]
+    assert info.value.param == "api_key"
+    assert len(api.calls) == 2
+
+
+async def test_first_version_loan_group_queries() -> None:
+    record = {"groupId": 7, "ltv": "0.5", "totalLiability": "10", "newField": 1}
+    api = Recorder([record], record, [record])
+    (parent,) = await api.get_loan_groups(group_id=7)
+    assert (parent.group_id, parent.ltv, parent.raw["newField"]) == (7, Decimal("0.5"), 1)
+    # The credit account's query: an object is taken as an array of one.
+    assert await api.get_loan_group() == [parent] == await api.get_loan_group()
+    assert [call.params for call in api.calls] == [[("groupId", "7")], [], []]
+    with pytest.raises(InvalidResponse):
+        await Recorder("not a record").get_loan_group()
+
+
 def _binance_capital_flow(rows: list[dict[str, Any]]) -> Reply:
     """``_call`` of Binance's capital flow: ``id > fromId`` oldest first, else the latest rows."""
 
@@ -934,5 +1025,39 @@ def test_every_iterator_checks_its_arguments_before_any_request(
     api = Recorder()
     with pytest.raises(ParameterError) as info:
         getattr(api, iterator)(*args, **kwargs)
+    assert info.value.param == param
+    assert api.calls == []
+
+
+# The cases the review found (issue 8): each used to send "None", raise an untyped error or
+# exhaust memory; each is now a ParameterError naming the parameter, and nothing is sent.
+@pytest.mark.parametrize(
+    ("method", "args", "kwargs", "param"),
+    [
+        ("transfer", (None, "USDT", "1"), {}, "type"),
+        ("convert_dust", (None,), {}, "assets"),
+        ("get_next_hourly_interest_rate", (123,), {}, "assets"),
+        ("close_loan_group", (None,), {}, "group_id"),
+        ("borrow_loan_group", (None, "USDT", "1"), {}, "group_id"),
+        ("new_order", (None, "BUY", "MARKET"), {"quantity": "1"}, "symbol"),
+        ("borrow", ("BTC", "6e99872863"), {}, "amount"),
+        ("borrow", ("BTC", "1e999999"), {}, "amount"),
+        ("borrow", ("BTC", "1_000"), {}, "amount"),
+        ("borrow", ("BTC", "١٢"), {}, "amount"),
+        ("borrow", ("BTC", "１２"), {}, "amount"),
+        ("borrow", ("BTC", " 12"), {}, "amount"),
+        ("borrow", ("btc", "1"), {}, "asset"),
+        ("get_price_index", ("BTC\ud800",), {}, "symbol"),
+        ("create_special_key", ("bot\ud800",), {}, "api_name"),
+        ("get_price_index", ("BTCUSDT" * 700,), {}, "symbol"),
+        ("keepalive_risk_data_stream", (None,), {}, "listen_key"),
+    ],
+)
+async def test_review_cases_are_parameter_errors(
+    method: str, args: tuple[Any, ...], kwargs: dict[str, Any], param: str
+) -> None:
+    api = Recorder()
+    with pytest.raises(ParameterError) as info:
+        await getattr(api, method)(*args, **kwargs)
     assert info.value.param == param
     assert api.calls == []

@@ -84,7 +84,8 @@ BACKEND_TIMEOUT: dict[str, Any] = {
 
 #: Client methods whose endpoint the fake backs: the ``_LEDGER_ROUTES`` of testing/_rest.py, its
 #: universal transfer history, capital flow and market data handlers, and the server's own
-#: handlers (stream tokens, listen keys, order-count usage). ``server_time`` is outside ENDPOINTS.
+#: handlers (stream tokens, listen keys, order-count usage, risk units). ``server_time`` is
+#: outside ENDPOINTS.
 SERVED = frozenset(
     {
         # Orders and order lists
@@ -105,6 +106,8 @@ SERVED = frozenset(
         # Streams
         "create_listen_token", "start_risk_data_stream", "keepalive_risk_data_stream",
         "close_risk_data_stream",
+        # Institutional loan (testing/_loan_groups.py)
+        "get_loan_groups", "get_loan_group",
     }
 )  # fmt: skip
 
@@ -738,12 +741,15 @@ async def test_reserved_characters_in_client_ids_round_trip_signed(
     canceled_list = await client.cancel_order_list("BTCUSDT", list_client_order_id="l/1:2.3_4-5")
     assert canceled_list.list_order_status is ListOrderStatus.ALL_DONE
 
-    # Non-ASCII values are sent as percent-encoded UTF-8 and signed as such: the fake accepts the
+    # The typed methods refuse non-ASCII symbols and assets (ParameterError); the transport still
+    # sends such values as percent-encoded UTF-8 and signs them as such: the fake accepts the
     # signature and rejects only the unknown symbol/asset.
-    with pytest.raises(BadSymbol):
+    with pytest.raises(ParameterError):
         await client.get_order("ＢＴＣUSDT", order_id=1)
+    with pytest.raises(BadSymbol):
+        await client._call(ENDPOINTS["get_order"], [("symbol", "ＢＴＣUSDT"), ("orderId", "1")])
     with pytest.raises(InvalidMarginAsset):
-        await client.get_max_transferable("币")
+        await client._call(ENDPOINTS["get_max_transferable"], [("asset", "币")])
 
 
 # Endpoints the fake does not back

@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from binance_margin_async import params as P
 from binance_margin_async.errors import ParameterError
@@ -33,10 +35,18 @@ def _fails(param: str, func: Any, *args: Any, **kwargs: Any) -> ParameterError:
         (10, "10"),
         (0.1, "0.1"),
         (1e-7, "0.0000001"),
-        (1e20, "100000000000000000000"),
+        (1e19, "10000000000000000000"),
+        ("99999999999999999999.99999999999999999999", "99999999999999999999.99999999999999999999"),
+        # 39 significant digits: more than the decimal context's 28, sent exactly, never rounded.
+        (
+            Decimal("12345678901234567890.1234567890123456789"),
+            "12345678901234567890.1234567890123456789",
+        ),
         (0.30000000000000004, "0.30000000000000004"),
         (Decimal("100"), "100"),
-        (" 2.50 ", "2.5"),
+        (".5", "0.5"),
+        ("7.", "7"),
+        ("1E+2", "100"),
     ],
 )
 def test_amount_is_a_plain_decimal_string(value: Any, wire: str) -> None:
@@ -57,6 +67,29 @@ def test_amount_is_a_plain_decimal_string(value: Any, wire: str) -> None:
         "abc",
         "",
         "1,5",
+        # Only ASCII digits, nothing around them (Decimal() would accept all of these).
+        "1_000",
+        "١٢",
+        "１２",
+        " 2.50 ",
+        "2.5\n",
+        "+1",
+        "0x10",
+        # Bounded digits and exponent: no decimal.Overflow, no huge strings.
+        "1e999999",
+        "6e99872863",
+        Decimal("6e99872863"),
+        "9" * 1_000_000,
+        Decimal("1e-21"),
+        "0.000000000000000000001",
+        "100000000000000000000",
+        10**20,
+        10**500,
+        1e300,
+        Decimal("sNaN"),
+        "1e",
+        ".",
+        "\ud800",
         -1,
         "-0.5",
         0,
@@ -102,14 +135,14 @@ def test_time_range() -> None:
 
 def test_time_windows_cover_the_range_without_gaps_or_overlap() -> None:
     week = P.CAPITAL_FLOW_WINDOW_MS
-    windows = P.time_windows(0, 3 * week, week)
+    windows = list(P.time_windows(0, 3 * week, week))
     assert windows[0] == (0, week - 1)
     assert windows[-1][1] == 3 * week
     for (_, end), (start, _) in itertools.pairwise(windows):
         assert start == end + 1
     assert all(end - start < week for start, end in windows)
     assert len(windows) == 4
-    assert P.time_windows(7, 7, week) == [(7, 7)]
+    assert list(P.time_windows(7, 7, week)) == [(7, 7)]
     _fails("end_time", P.time_windows, 10, 9, week)
     _fails("window_ms", P.time_windows, 0, 1, 0)
 
@@ -212,3 +245,141 @@ def test_transfer_symbols(
 def test_parameter_error_is_a_value_error() -> None:
     err = _fails("quantity", P.amount, "quantity", "x")
     assert isinstance(err, ValueError)
+
+
+def test_amount_bounds_match_binance_decimal_range() -> None:
+    assert P.amount("price", "0.00000000000000000001") == "0.00000000000000000001"
+    assert P.amount("price", Decimal("99999999999999999999")) == "99999999999999999999"
+    assert P.amount("price", "1.000E-20") == "0.00000000000000000001"
+    err = _fails("price", P.amount, "price", "0.000000000000000000011")
+    assert "20 decimal places" in str(err)
+    _fails("price", P.amount, "price", "1" * 65)
+
+
+def test_required_values_are_never_none() -> None:
+    cases: list[tuple[Any, tuple[Any, ...]]] = [
+        (P.amount, ("quantity", None)),
+        (P.integer, ("limit", None)),
+        (P.timestamp, ("start_time", None)),
+        (P.symbol, ("symbol", None)),
+        (P.text, ("api_name", None)),
+        (P.email, ("sub_email", None)),
+        (P.client_order_id, ("new_client_order_id", None)),
+        (P.key, ("api_key", None)),
+        (P.enum_value, ("side", None, OrderSide)),
+    ]
+    for func, args in cases:
+        name = args[0]
+        err = _fails(name, func, *args, required=True)
+        assert "required" in str(err)
+        assert func(*args) is None  # not required: None means "not given"
+    _fails("symbols", P.joined, "symbols", None)
+    _fails("ip", P.ip_list, "ip", None)
+    _fails("assets", P.as_sequence, "assets", None)
+
+
+def test_integers_stay_in_binance_long_range_and_times_are_bounded() -> None:
+    assert P.integer("order_id", P.MAX_LONG) == str(2**63 - 1)
+    _fails("order_id", P.integer, "order_id", 2**63)
+    _fails("order_id", P.integer, "order_id", 10**5000)
+    assert P.timestamp("end_time", P.MAX_TIMESTAMP_MS) == "253402300799999"
+    _fails("end_time", P.timestamp, "end_time", P.MAX_TIMESTAMP_MS + 1)
+    _fails("end_time", P.time_range, 0, 2**63)
+
+
+def test_time_windows_are_lazy_and_bounded() -> None:
+    week = P.CAPITAL_FLOW_WINDOW_MS
+    windows = P.time_windows(0, P.MAX_WINDOWS * week - 1, week)
+    assert next(windows) == (0, week - 1)  # generated on demand, not built up front
+    _fails("end_time", P.time_windows, 0, P.MAX_WINDOWS * week, week)
+    _fails("end_time", P.time_windows, 0, 2**63, week)
+    _fails("start_time", P.time_windows, None, 1, week)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "btcusdt",
+        "BTC-USDT ",
+        "ВТСUSDT",
+        "ＢＴＣ",
+        "BTC\x00",
+        "BTC#",
+        "BTC%26",
+        "BTC+",
+        "BTC/USDT",
+        "A" * 21,
+        "A" * 5000,
+        "\ud800",
+        "",
+        b"BTCUSDT",
+        5,
+        ["BTCUSDT"],
+    ],
+)
+def test_symbols_follow_binance_pattern(bad: Any) -> None:
+    _fails("symbol", P.symbol, "symbol", bad)
+
+
+def test_symbol_pattern_accepts_binance_names() -> None:
+    for good in ["BTCUSDT", "1000SATSUSDT", "BTC-200925", "A.B_C", "A" * 20]:
+        assert P.symbol("symbol", good) == good
+
+
+def test_text_rejects_controls_surrogates_and_huge_values() -> None:
+    for bad in ["a\x00b", "a\nb", "\ud800", "x" * (P.MAX_TEXT_CHARS + 1), 5]:
+        _fails("api_name", P.text, "api_name", bad)
+    pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----"
+    assert P.text("public_key", pem, multiline=True, max_length=8192) == pem
+    _fails("public_key", P.text, "public_key", pem.replace("\n", "\r\n"), multiline=True)
+    assert P.email("sub_email", "a.b@example.com") == "a.b@example.com"
+    for bad_mail in ["example.com", "a@b@c", "a b@c.d"]:
+        _fails("sub_email", P.email, "sub_email", bad_mail)
+
+
+def test_lists_are_typed_and_bounded() -> None:
+    assert P.ip_list("ip", "1.2.3.4,::1") == "1.2.3.4,::1"
+    assert P.ip_list("ip", ["10.0.0.1"]) == "10.0.0.1"
+    for bad in ["1.2.3", "１.2.3.4", "host.example", [1], 5, b"1.2.3.4", {"1.2.3.4": 1}]:
+        _fails("ip", P.ip_list, "ip", bad)
+    _fails("ip", P.ip_list, "ip", ["1.1.1.1"] * 31)
+    # An endless iterable is read no further than the bound.
+    _fails("symbols", P.joined, "symbols", itertools.repeat("BTCUSDT"), max_count=5)
+    _fails("assets", P.as_sequence, "assets", itertools.repeat("BTC"))
+    _fails("symbols", P.joined, "symbols", [None])
+
+
+_BINANCE_DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.decimals(
+        allow_nan=False, allow_infinity=False, min_value=Decimal("1e-20"), places=20
+    ).filter(lambda d: d < Decimal(10) ** 20)
+)
+def test_amounts_in_binance_range_round_trip_exactly(value: Decimal) -> None:
+    wire = P.amount("price", value)
+    assert _BINANCE_DECIMAL.fullmatch(wire)
+    assert Decimal(wire) == value
+    assert P.amount("price", wire) == wire  # the wire form is itself a valid input
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.one_of(
+        st.text(st.characters(codec=None, exclude_categories=()), max_size=30),
+        st.from_regex(r"[-+ ]?[0-9_.eE+-]{0,30}", fullmatch=True),
+        st.decimals(),
+        st.floats(),
+        st.integers(),
+    )
+)
+def test_any_amount_input_is_refused_or_sent_in_binance_range(value: Any) -> None:
+    try:
+        wire = P.amount("quantity", value)
+    except ParameterError as exc:
+        assert exc.param == "quantity"
+    else:
+        assert _BINANCE_DECIMAL.fullmatch(wire)
+        assert Decimal(wire) > 0

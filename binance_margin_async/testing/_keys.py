@@ -1,7 +1,8 @@
 """Deterministic API credentials for the fake exchange, and the server-side signature check.
 
-Pure: no sockets, no clock. Every key is derived from ``(seed, account number)`` with
-:class:`random.Random`, so a test that seeds the exchange gets the same keys on every run.
+Pure: no sockets, no clock. Every key is derived from ``(seed, account number)``: API keys, HMAC
+secrets and Ed25519 seeds with :class:`random.Random`, RSA keys picked by index from 16 keys shipped
+in ``data/rsa_keys.pem``, so a test that seeds the exchange gets the same keys on every run.
 
 The check is written independently of :mod:`binance_margin_async.signing` (stdlib ``hmac``, PyNaCl,
 ``cryptography``) so that a bug in the client's signer cannot be hidden by the fake making the same
@@ -21,6 +22,7 @@ import hmac
 import random
 import string
 from dataclasses import dataclass
+from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import nacl.signing
@@ -37,22 +39,12 @@ _ALNUM: Final = string.ascii_letters + string.digits
 # PKCS#8 wrapping of a raw 32-byte Ed25519 seed (RFC 8410): SEQUENCE { INTEGER 0,
 # AlgorithmIdentifier { OID 1.3.101.112 }, OCTET STRING { OCTET STRING seed } }.
 _ED25519_PKCS8_PREFIX: Final = bytes.fromhex("302e020100300506032b657004220420")
-_RSA_BITS: Final = 2048
-_RSA_EXPONENT: Final = 65537
-_SIEVE_LIMIT: Final = 8192
-_SIEVE_SPAN: Final = 4096  # odd numbers examined per random starting point
-
-
-def _small_primes(limit: int) -> tuple[int, ...]:
-    flags = bytearray([1]) * limit
-    flags[0:2] = b"\x00\x00"
-    for n in range(2, int(limit**0.5) + 1):
-        if flags[n]:
-            flags[n * n :: n] = bytes(len(range(n * n, limit, n)))
-    return tuple(n for n in range(3, limit) if flags[n])
-
-
-_SMALL_PRIMES: Final = _small_primes(_SIEVE_LIMIT)
+# RSA keys cannot be derived from a seed by `cryptography`, so the fake ships 16 fixed 2048-bit
+# PKCS#8 keys (generated once with `cryptography`) and picks one by index; loading one costs
+# milliseconds where generating one cost ~1 s.
+_RSA_FIXTURES: Final = "data/rsa_keys.pem"
+_RSA_FIXTURE_COUNT: Final = 16
+_PEM_END: Final = "-----END PRIVATE KEY-----\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,67 +140,26 @@ def _ed25519_pem(seed: bytes) -> str:
     return f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
 
 
-def _miller_rabin(n: int, rng: random.Random) -> bool:
-    d, s = n - 1, 0
-    while d % 2 == 0:
-        d //= 2
-        s += 1
-    for _ in range(8):  # 8 rounds: error far below 2**-100 for random 1024-bit candidates
-        x = pow(rng.randrange(2, n - 2), d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(s - 1):
-            x = pow(x, 2, n)
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
+@functools.cache
+def _rsa_pems() -> tuple[str, ...]:
+    """The shipped RSA keys, in file order."""
+    text = resources.files(__package__).joinpath(_RSA_FIXTURES).read_text(encoding="ascii")
+    pems = tuple(block + _PEM_END for block in text.split(_PEM_END) if block.strip())
+    if len(pems) != _RSA_FIXTURE_COUNT:  # a broken install, not a caller error
+        raise RuntimeError(f"{_RSA_FIXTURES}: expected {_RSA_FIXTURE_COUNT} keys, got {len(pems)}")
+    return pems
 
 
-def _prime(bits: int, rng: random.Random) -> int:
-    """A random ``bits``-bit prime: sieve a run of odd numbers from a random start, then test."""
-    while True:
-        # Top two bits set so that p*q has exactly 2*bits bits; odd.
-        base = rng.getrandbits(bits) | (3 << (bits - 2)) | 1
-        alive = bytearray([1]) * _SIEVE_SPAN  # alive[i] stands for base + 2*i
-        for p in _SMALL_PRIMES:
-            first = (-(base % p) * ((p + 1) // 2)) % p  # base + 2*i ≡ 0 (mod p)
-            alive[first::p] = bytes(len(range(first, _SIEVE_SPAN, p)))
-        for i in range(_SIEVE_SPAN):
-            candidate = base + 2 * i
-            if (
-                alive[i]
-                and candidate.bit_length() == bits
-                and (candidate - 1) % _RSA_EXPONENT
-                and _miller_rabin(candidate, rng)
-            ):
-                return candidate
+@functools.lru_cache(maxsize=_RSA_FIXTURE_COUNT)
+def _rsa_key(index: int) -> Any:
+    """The shipped RSA private key number ``index`` (0 to 15), parsed once."""
+    from cryptography.hazmat.primitives import serialization
 
-
-@functools.lru_cache(maxsize=32)
-def _rsa_key(label: str) -> Any:
-    """The 2048-bit RSA key for ``label``: `cryptography` cannot generate keys from a seed, so the
-    primes come from a seeded PRNG. Cached: the generation is pure and costs ~0.2 s."""
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    rng = random.Random(label)
-    half = _RSA_BITS // 2
-    p = _prime(half, rng)
-    q = _prime(half, rng)
-    while q == p:
-        q = _prime(half, rng)
-    d = pow(_RSA_EXPONENT, -1, (p - 1) * (q - 1))
-    numbers = rsa.RSAPrivateNumbers(
-        p=p,
-        q=q,
-        d=d,
-        dmp1=rsa.rsa_crt_dmp1(d, p),
-        dmq1=rsa.rsa_crt_dmq1(d, q),
-        iqmp=rsa.rsa_crt_iqmp(p, q),
-        public_numbers=rsa.RSAPublicNumbers(_RSA_EXPONENT, p * q),
+    # The fixtures were generated by `cryptography` itself: skipping the (slow) consistency
+    # check of an RSA key is safe here.
+    return serialization.load_pem_private_key(
+        _rsa_pems()[index].encode(), password=None, unsafe_skip_rsa_key_validation=True
     )
-    return numbers.private_key()
 
 
 def make_credentials(
@@ -228,17 +179,15 @@ def make_credentials(
         seed_bytes = rng.randbytes(32)
         creds = Credentials(account_id, key_type, api_key, private_key=_ed25519_pem(seed_bytes))
         return creds, Verifier(key_type, _ed25519_checker(seed_bytes))
+    # Accounts 16 apart (or seeds chosen to collide) share a key pair; their API keys differ,
+    # so each account still has its own credentials.
+    index = (seed + number) % _RSA_FIXTURE_COUNT
     try:
-        from cryptography.hazmat.primitives import serialization
+        key = _rsa_key(index)
     except ImportError as exc:  # pragma: no cover - cryptography is in the dev extras
         raise ImportError(
             "RSA accounts need the 'cryptography' package: pip install 'binance-margin-async[rsa]'"
         ) from exc
-    key = _rsa_key(f"{label}:rsa")
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    pem = _rsa_pems()[index]
     creds = Credentials(account_id, key_type, api_key, private_key=pem)
     return creds, Verifier(key_type, _rsa_checker(key.public_key()))

@@ -59,6 +59,7 @@ from ..endpoints import Endpoint, Pool, Security
 from ._conn import Connection
 from ._keys import Credentials, KeyType, Verifier, make_credentials
 from ._limits import BanBook, OrderCounts, WeightBook, retry_after_seconds
+from ._loan_groups import LoanGroups
 from ._params import (
     Params,
     Payload,
@@ -294,6 +295,7 @@ class FakeExchange:
         self._events: Counter[str] = Counter()
         self._requests_by_path: Counter[str] = Counter()
 
+        self._loan_groups = LoanGroups(self.server_time_ms)
         self._routes: dict[tuple[str, str], Route] = build_routes(
             {**ledger_handlers(self._ledger), **self._handlers()}
         )
@@ -402,6 +404,12 @@ class FakeExchange:
         are delivered after each request and each :meth:`set_price`.
         """
         return self._ledger
+
+    @property
+    def loan_groups(self) -> LoanGroups:
+        """The institutional-loan risk units served on ``GET /sapi/v1/margin/loan-groups`` and
+        ``GET /sapi/v1/margin/loan-group``; create them with ``loan_groups.add(...)``."""
+        return self._loan_groups
 
     def add_account(
         self,
@@ -722,6 +730,7 @@ class FakeExchange:
             ("PUT", "/sapi/v1/margin/listen-key"): self._h_listen_key_keepalive,
             ("DELETE", "/sapi/v1/margin/listen-key"): self._h_listen_key_close,
             ("GET", "/sapi/v1/margin/rateLimit/order"): self._h_order_rate_limit,
+            **self._loan_groups.handlers(),
         }
 
     async def _serve_rest(self, request: web.Request) -> web.StreamResponse:
