@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from _redis import RedisServer
+from _redis import RedisServer, find_server_binary
+from redis.asyncio.cluster import RedisCluster
 
 from binance_margin_async.endpoints import ENDPOINTS
 from binance_margin_async.errors import IPBanned, ParameterError, RateLimited
@@ -285,3 +286,26 @@ async def test_a_shared_client_is_used_and_left_open(redis_server: RedisServer) 
         assert await client.ping()
     finally:
         await client.aclose()
+
+
+async def test_every_script_keeps_to_one_cluster_slot() -> None:
+    # A one-node Redis Cluster enforces the slot rules (CROSSSLOT) as a real cluster does: a
+    # request charging an account's UID pool and its IP's ban and rule in one script works.
+    binary = find_server_binary()
+    if binary is None:
+        pytest.skip("no Redis-compatible server binary")
+    with RedisServer(binary, cluster=True) as server:
+        cluster = RedisCluster.from_url(server.url)
+        try:
+            async with RedisRateLimiter(cluster, **{**SMALL, "sapi_uid_limit": 6000}) as a:
+                leverage = ENDPOINTS["adjust_max_leverage"]
+                await a.acquire(leverage, 3000, account="alice")  # UID pool + per-IP rule
+                with pytest.raises(RateLimited):
+                    await a.acquire(leverage, 3000, account="bob")  # the IP's 1 per window
+                a.on_response(ORDER, 429, {"Retry-After": "5"}, account="alice")
+                await settled(a)
+                with pytest.raises(RateLimited):
+                    await a.acquire(ORDER, 6, account="alice")
+                assert a.status == "shared"
+        finally:
+            await cluster.aclose()

@@ -143,26 +143,30 @@ return 0
 _STALE_RETRIES: Final = 3
 
 
-def _redis_address(redis: str | aioredis.Redis | RedisCluster) -> tuple[str, int]:
-    """Host and port of the Redis server (of a cluster's default node)."""
+def _redis_address(redis: str | aioredis.Redis | RedisCluster) -> tuple[str, int] | None:
+    """Host and port of the Redis server (of a cluster's default node, once it is known)."""
     if isinstance(redis, str):
         parts = urlsplit(redis)
         return parts.hostname or "127.0.0.1", parts.port or 6379
     if isinstance(redis, RedisCluster):
         node = redis.get_default_node()
-        return node.host, int(node.port)
+        return None if node is None else (node.host, int(node.port))
     kwargs = redis.connection_pool.connection_kwargs
     return str(kwargs.get("host", "127.0.0.1")), int(kwargs.get("port", 6379))
 
 
 def _default_ip(redis: str | aioredis.Redis | RedisCluster) -> str:
-    """The local address this host uses to reach the Redis server (no packet is sent)."""
-    host, port = _redis_address(redis)
+    """The local address this host uses to reach the Redis server (no packet is sent); the host
+    name when that server is not known yet (a cluster client that has not connected)."""
+    address = _redis_address(redis)
+    if address is None:
+        return socket.gethostname() or "local"
+    host, port = address
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.connect((host, port))
-            address: str = probe.getsockname()[0]
-            return address
+            local: str = probe.getsockname()[0]
+            return local
     except OSError:
         return socket.gethostname() or "local"
 
@@ -185,7 +189,8 @@ class RedisRateLimiter:
         url: ``redis://host:port/db`` (or ``rediss://``, ``unix://``) of a Redis or Valkey server,
             or a client to share: ``redis.asyncio.Redis``, or ``redis.asyncio.RedisCluster`` for a
             cluster (a client passed in is not closed by :meth:`aclose`).
-        ip: this process's egress IP label (default: the local address used to reach Redis).
+        ip: this process's egress IP label (default: the local address used to reach Redis, or
+            the host name for a cluster client that has not connected yet).
         prefix: prefix of every key; ``hash_tag``: the Redis Cluster hash tag of every key.
         on_failure: ``"local"`` (fall back to ``local_share`` of every budget) or ``"closed"``
             (refuse every request while Redis is away).
