@@ -819,6 +819,10 @@ class LimiterCore:
                 )
         return charges
 
+    def bans(self, now: float) -> dict[str, float]:
+        """``ip`` label → end of its ban (epoch seconds), for every IP banned at ``now``."""
+        return {label: s.ban_until for label, s in self._ips.items() if s.ban_until > now}
+
     def spent(self, now: float) -> list[WindowCharge]:
         """Every window with something counted at ``now``, as charges of what was counted."""
         scopes: list[tuple[str, list[_Pool]]] = [

@@ -209,6 +209,17 @@ async def test_redis_down_falls_back_to_the_local_share_and_rejoins(
             statuses.append(a.status)
             assert statuses == ["fallback", "shared"]
         messages = [record.getMessage() for record in caplog.records]
+        # A ban met while Redis was away reaches the other processes once it is back.
+        redis_server.stop()
+        now[0] += 5.0
+        a.on_response(ACCOUNT, 418, {"Retry-After": "60"}, ip="10.0.0.9")
+        await a.acquire(ENDPOINTS["get_all_assets"], 1)  # Redis away: local share
+        redis_server.start()
+        now[0] += 5.0
+        await a.acquire(ENDPOINTS["get_all_assets"], 1)  # rejoins, and shares the ban
+        async with limiters(redis_server, 1, ip="10.0.0.9") as (c,):
+            with pytest.raises(IPBanned):
+                await c.acquire(ACCOUNT, 1)
         assert any("Redis unreachable" in m for m in messages)
         assert any("Redis is back" in m for m in messages)
         # What this process spent while Redis was away (and before: the restarted Redis is

@@ -737,12 +737,18 @@ class RedisRateLimiter:
         await fallback()
 
     async def _rejoin(self) -> None:
-        """Redis answered again: add what this process spent locally, then share again."""
+        """Redis answered again: add what this process spent locally and the bans it met, then
+        share again."""
         self._status = "shared"
         log.warning("Redis is back: rate limits are shared again")
         now = self._clock()
         counts = [(charge, charge.used) for charge in self._fallback.core.spent(now)]
-        await self._write(counts, [], now, add=True)
+        # A 418 met while Redis was away still bans the IP for every process.
+        bans = [
+            (self._key(f"ip:{label}", "ban"), until)
+            for label, until in self._fallback.core.bans(now).items()
+        ]
+        await self._write(counts, bans, now, add=True)
 
     def _key(self, scope: str, name: str) -> str:
         return f"{self._prefix}:{scope}:{name}"
