@@ -8,17 +8,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from _redis import RedisServer, find_server_binary
+from _redis import RedisServer, find_server_binary, scaled
 from redis.asyncio.cluster import RedisCluster
 
 from binance_margin_async.endpoints import ENDPOINTS
 from binance_margin_async.errors import IPBanned, ParameterError, RateLimited
-from binance_margin_async.ratelimit import API_IP_KEY, Limiter, RateLimiter
+from binance_margin_async.events import BalanceUpdate
+from binance_margin_async.ratelimit import API_IP_KEY, WS_CONNECT_KEY, Limiter, RateLimiter
 from binance_margin_async.redis import RedisRateLimiter
+from binance_margin_async.testing import FakeExchange
 
 ACCOUNT = ENDPOINTS["get_account"]  # SAPI_IP, weight 10
 ORDER = ENDPOINTS["new_order"]  # SAPI_UID, weight 6, one order
@@ -320,3 +323,25 @@ async def test_every_script_keeps_to_one_cluster_slot() -> None:
                 assert a.status == "shared"
         finally:
             await cluster.aclose()
+
+
+async def test_a_client_and_its_stream_run_on_the_shared_limiter(redis_server: RedisServer) -> None:
+    async with FakeExchange(seed=21) as ex:
+        creds = ex.add_account(margin_balances={"USDT": "1000"})
+        async with (
+            RedisRateLimiter(redis_server.url, ip="10.0.0.1", max_wait=5.0) as limiter,
+            ex.client(creds, limiter=limiter) as client,
+        ):
+            await client.get_account()
+            got: asyncio.Queue[BalanceUpdate] = asyncio.Queue()
+            stream = client.user_stream()
+            stream.on(BalanceUpdate, got.put_nowait)
+            async with stream:  # entered once subscribed
+                ex.deposit(creds.account_id, "USDT", 7, wallet="CROSS")
+                update = await asyncio.wait_for(got.get(), scaled(10))
+            assert update.delta == Decimal(7)
+            # The REST call, the connection attempt and the subscription were charged in Redis.
+            usage = limiter.usage(account=client.account)
+            assert usage[ENDPOINTS["get_account"].pool_key] == 10
+            assert usage[WS_CONNECT_KEY] >= 1
+            assert limiter.status == "shared"
