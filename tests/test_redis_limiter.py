@@ -345,3 +345,43 @@ async def test_a_client_and_its_stream_run_on_the_shared_limiter(redis_server: R
             assert usage[ENDPOINTS["get_account"].pool_key] == 10
             assert usage[WS_CONNECT_KEY] >= 1
             assert limiter.status == "shared"
+
+
+async def test_a_grant_is_carried_into_the_next_window_until_its_answer_settles_it(
+    redis_server: RedisServer,
+) -> None:
+    pattern = f"*:ip:10.0.0.1:{ACCOUNT.pool_key}:3600000:*"
+    client = aioredis.Redis.from_url(redis_server.url)
+
+    async def windows() -> list[int]:
+        keys = sorted(await client.keys(pattern), key=_window_index)
+        return [int(await client.get(key) or 0) for key in keys]
+
+    try:
+        async with limiters(redis_server, 1) as (a,):
+            await a.acquire(ACCOUNT, 10)
+            # Still in flight: the server may count it in the next window, so it holds it too.
+            assert await windows() == [10, 10]
+            a.on_response(ACCOUNT, 200, {})
+            await settled(a)
+            assert await windows() == [10, 0]
+            # An answer reported by a task that did not acquire it settles nothing.
+            go = asyncio.Event()
+            reporter = asyncio.get_running_loop().create_task(_report(a, go))
+            await a.acquire(ACCOUNT, 5)
+            go.set()
+            await reporter
+            await settled(a)
+            assert await windows() == [15, 5]
+    finally:
+        await client.aclose()
+
+
+def _window_index(key: bytes | str) -> int:
+    text = key.decode() if isinstance(key, bytes) else key
+    return int(text.rsplit(":", 1)[1])
+
+
+async def _report(limiter: RedisRateLimiter, go: asyncio.Event) -> None:
+    await go.wait()
+    limiter.on_response(ACCOUNT, 200, {})

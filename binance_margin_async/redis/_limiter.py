@@ -10,8 +10,10 @@ which windows, which limits, which critical share), only the counts live in Redi
 * **Fixed windows on Redis server time.** Windows are aligned to multiples of their length on the
   clock of the Redis server (``TIME``), so hosts with skewed clocks agree. A request is charged to
   the window of ``t - boundary_margin`` and, within the margin of the next boundary, to the next
-  one too (clock offset and latency, as locally). Unlike the local limiter, a grant is not carried
-  into the next window when its answer comes late.
+  one too (clock offset and latency, as locally). A REST grant is also charged to the next window
+  until its answer arrives well before the boundary (``on_response`` in the same task settles
+  it): a request still queued or on the wire when the window ends is counted by the server in
+  the next one, as the local limiter models it.
 * **One atomic step per request.** One Lua script, loaded once and called by ``EVALSHA``, checks the
   IP's ban, the pools' 429 closures and every window the request touches, and charges all of them
   or none. All keys carry one hash tag (``hash_tag``, default ``bma``), so on Redis Cluster they
@@ -41,6 +43,7 @@ import math
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -67,8 +70,10 @@ log = logging.getLogger(__name__)
 Status = Literal["shared", "fallback", "closed"]
 
 # KEYS: the IP's ban key, then the closure keys (gates), then two keys per window (this window and
-# the next). ARGV: margin ms, number of gates (ban included), then per window: length ms, index of
-# the window of (now - margin), cap, amount. Replies {code, ms, server now ms}: 0 granted,
+# the next). ARGV: margin ms, number of gates (ban included), carry (1: the request is tracked
+# until answered, so it is also charged to the next window until settled), then per window:
+# length ms, index of the window of (now - margin), cap, amount. Replies {code, ms, server now
+# ms}: 0 granted,
 # 2 the caller's window indexes are stale (its clock estimate is off: retry with the returned
 # time), 3 wait ms, 4 banned for ms.
 _RESERVE: Final = """
@@ -76,6 +81,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local margin = tonumber(ARGV[1])
 local gates = tonumber(ARGV[2])
+local carry = ARGV[3] == '1'
 local ban = tonumber(redis.call('GET', KEYS[1]) or '0')
 if ban > now then return {4, ban - now, now} end
 local wait = 0
@@ -85,7 +91,7 @@ for i = 2, gates do
 end
 local windows = (#KEYS - gates) / 2
 for j = 0, windows - 1 do
-  local a = 3 + 4 * j
+  local a = 4 + 4 * j
   local len, lo = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
   local cap, amount = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   if math.floor((now - margin) / len) ~= lo then return {2, 0, now} end
@@ -97,12 +103,12 @@ for j = 0, windows - 1 do
 end
 if wait > 0 then return {3, wait, now} end
 for j = 0, windows - 1 do
-  local a = 3 + 4 * j
+  local a = 4 + 4 * j
   local len, lo, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3])
   local key = KEYS[gates + 2 * j + 1]
   redis.call('INCRBY', key, amount)
   redis.call('PEXPIRE', key, 2 * len + margin)
-  if math.floor((now + margin) / len) ~= lo then
+  if carry or math.floor((now + margin) / len) ~= lo then
     key = KEYS[gates + 2 * j + 2]
     redis.call('INCRBY', key, amount)
     redis.call('PEXPIRE', key, 3 * len)
@@ -131,6 +137,14 @@ redis.call('PEXPIRE', KEYS[1], 2 * len + margin)
 return 1
 """
 
+# Settles carried grants: each KEYS[i] (a next window) less ARGV[i], if the key still exists.
+_SETTLE: Final = """
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('DECRBY', KEYS[i], ARGV[i]) end
+end
+return 1
+"""
+
 # A ban or closure (KEYS[1]) until ARGV[1] ms of server time; never shortened.
 _CLOSE: Final = """
 if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then
@@ -141,6 +155,11 @@ return 0
 """
 
 _STALE_RETRIES: Final = 3
+
+#: The last tracked grant of :meth:`RedisRateLimiter.acquire` in this task, settled by its
+#: :meth:`RedisRateLimiter.on_response` (the pairing the local limiter makes): ``[limiter, pool
+#: key, carried]``; settling sets the limiter to ``None``.
+_CARRY: ContextVar[list[Any] | None] = ContextVar("binance_margin_async_redis_carry", default=None)
 
 
 def _redis_address(redis: str | aioredis.Redis | RedisCluster) -> tuple[str, int] | None:
@@ -279,6 +298,7 @@ class RedisRateLimiter:
         self._reserve = self._redis.register_script(_RESERVE)
         self._observe = self._redis.register_script(_OBSERVE)
         self._close = self._redis.register_script(_CLOSE)
+        self._settle = self._redis.register_script(_SETTLE)
         self._prefix = f"{prefix}:{{{hash_tag}}}"
         self._margin_ms = round(boundary_margin * 1000)
         self._max_wait = max_wait
@@ -373,6 +393,7 @@ class RedisRateLimiter:
             lambda: self._fallback.acquire(
                 endpoint, weight, critical=critical, account=account, ip=ip
             ),
+            track=True,
         )
 
     async def acquire_ws(
@@ -421,6 +442,7 @@ class RedisRateLimiter:
         account: str | None,
         ip: str | None,
         fallback: Callable[[], Awaitable[None]],
+        track: bool = False,
     ) -> None:
         _check_label("account", account)
         _check_label("ip", ip)
@@ -457,7 +479,7 @@ class RedisRateLimiter:
         async with lock:
             while True:
                 try:
-                    wait = await self._try(charges, ip, pool_key)
+                    wait, carried = await self._try(charges, ip, pool_key, track)
                 except (RedisError, OSError, TimeoutError) as exc:
                     self._fail(exc)
                     break
@@ -468,17 +490,22 @@ class RedisRateLimiter:
                     self._fallback.core.record(
                         ep_pool, pool_key, weight, now, orders=orders, account=account, ip=ip
                     )
+                    _CARRY.set([self, pool_key, carried] if carried else None)
                     return
                 if self._clock() + wait > deadline:
                     raise RateLimited(retry_after=wait, pool=pool_key)
                 await self._sleep(wait)
         await self._degraded(fallback)
 
-    async def _try(self, charges: Sequence[WindowCharge], ip: str | None, pool_key: str) -> float:
-        """Reservation scripts: 0.0 when granted, else seconds to wait; raises IPBanned.
+    async def _try(
+        self, charges: Sequence[WindowCharge], ip: str | None, pool_key: str, track: bool
+    ) -> tuple[float, list[tuple[str, int, int]]]:
+        """Reservation scripts: (0.0, carried) when granted, else (seconds to wait, []); raises
+        IPBanned. ``carried``: (next-window key, amount, its start in server ms) of a tracked
+        grant, to settle when the answer comes well before that boundary.
 
-        With leasing, a slice of each window is asked for first; when that does not fit, only
-        the request itself.
+        With leasing, a slice of each window is asked for first (untracked: a lease is not in
+        flight); when that does not fit, only the request itself.
         """
         ip_scope = f"ip:{ip or self._model.ip}"
         gates = [self._key(ip_scope, "ban")]
@@ -489,13 +516,13 @@ class RedisRateLimiter:
         amounts = [charge.amount for charge in charges]
         if self._lease:
             leased = [max(c.amount, math.floor(c.cap * self._lease)) for c in charges]
-            wait = await self._script(charges, gates, leased, ip, pool_key)
+            wait, _ = await self._script(charges, gates, leased, ip, pool_key, False)
             if wait == 0.0:
                 self._keep_leases(charges, leased)
-                return 0.0
+                return 0.0, []
             if leased == amounts:
-                return wait
-        return await self._script(charges, gates, amounts, ip, pool_key)
+                return wait, []
+        return await self._script(charges, gates, amounts, ip, pool_key, track)
 
     async def _script(
         self,
@@ -504,17 +531,21 @@ class RedisRateLimiter:
         amounts: Sequence[int],
         ip: str | None,
         pool_key: str,
-    ) -> float:
+        track: bool,
+    ) -> tuple[float, list[tuple[str, int, int]]]:
         for _ in range(_STALE_RETRIES):
             server_ms = (self._clock() * 1000.0) + self._offset_ms
             keys = list(gates)
-            args: list[int] = [self._margin_ms, len(gates)]
+            args: list[int] = [self._margin_ms, len(gates), int(track)]
+            # (next-window key, amount, boundary ms, length ms) of each window, for the carry.
+            nexts: list[tuple[str, int, int, int]] = []
             for charge, amount in zip(charges, amounts, strict=True):
                 length = round(charge.length * 1000)
                 index = math.floor((server_ms - self._margin_ms) / length)
                 name = self._key(charge.scope, f"{charge.name}:{length}")
                 keys += [f"{name}:{index}", f"{name}:{index + 1}"]
                 args += [length, index, charge.cap, amount]
+                nexts.append((f"{name}:{index + 1}", amount, (index + 1) * length, length))
             sent = self._clock()
             reply = await asyncio.wait_for(self._reserve(keys=keys, args=args), self._redis_timeout)
             code, ms, now_ms = (int(value) for value in reply)
@@ -524,8 +555,17 @@ class RedisRateLimiter:
                 until = self._clock() + ms / 1000.0
                 self._fallback.core.ban(until, ip=ip)
                 raise IPBanned(until, retry_after=ms / 1000.0, pool=pool_key)
-            if code != 2:
-                return ms / 1000.0 if code == 3 else 0.0
+            if code == 3:
+                return ms / 1000.0, []
+            if code == 0:
+                # Carried (settle-able) only where the grant was not within the margin of the
+                # boundary: there the next window is charged for good, as locally.
+                carried = [
+                    (key, amount, boundary)
+                    for key, amount, boundary, length in nexts
+                    if track and math.floor((now_ms + self._margin_ms) / length) * length < boundary
+                ]
+                return 0.0, carried
         raise RateLimited(retry_after=1.0, pool=pool_key)
 
     # Leasing
@@ -599,7 +639,20 @@ class RedisRateLimiter:
         account: str | None = None,
         ip: str | None = None,
     ) -> None:
-        """Learns from one REST response: counts, 429 closures and 418 bans go to Redis too."""
+        """Learns from one REST response: counts, 429 closures and 418 bans go to Redis too.
+
+        Call it from the task that called :meth:`acquire`: an answer that came well before the
+        window boundary settles the grant's carry into the next window (as locally).
+        """
+        grant = _CARRY.get()
+        if grant is not None and grant[0] is self and grant[1] == endpoint.pool_key:
+            grant[0] = None
+            server_ms = self._clock() * 1000.0 + self._offset_ms
+            settle = [
+                (k, a) for k, a, boundary in grant[2] if server_ms + self._margin_ms < boundary
+            ]
+            if settle and self._status == "shared" and not self._closed:
+                self._spawn(self._settle_carry(settle))
         self._fallback.on_response(endpoint, status, headers, account=account, ip=ip)
         self._model.on_response(
             endpoint.pool,
@@ -707,6 +760,15 @@ class RedisRateLimiter:
                 await asyncio.wait_for(
                     self._close(keys=[key], args=[until_ms]), self._redis_timeout
                 )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._fail(exc)
+
+    async def _settle_carry(self, settle: Sequence[tuple[str, int]]) -> None:
+        try:
+            await asyncio.wait_for(
+                self._settle(keys=[k for k, _ in settle], args=[a for _, a in settle]),
+                self._redis_timeout,
+            )
         except (RedisError, OSError, TimeoutError) as exc:
             self._fail(exc)
 
