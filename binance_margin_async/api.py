@@ -1344,6 +1344,13 @@ class MarginAPI(abc.ABC):
         limiter, there is nothing to learn.
         """
 
+    def _on_all_pairs(self, pairs: list[MarginPair]) -> None:  # noqa: B027
+        """Hook called with every full answer of :meth:`get_all_pairs`, before it is returned.
+
+        Their number is what ``get_open_orders()`` without ``symbol`` costs; a transport with a
+        rate limiter overrides this to feed it (``MarginClient`` does).
+        """
+
     async def get_prevented_matches(
         self,
         symbol: str,
@@ -2197,7 +2204,10 @@ class MarginAPI(abc.ABC):
         """
         params: list[tuple[str, str]] = []
         _put(params, "symbol", P.symbol("symbol", symbol))
-        return _many(MarginPair, await self._call(ENDPOINTS["get_all_pairs"], params))
+        pairs = _many(MarginPair, await self._call(ENDPOINTS["get_all_pairs"], params))
+        if symbol is None:
+            self._on_all_pairs(pairs)
+        return pairs
 
     async def get_all_isolated_pairs(
         self, *, symbol: str | None = None

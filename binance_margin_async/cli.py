@@ -273,7 +273,7 @@ async def run_demo(out: TextIO = sys.stdout) -> dict[str, Any]:
                 say("streams live: trade stream (CROSS, ETHUSDT) + risk stream\n")
                 await _lifecycle(ex, client, statuses, step)
                 await _quiet(lambda: sum(counts.values()))
-            usage = client.limiter.usage()
+            usage = client.limiter.usage(account=client.account)
     elapsed = time.perf_counter() - started
     summary: dict[str, Any] = {
         "events": dict(counts),

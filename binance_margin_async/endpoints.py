@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Final
 
 __all__ = [
+    "DEFAULT_TRADING_SYMBOLS",
     "ENDPOINTS",
     "ENDPOINTS_BY_ROUTE",
     "EXCHANGE_INFO",
@@ -67,6 +68,13 @@ class Pool(StrEnum):
     SAPI_UID = "SAPI_UID"
 
 
+#: How many symbols ``GET /sapi/v1/margin/openOrders`` without ``symbol`` is charged for until the
+#: real number is known (:meth:`Endpoint.weight_for`'s ``trading_symbols``). Binance charges "the
+#: number of symbols currently trading on the exchange" (Query-Margin-Account-Open-Orders); spot
+#: lists about 1,500 trading symbols and cross margin a few hundred pairs, so 2,000 is a safe upper
+#: bound: such a call may be refused locally, never answered with a 429.
+DEFAULT_TRADING_SYMBOLS: Final = 2000
+
 #: ``sideEffectType`` values that make an order/OCO/OTO/OTOCO cost ``heavy_weight`` (1500 UID)
 #: instead of 6 (margin change log 2026-04-23, effective 2026-05-07).
 HEAVY_SIDE_EFFECTS: Final = frozenset({"MARGIN_BUY", "AUTO_BORROW_REPAY"})
@@ -78,7 +86,10 @@ class Endpoint:
 
     ``weight_without`` covers endpoints whose weight depends on whether a parameter is present
     (``crossMarginData`` costs 1 with ``coin`` and 5 without): ``("coin", 5)`` means "5 when no
-    ``coin`` parameter is sent".
+    ``coin`` parameter is sent". ``symbols_without`` names a parameter without which the request
+    costs the number of trading symbols (``openOrders`` without ``symbol``), never less than
+    ``weight``. ``ip_requests`` is an extra limit of requests per minute per IP on top of the
+    weight (``max-leverage``: 1).
     """
 
     name: str
@@ -92,6 +103,8 @@ class Endpoint:
     counts_order: bool = False
     doc: str = ""
     weight_without: tuple[str, int] | None = None
+    symbols_without: str | None = None
+    ip_requests: int | None = None
     pool_key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -99,8 +112,19 @@ class Endpoint:
         key = "API_IP" if self.pool is Pool.API_IP else f"{self.pool}:{self.method} {self.path}"
         object.__setattr__(self, "pool_key", key)
 
-    def weight_for(self, params: Sequence[tuple[str, str]]) -> int:
-        """The weight this request costs, given the exact parameters that will be sent."""
+    def weight_for(
+        self, params: Sequence[tuple[str, str]], trading_symbols: int = DEFAULT_TRADING_SYMBOLS
+    ) -> int:
+        """The weight this request costs, given the exact parameters that will be sent.
+
+        ``trading_symbols`` is the number of symbols trading on the exchange (see
+        :data:`DEFAULT_TRADING_SYMBOLS`); only endpoints with ``symbols_without`` use it.
+        """
+        if self.symbols_without is not None:
+            for key, _ in params:
+                if key == self.symbols_without:
+                    return self.weight
+            return max(self.weight, trading_symbols)
         if self.heavy_weight is not None:
             for key, value in params:
                 if key == "sideEffectType":
@@ -156,7 +180,7 @@ _TABLE: Final[tuple[Endpoint, ...]] = (
     Endpoint("get_order", "GET", "/sapi/v1/margin/order", _S, _IP, 10,
              doc=_MT + "trade/Query-Margin-Account-Order"),
     Endpoint("get_open_orders", "GET", "/sapi/v1/margin/openOrders", _S, _IP, 10,
-             doc=_MT + "trade/Query-Margin-Account-Open-Orders"),
+             symbols_without="symbol", doc=_MT + "trade/Query-Margin-Account-Open-Orders"),
     Endpoint("cancel_open_orders", "DELETE", "/sapi/v1/margin/openOrders", _S, _IP, 1,
              critical=True, doc=_MT + "trade/Margin-Account-Cancel-All-Open-Orders"),
     Endpoint("get_all_orders", "GET", "/sapi/v1/margin/allOrders", _S, _IP, 200,
@@ -244,7 +268,7 @@ _TABLE: Final[tuple[Endpoint, ...]] = (
     Endpoint("get_isolated_account_limit", "GET", "/sapi/v1/margin/isolated/accountLimit", _S,
              _IP, 1, doc=_MT + "account/Query-Enabled-Isolated-Margin-Account-Limit"),
     Endpoint("adjust_max_leverage", "POST", "/sapi/v1/margin/max-leverage", _S, _UID, 3000,
-             doc=_MT + "account/Adjust-cross-margin-max-leverage"),
+             ip_requests=1, doc=_MT + "account/Adjust-cross-margin-max-leverage"),
     Endpoint("get_capital_flow", "GET", "/sapi/v1/margin/capital-flow", _S, _IP, 100,
              doc=_MT + "account/Query-Cross-Isolated-Margin-Capital-Flow"),
     Endpoint("get_cross_margin_fee_data", "GET", "/sapi/v1/margin/crossMarginData", _S, _IP, 1,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import time
@@ -65,7 +66,7 @@ from .errors import (
     error_from_response,
 )
 from .params import generate_client_order_id
-from .ratelimit import RateLimiter
+from .ratelimit import Limiter, RateLimiter
 from .redaction import mask, redact
 from .signing import Signer, encode_params, load_signer, signed_query
 from .stream import UserDataStream
@@ -75,7 +76,7 @@ from .trading import TradingSession
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from .models import OrderCountUsage
+    from .models import MarginPair, OrderCountUsage
     from .stream import StreamConfig
     from .trading import TradingSessionConfig
 
@@ -115,13 +116,21 @@ def new_client_order_id() -> str:
     return generate_client_order_id()
 
 
+def _account_label(api_key: str) -> str:
+    """A stable, non-secret label for the limiter: a short digest of the API key, never the key."""
+    digest = hashlib.sha256(b"binance-margin-async account\0" + api_key.encode()).hexdigest()
+    return f"key-{digest[:16]}"
+
+
 class MarginClient(MarginAPI):
     """Async client for the Binance Margin REST SAPI and the margin user-data streams.
 
     ``api_secret`` (HMAC) or ``private_key`` (PEM text/bytes, Ed25519 or RSA, detected from the key)
     signs ``SIGNED`` endpoints; an API key alone is enough for market data and stream tokens. Pass
-    one :class:`RateLimiter` to several clients that share an IP or account so that they share its
-    budget. The client never reads environment variables or files.
+    one :class:`RateLimiter` (or any :class:`~.ratelimit.Limiter`) to every client of the process:
+    IP budgets are shared, and UID budgets and order counts are kept per ``account`` label
+    (default: a digest of the API key; give keys of one Binance account the same label, e.g. its
+    UID). The client never reads environment variables or files.
 
     ``special_key=True`` says the key is a margin special key (``create_special_key``): its orders
     go to the spot routes ``/api/v3/order``, ``/api/v3/orderList/*`` and ``/api/v3/openOrders``
@@ -148,7 +157,8 @@ class MarginClient(MarginAPI):
         ws_api_url: str = DEFAULT_WS_API_URL,
         risk_stream_url: str = DEFAULT_RISK_STREAM_URL,
         recv_window: int = 5000,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
+        account: str | None = None,
         session: aiohttp.ClientSession | None = None,
         special_key: bool = False,
         # Symbol rules (get_symbol_info, round=True): seconds they are trusted before a refresh
@@ -191,7 +201,10 @@ class MarginClient(MarginAPI):
         self.base_url = base_url.rstrip("/")
         self.ws_api_url = ws_api_url
         self.risk_stream_url = risk_stream_url.rstrip("/")
-        self.limiter = limiter if limiter is not None else RateLimiter()
+        if account is not None and (not isinstance(account, str) or not account):
+            raise ParameterError("account", "must be a non-empty label")
+        self.limiter: Limiter = limiter if limiter is not None else RateLimiter()
+        self._account = account if account is not None else _account_label(api_key)
         self._recv_window = str(recv_window)
         self._session = session
         self._owns_session = session is None
@@ -212,6 +225,11 @@ class MarginClient(MarginAPI):
             f"MarginClient(api_key={mask(self._api_key)!r}, key_type={key_type}, "
             f"base_url={self.base_url!r})"
         )
+
+    @property
+    def account(self) -> str:
+        """This client's account label in the limiter (UID budgets and order counts)."""
+        return self._account
 
     # Lifecycle
 
@@ -353,12 +371,12 @@ class MarginClient(MarginAPI):
             await self._sync_clock_locked()
 
     async def _sync_clock_locked(self) -> None:
-        await self.limiter.acquire(SERVER_TIME, SERVER_TIME.weight)
+        await self.limiter.acquire(SERVER_TIME, SERVER_TIME.weight, account=self._account)
         url = URL(self.base_url + SERVER_TIME.path, encoded=True)
         sent = time.time()
         status, headers, body = await self._send("GET", url, SERVER_TIME, None)
         received = time.time()
-        self.limiter.on_response(SERVER_TIME, status, headers)
+        self.limiter.on_response(SERVER_TIME, status, headers, account=self._account)
         if status != 200:
             raise self._error(status, headers, body)
         data = self._loads(status, body)
@@ -409,7 +427,7 @@ class MarginClient(MarginAPI):
                 "api_secret",
                 f"{endpoint.name} is a SIGNED endpoint: pass api_secret or private_key",
             )
-        weight = endpoint.weight_for(params)
+        weight = endpoint.weight_for(params, self.limiter.trading_symbols)
         headers = self._headers if security is not Security.NONE else None
         idempotent = endpoint.method == "GET"
         resynced = False
@@ -420,10 +438,10 @@ class MarginClient(MarginAPI):
                     await self._ensure_clock()
                 # Stamp after the limiter: a request that waited for budget longer than
                 # recvWindow would otherwise be rejected with -1021, its weight spent for nothing.
-                await self.limiter.acquire(endpoint, weight)
+                await self.limiter.acquire(endpoint, weight, account=self._account)
                 query = self._signed_query(params)
             else:
-                await self.limiter.acquire(endpoint, weight)
+                await self.limiter.acquire(endpoint, weight, account=self._account)
                 query = encode_params(params)
             url = URL(
                 f"{self.base_url}{endpoint.path}?{query}"
@@ -462,7 +480,7 @@ class MarginClient(MarginAPI):
                         hint=_with_context(unknown_outcome_hint(endpoint.name), params),
                     ) from exc
                 raise
-            self.limiter.on_response(endpoint, status, resp_headers)
+            self.limiter.on_response(endpoint, status, resp_headers, account=self._account)
             if 200 <= status < 300:
                 data = self._loads(status, body)
                 # Binance's errors are negative codes; some gateways answer them with a 200.
@@ -502,7 +520,16 @@ class MarginClient(MarginAPI):
         Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Current-Margin-Order-Count-Usage
         """
         if any(entry.rate_limit_type == "ORDERS" for entry in usage):
-            self.limiter.set_order_limits([entry.raw for entry in usage])
+            self.limiter.set_order_limits([entry.raw for entry in usage], account=self._account)
+
+    def _on_all_pairs(self, pairs: list[MarginPair]) -> None:
+        """Teach the shared limiter how many symbols trade: the weight of ``get_open_orders()``
+        without ``symbol``.
+
+        Docs: https://developers.binance.com/docs/margin_trading/trade/Query-Margin-Account-Open-Orders
+        """
+        if pairs:
+            self.limiter.set_trading_symbols(len(pairs))
 
     def _signed_query(self, params: list[tuple[str, str]]) -> str:
         assert self._signer is not None  # checked in _call before the loop

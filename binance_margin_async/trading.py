@@ -318,9 +318,11 @@ class TradingSession:
             link = self._live_link(method)
             if endpoint.counts_order:
                 # acquire() also takes an order count; its answer is reported below, same task.
-                await limiter.acquire(endpoint, weight)
+                await limiter.acquire(endpoint, weight, account=self.client.account)
             else:
-                await limiter.acquire_ws(weight, critical=endpoint.critical)
+                await limiter.acquire_ws(
+                    weight, critical=endpoint.critical, account=self.client.account
+                )
             stamped = signed_params(
                 plain,
                 api_key=self.client._api_key,
@@ -330,7 +332,9 @@ class TradingSession:
             )
             answer = await self._exchange(link, method, stamped, write, client_order_id, endpoint)
             if answer.status and endpoint.counts_order:
-                limiter.on_response(endpoint, answer.status, _NO_HEADERS)
+                limiter.on_response(
+                    endpoint, answer.status, _NO_HEADERS, account=self.client.account
+                )
             if answer.error is None:
                 return answer.result
             if isinstance(answer.error, InvalidTimestamp) and not resynced:
@@ -382,12 +386,16 @@ class TradingSession:
             self._futures.pop(request_id, None)
             if not future.done():  # cancelled by the caller: stop tracking it
                 self._core.forget(request_id)
-        self.client.limiter.on_ws_response(answer.status, answer.rate_limits, answer.error_data)
+        self.client.limiter.on_ws_response(
+            answer.status, answer.rate_limits, answer.error_data, account=self.client.account
+        )
         return answer
 
     async def _session_call(self, link: _Link, method: str, params: Mapping[str, str]) -> Any:
         """A session request (logon, subscribe) on a specific link; its result or its error."""
-        await self.client.limiter.acquire_ws(_SESSION_WEIGHT, critical=True)
+        await self.client.limiter.acquire_ws(
+            _SESSION_WEIGHT, critical=True, account=self.client.account
+        )
         answer = await self._exchange(link, method, params, False, None)
         if answer.error is not None:
             raise answer.error

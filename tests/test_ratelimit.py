@@ -9,11 +9,21 @@ from collections import defaultdict
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from binance_margin_async.endpoints import ENDPOINTS, SERVER_TIME, Endpoint, Pool, Security
+from binance_margin_async.endpoints import (
+    DEFAULT_TRADING_SYMBOLS,
+    ENDPOINTS,
+    SERVER_TIME,
+    Endpoint,
+    Pool,
+    Security,
+)
 from binance_margin_async.errors import IPBanned, ParameterError, RateLimited
 from binance_margin_async.ratelimit import (
     API_IP_KEY,
+    IP_REQUESTS_KEY,
+    MAX_BAN,
     WS_CONNECT_KEY,
+    WS_CONNECT_WEIGHT,
     LimiterCore,
     RateLimiter,
 )
@@ -620,8 +630,8 @@ async def send(
     lim.on_response(ep, 200, {})
 
 
-def limiter(time: FakeTime, **kwargs: float) -> RateLimiter:
-    settings: dict[str, float] = {
+def limiter(time: FakeTime, **kwargs: float | str) -> RateLimiter:
+    settings: dict[str, float | str] = {
         "api_ip_limit": 100,
         "sapi_ip_limit": 100,
         "sapi_uid_limit": 100,
@@ -1051,3 +1061,276 @@ async def test_default_clock_and_sleep() -> None:
     await send(lim, SERVER_TIME, 1)
     assert lim.usage()[API_IP_KEY] >= 1
     assert isinstance(lim.core, LimiterCore)
+
+
+# Accounts and IPs: pools keyed as Binance keys them
+
+
+def test_uid_pools_are_per_account_and_ip_pools_are_shared_by_every_account() -> None:
+    c = core()
+    for account in ("alice", "bob", "carol"):
+        # Each account has its own full UID budget for the same endpoint...
+        assert c.reserve(UID_EP.pool, UID_EP.pool_key, 100, T0, account=account) == 0.0
+        assert c.reserve(UID_EP.pool, UID_EP.pool_key, 1, T0, account=account) > 0.0
+    # ...while an IP pool is one budget for every account on the IP.
+    assert c.reserve(READ_A.pool, READ_A.pool_key, 60, T0, account="alice") == 0.0
+    assert c.reserve(READ_A.pool, READ_A.pool_key, 41, T0, account="bob") > 0.0
+    assert c.reserve(API_EP.pool, API_EP.pool_key, 100, T0, account="alice") == 0.0
+    assert c.reserve(API_EP.pool, API_EP.pool_key, 1, T0, account="carol") > 0.0
+    assert c.usage(T0, account="bob")[UID_EP.pool_key] == 100
+    assert c.usage(T0, account="dave").get(UID_EP.pool_key) is None
+    assert c.usage(T0, account="dave")[READ_A.pool_key] == 60
+
+
+def test_ip_pools_bans_and_connections_are_per_ip_label() -> None:
+    c = LimiterCore(
+        api_ip_limit=100,
+        sapi_ip_limit=100,
+        sapi_uid_limit=100,
+        window=W,
+        critical_reserve=0.0,
+        ip="10.0.0.1",
+    )
+    assert c.ip == "10.0.0.1"
+    assert take(c, READ_A, 100, T0) == 0.0
+    assert c.reserve(READ_A.pool, READ_A.pool_key, 100, T0, ip="10.0.0.2") == 0.0
+    assert take(c, READ_A, 1, T0) > 0.0
+    # The UID budget is the account's, whichever IP the request leaves from.
+    assert c.reserve(UID_EP.pool, UID_EP.pool_key, 100, T0, ip="10.0.0.2") == 0.0
+    assert take(c, UID_EP, 1, T0) > 0.0
+    c.on_response(READ_A.pool, READ_A.pool_key, 418, {"Retry-After": "60"}, T0, ip="10.0.0.2")
+    with pytest.raises(IPBanned):
+        c.reserve(READ_B.pool, READ_B.pool_key, 1, T0, ip="10.0.0.2")
+    assert take(c, READ_B, 1, T0) == 0.0
+    assert c.banned_until == 0.0
+    assert c.banned_until_for("10.0.0.2") == T0 + 60
+    assert c.reserve_connect(T0, ip="10.0.0.3") == 0.0
+    assert c.usage(T0, ip="10.0.0.3")[WS_CONNECT_KEY] == 1
+    assert c.usage(T0)[WS_CONNECT_KEY] == 0
+
+
+def test_order_counts_and_their_limits_are_per_account() -> None:
+    c = core(sapi_uid_limit=100_000)
+    limits = [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 2}]
+    c.set_order_limits(limits, T0, account="alice")
+    for _ in range(2):
+        assert c.reserve(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, T0, orders=1, account="alice") == 0
+    assert c.reserve(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, T0, orders=1, account="alice") > 0.0
+    # Bob keeps the default limits and his own count.
+    assert c.reserve(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, T0, orders=1, account="bob") == 0.0
+    assert c.usage(T0, account="bob")["ORDERS:10S"] == 1
+    assert c.usage(T0, account="alice")["ORDERS:10S"] == 2
+    # Order-count headers and a 429 of one account never touch another's.
+    headers = {"X-MBX-ORDER-COUNT-10S": "10000"}
+    c.on_response(NEW_ORDER.pool, NEW_ORDER.pool_key, 200, headers, T0, account="carol")
+    assert c.usage(T0, account="carol")["ORDERS:10S"] == 10000
+    assert c.usage(T0, account="bob")["ORDERS:10S"] == 1
+    c.on_response(
+        NEW_ORDER.pool, NEW_ORDER.pool_key, 429, {}, T0, counts_order=True, account="carol"
+    )
+    assert c.reserve(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, T0, orders=1, account="bob") == 0.0
+
+
+def test_uid_weight_headers_feed_the_accounts_own_pool() -> None:
+    c = core()
+    header = {"X-SAPI-USED-UID-WEIGHT-1M": "95"}
+    c.on_response(UID_EP.pool, UID_EP.pool_key, 200, header, T0, account="alice")
+    assert c.usage(T0, account="alice")[UID_EP.pool_key] == 95
+    assert c.reserve(UID_EP.pool, UID_EP.pool_key, 6, T0, account="alice") > 0.0
+    assert c.reserve(UID_EP.pool, UID_EP.pool_key, 100, T0, account="bob") == 0.0
+
+
+def test_ws_rate_limits_feed_the_ip_and_the_account() -> None:
+    c = core()
+    rate_limits = [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+         "limit": 100, "count": 70},
+        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
+         "limit": 50, "count": 7},
+    ]  # fmt: skip
+    c.on_ws_response(200, rate_limits, None, T0, account="alice", ip="10.0.0.2")
+    assert c.usage(T0, account="alice", ip="10.0.0.2")[API_IP_KEY] == 70
+    assert c.usage(T0, account="alice")["ORDERS:10S"] == 7
+    assert c.usage(T0, account="bob")["ORDERS:10S"] == 0
+    assert c.usage(T0)[API_IP_KEY] == 0
+
+
+def test_identity_labels_must_be_strings() -> None:
+    with pytest.raises(ParameterError) as info:
+        LimiterCore(ip="")
+    assert info.value.param == "ip"
+    c = core()
+    with pytest.raises(ParameterError) as info:
+        c.reserve(UID_EP.pool, UID_EP.pool_key, 1, T0, account=7)  # type: ignore[arg-type]
+    assert info.value.param == "account"
+
+
+# Weight rules that depend on parameters
+
+
+def test_open_orders_without_symbol_cost_the_trading_symbols() -> None:
+    ep = ENDPOINTS["get_open_orders"]
+    assert ep.weight_for([("symbol", "BTCUSDT")]) == 10
+    assert ep.weight_for([]) == DEFAULT_TRADING_SYMBOLS
+    assert ep.weight_for([("isIsolated", "FALSE")], 412) == 412
+    assert ep.weight_for([], 3) == 10  # never less than with a symbol
+    c = core()
+    assert c.trading_symbols == DEFAULT_TRADING_SYMBOLS
+    c.set_trading_symbols(412)
+    assert c.trading_symbols == 412
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ParameterError):
+            c.set_trading_symbols(bad)  # type: ignore[arg-type]
+
+
+def test_max_leverage_takes_one_request_per_window_per_ip_besides_its_uid_weight() -> None:
+    ep = ENDPOINTS["adjust_max_leverage"]
+    c = core(sapi_uid_limit=100_000)
+    assert c.reserve(ep.pool, ep.pool_key, 3000, T0, account="alice") == 0.0
+    # Another account on the same IP: its UID budget is untouched, but the IP rule is spent.
+    wait = c.reserve(ep.pool, ep.pool_key, 3000, T0, account="bob")
+    assert wait == pytest.approx(BOUNDARY + W + M - T0)
+    assert c.reserve(ep.pool, ep.pool_key, 3000, T0, account="bob", ip="10.0.0.2") == 0.0
+    assert c.reserve(ep.pool, ep.pool_key, 3000, T0 + wait, account="bob") == 0.0
+    assert c.usage(T0 + wait)[f"{IP_REQUESTS_KEY}:POST /sapi/v1/margin/max-leverage"] == 1
+    # The estimate counts the rule too (one request per queued request).
+    assert c.estimate(ep.pool, ep.pool_key, 3000, T0 + wait, account="carol") > 0.0
+
+
+# Capped closures and bans
+
+
+def test_a_wild_retry_after_closes_a_pool_for_three_days_at_most() -> None:
+    c = core()
+    c.on_response(READ_A.pool, READ_A.pool_key, 429, {"Retry-After": "1e12"}, T0)
+    assert take(c, READ_A, 1, T0) == pytest.approx(MAX_BAN, abs=1e-3)
+    assert take(c, READ_A, 1, T0 + MAX_BAN) == 0.0
+    c.on_response(API_EP.pool, API_EP.pool_key, 418, {"Retry-After": "1e12"}, T0)
+    assert c.banned_until == T0 + MAX_BAN
+    assert MAX_BAN == 3 * 86400.0
+
+
+def test_ws_and_body_bans_are_capped_too() -> None:
+    c = core()
+    c.on_ws_response(418, None, {"retryAfter": 10**18}, T0)
+    assert c.banned_until == T0 + MAX_BAN
+    other = core()
+    other.on_ws_response(429, None, {"retryAfter": float("inf")}, T0)
+    assert take(other, API_EP, 1, T0) == pytest.approx(BOUNDARY + W + M - T0)
+    body = core()
+    body.ban(1e15, now=T0)
+    assert body.banned_until == T0 + MAX_BAN
+
+
+async def test_shell_ban_from_a_body_is_capped_at_three_days() -> None:
+    t = FakeTime()
+    lim = limiter(t)
+    lim.ban(1e15)
+    with pytest.raises(IPBanned) as info:
+        await lim.acquire(READ_A, 1)
+    assert info.value.until == T0 + MAX_BAN
+
+
+# The shell with accounts
+
+
+async def test_one_shared_limiter_gives_three_accounts_their_full_order_budget() -> None:
+    # The case: 3 accounts x 50 orders, each within its own UID budget of 25 orders per
+    # window. Pooled across accounts this needed 6 windows; per account it needs 2, the minimum.
+    t = FakeTime()
+    lim = limiter(t, sapi_uid_limit=150)
+    grants: dict[str, list[float]] = defaultdict(list)
+
+    async def orders(account: str) -> None:
+        for _ in range(50):
+            await lim.acquire(NEW_ORDER, 6, account=account)
+            lim.on_response(NEW_ORDER, 200, {}, account=account)
+            grants[account].append(t.clock())
+
+    await asyncio.gather(*(orders(a) for a in ("alice", "bob", "carol")))
+    for account in ("alice", "bob", "carol"):
+        per_window: dict[float, int] = defaultdict(int)
+        for at in grants[account]:
+            per_window[(at - M) // W] += 1
+        assert sorted(per_window.values()) == [25, 25], account
+    assert lim.usage(account="alice")["ORDERS:10S"] == 25
+    assert lim.queued() == {}
+
+
+async def test_grant_is_settled_only_by_the_same_accounts_response() -> None:
+    t = FakeTime(BOUNDARY + W - 1.0)  # a second before the boundary: carried unless settled
+    lim = limiter(t)
+    await lim.acquire(UID_EP, 40, account="alice")
+    lim.on_response(UID_EP, 200, {}, account="bob")  # another account's pool: not this grant
+    t.now = BOUNDARY + W + M + 0.1
+    assert lim.usage(account="alice")[UID_EP.pool_key] == 40  # carried: not settled
+    await lim.acquire(UID_EP, 40, account="carol")
+    lim.on_response(UID_EP, 200, {}, account="carol")
+    t.now += W
+    assert lim.usage(account="carol")[UID_EP.pool_key] == 0
+
+
+async def test_ws_requests_take_orders_of_the_account_and_weight_of_the_ip() -> None:
+    t = FakeTime()
+    lim = limiter(t, ip="10.0.0.1")
+    await lim.acquire_ws(1, orders=1, account="alice")
+    await lim.acquire_ws(2, ip="10.0.0.2")
+    await lim.acquire_ws_connect(ip="10.0.0.2")
+    assert lim.usage(account="alice")["ORDERS:10S"] == 1
+    assert lim.usage()[API_IP_KEY] == 1
+    assert lim.usage(ip="10.0.0.2")[API_IP_KEY] == 2 + WS_CONNECT_WEIGHT
+    lim.on_ws_response(418, None, None, ip="10.0.0.2")
+    with pytest.raises(IPBanned):
+        await lim.acquire_ws(1, ip="10.0.0.2")
+    await lim.acquire_ws(1)
+    lim.set_order_limits(
+        [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 1}],
+        account="alice",
+    )
+    await lim.acquire_ws(1, orders=1, account="bob")
+    assert t.sleeps == []
+    await lim.acquire_ws(1, orders=1, account="alice")  # alice's 1 order per 10 s is spent
+    assert t.sleeps == [pytest.approx(BOUNDARY + 10.0 + M - T0, abs=1e-5)]
+
+
+# The plan a shared limiter charges (RedisRateLimiter)
+
+
+def test_plan_lists_every_window_of_a_request_with_its_scope_and_cap() -> None:
+    c = core(sapi_uid_limit=100, critical_reserve=0.1)
+    charges = c.plan(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, orders=1, account="alice", ip="1.2.3.4")
+    assert [(ch.scope, ch.name, ch.length, ch.cap, ch.amount) for ch in charges] == [
+        ("account:alice", NEW_ORDER.pool_key, W, 90, 6),
+        ("account:alice", "ORDERS:10S", 10.0, 9000, 1),
+        ("account:alice", "ORDERS:1D", 86400.0, 18000, 1),
+    ]
+    assert c.plan(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, critical=True)[0].cap == 100
+    leverage = ENDPOINTS["adjust_max_leverage"]
+    rule = c.plan(leverage.pool, leverage.pool_key, 50, ip="1.2.3.4")[1]
+    assert (rule.scope, rule.cap, rule.amount) == ("ip:1.2.3.4", 1, 1)
+    connect = c.plan(None, WS_CONNECT_KEY, 0, ip="1.2.3.4")
+    assert [(ch.scope, ch.name, ch.amount) for ch in connect] == [
+        ("ip:1.2.3.4", WS_CONNECT_KEY, 1),
+        ("ip:1.2.3.4", API_IP_KEY, WS_CONNECT_WEIGHT),
+    ]
+    with pytest.raises(ParameterError):
+        c.plan(READ_A.pool, READ_A.pool_key, 95)
+
+
+def test_record_charges_without_checking_and_spent_lists_what_was_counted() -> None:
+    c = core()
+    c.record(READ_A.pool, READ_A.pool_key, 150, T0)  # beyond the limit: recorded anyway
+    c.record(NEW_ORDER.pool, NEW_ORDER.pool_key, 6, T0, orders=1, account="alice")
+    c.record(None, WS_CONNECT_KEY, 0, T0)
+    assert c.usage(T0)[READ_A.pool_key] == 150
+    assert take(c, READ_A, 1, T0) > 0.0
+    spent = {(ch.scope, ch.name): ch.used for ch in c.spent(T0)}
+    assert spent == {
+        ("ip:local", READ_A.pool_key): 150,
+        ("ip:local", API_IP_KEY): WS_CONNECT_WEIGHT,
+        ("ip:local", WS_CONNECT_KEY): 1,
+        ("account:alice", NEW_ORDER.pool_key): 6,
+        ("account:alice", "ORDERS:10S"): 1,
+        ("account:alice", "ORDERS:1D"): 1,
+    }
+    assert c.spent(T0 + 2 * 86400) == []

@@ -396,11 +396,11 @@ async def test_order_count_usage_teaches_the_limiter_the_account_order_limits(
     server.reply("GET", "/sapi/v1/margin/rateLimit/order", usage)
     async with MarginClient(KEY, SECRET, base_url=server.url, limiter=limiter) as client:
         await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="1")  # default limits: fine
-        assert limiter.usage()["ORDERS:10S"] == 1
+        assert limiter.usage(account=client.account)["ORDERS:10S"] == 1
         learned = await client.get_order_count_usage()
         assert [entry.limit for entry in learned] == [10, 20000]
         # The server's count (8) replaces the local one; 9 of 10 is the non-critical share.
-        assert limiter.usage()["ORDERS:10S"] == 8
+        assert limiter.usage(account=client.account)["ORDERS:10S"] == 8
         await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="1")
         with pytest.raises(RateLimited):
             await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="1")
@@ -413,4 +413,4 @@ async def test_order_count_usage_without_order_limits_keeps_the_limiter_windows(
     server.reply("GET", "/sapi/v1/margin/rateLimit/order", [])
     server.time_ok()
     assert await client.get_order_count_usage() == []
-    assert {"ORDERS:10S", "ORDERS:1D"} <= set(client.limiter.usage())
+    assert {"ORDERS:10S", "ORDERS:1D"} <= set(client.limiter.usage(account=client.account))

@@ -58,7 +58,7 @@ async def test_orders_go_to_api_v3_without_is_isolated(mocked: aioresponses) -> 
         await client.cancel_order("BTCUSDT", order_id=5, is_isolated=True)
         assert len(await client.get_open_orders("BTCUSDT")) == 1
         await client.new_oco("BTCUSDT", "SELL", "1", "30000", "25000")
-        usage = limiter.usage()
+        usage = limiter.usage(account=client.account)
     (placed,) = _queries(mocked, "POST", "/api/v3/order")
     assert "isIsolated" not in placed and placed["symbol"] == "BTCUSDT"
     assert "signature" in placed and "timestamp" in placed

@@ -97,18 +97,20 @@ class SpyLimiter(RateLimiter):
         super().__init__(**UNLIMITED)
         self.calls: Counter[str] = Counter()
 
-    async def acquire_ws(self, weight: int, *, critical: bool = False) -> None:
+    async def acquire_ws(self, weight: int, *, critical: bool = False, **identity: Any) -> None:
         self.calls["acquire_ws"] += 1
         self.calls["critical"] += critical
-        await super().acquire_ws(weight, critical=critical)
+        await super().acquire_ws(weight, critical=critical, **identity)
 
-    async def acquire_ws_connect(self) -> None:
+    async def acquire_ws_connect(self, **identity: Any) -> None:
         self.calls["acquire_ws_connect"] += 1
-        await super().acquire_ws_connect()
+        await super().acquire_ws_connect(**identity)
 
-    def on_ws_response(self, status: int, rate_limits: Any, error_data: Any) -> None:
+    def on_ws_response(
+        self, status: int, rate_limits: Any, error_data: Any, **identity: Any
+    ) -> None:
         self.calls["on_ws_response"] += 1
-        super().on_ws_response(status, rate_limits, error_data)
+        super().on_ws_response(status, rate_limits, error_data, **identity)
 
 
 @dataclasses.dataclass

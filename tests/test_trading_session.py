@@ -218,7 +218,7 @@ async def test_hmac_signs_every_request_and_pipelines(env: Env) -> None:
         with pytest.raises(CancelRejected):
             await session.cancel_order("BTCUSDT", order_id=99)
         assert await session.get_open_orders("BTCUSDT") == []
-        usage = client.limiter.usage()
+        usage = client.limiter.usage(account=client.account)
     assert "session.logon" not in env.script.methods()
     placed = [r["params"] for r in env.script.requests if r["method"] == "order.place"]
     assert all("isIsolated" not in params and "signature" in params for params in placed)

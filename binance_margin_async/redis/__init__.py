@@ -4,6 +4,8 @@
   publishes every event to a Redis Stream; any number of consumers in other processes or hosts read
   the same typed events with the stream's ``on(...)`` / ``async for`` API, and resume where they
   stopped after a restart.
+* :class:`RedisRateLimiter` (``._limiter``): the rate limiter's budgets (per IP, per account)
+  shared by every process and host, one atomic Lua script per request.
 
 Install with ``pip install 'binance-margin-async[redis]'`` (the maintained ``redis`` asyncio
 client, redis-py). Any Redis-compatible server works (Redis, Valkey); see the README section
@@ -24,12 +26,14 @@ _EXPORTS = {
     "BusConsumer": "._bus",
     "BusEventIterator": "._bus",
     "BusPublisher": "._bus",
+    "RedisRateLimiter": "._limiter",
 }
 
-__all__ = ["BusConsumer", "BusEventIterator", "BusPublisher", "RedisEventBus"]
+__all__ = ["BusConsumer", "BusEventIterator", "BusPublisher", "RedisEventBus", "RedisRateLimiter"]
 
 if TYPE_CHECKING:
     from ._bus import BusConsumer, BusEventIterator, BusPublisher, RedisEventBus
+    from ._limiter import RedisRateLimiter
 
 
 def __getattr__(name: str) -> Any:

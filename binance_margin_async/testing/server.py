@@ -848,7 +848,10 @@ class FakeExchange:
         except LedgerError as exc:
             parse_error = exc
         params = Params(payload.params if payload is not None else {})
-        weight = ep.weight_for(params.items()) if payload is not None else ep.weight
+        # openOrders without symbol costs one per symbol trading here (the allPairs answer).
+        weight = (
+            ep.weight_for(params.items(), len(self._symbols)) if payload is not None else ep.weight
+        )
         if ep.pool is Pool.SAPI_UID and account is None:
             # A UID pool is charged to the account: without a valid key there is nothing to charge.
             raise key_error or _REJECTED_KEY
@@ -862,6 +865,8 @@ class FakeExchange:
             )
             raise
         self._weight_headers(reply, ep.pool, used)
+        if ep.ip_requests is not None:
+            self._count_ip_request(ep, ep.ip_requests, ip, now)
         failure = self._take_failure(ep.method, ep.path)
         if failure is not None and not failure.execute:
             raise _AnswerLost(failure)
@@ -986,9 +991,7 @@ class FakeExchange:
         used = self._weights.charge(f"{pool_key}|{subject}", weight, limit, now)
         if used is not None:
             return used
-        ban = self._bans.strike(ip, now)
-        if ban is not None:
-            raise _RateLimitedError(self._ban_error(ban.until), ban.until)
+        self._strike(ip, now)
         error = LedgerError(
             -1003,
             f"Too much request weight used; current limit is {limit} request weight per "
@@ -997,6 +1000,25 @@ class FakeExchange:
             429,
         )
         raise _RateLimitedError(error, self._weights.window_end(now))
+
+    def _count_ip_request(self, ep: Endpoint, limit: int, ip: str, now: float) -> None:
+        """An endpoint's extra per-IP request limit (``max-leverage``: 1 per minute per IP)."""
+        if self._weights.charge(f"IP_REQUESTS:{ep.pool_key}|{ip}", 1, limit, now) is not None:
+            return
+        self._strike(ip, now)
+        error = LedgerError(
+            -1003,
+            f"Too many requests; current limit is {limit} requests per "
+            f"{_interval_text(self._weights.window)} for {ep.path}.",
+            429,
+        )
+        raise _RateLimitedError(error, self._weights.window_end(now))
+
+    def _strike(self, ip: str, now: float) -> None:
+        """Count a 429 for ``ip``, or ban it (418) when it ignored enough of them."""
+        ban = self._bans.strike(ip, now)
+        if ban is not None:
+            raise _RateLimitedError(self._ban_error(ban.until), ban.until)
 
     def _count_rate_limited(self, error: LedgerError) -> None:
         if error.status == 429:
