@@ -2,52 +2,40 @@
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Iterator
-from urllib.parse import parse_qsl
+from collections.abc import AsyncIterator
 
 import pytest
-from aioresponses import aioresponses
+from test_rest_shell import LocalServer
 
 from binance_margin_async import MarginClient, ParameterError, RateLimiter
 from binance_margin_async._special import spot_params
 from binance_margin_async.ratelimit import API_IP_KEY, ORDERS_KEY
 
-BASE = "https://api.test"
 KEY = "special-key-0123456789"
 SECRET = "special-secret"
 ORDER = {"symbol": "BTCUSDT", "orderId": 5, "clientOrderId": "c1", "status": "NEW"}
 
 
-def _url(path: str) -> re.Pattern[str]:
-    return re.compile("^" + re.escape(BASE + path) + r"(\?.*)?$")
-
-
 @pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with aioresponses() as m:
-        m.get(_url("/api/v3/time"), payload={"serverTime": int(time.time() * 1000)}, repeat=True)
-        yield m
+async def srv() -> AsyncIterator[LocalServer]:
+    """A local HTTP server on 127.0.0.1 answering canned replies (and the server time)."""
+    async with LocalServer() as server:
+        server.time_ok()
+        yield server
 
 
-def _queries(m: aioresponses, method: str, path: str) -> list[dict[str, str]]:
-    return [
-        dict(parse_qsl(url.query_string))
-        for (verb, url), calls in m.requests.items()
-        if verb == method and url.path == path
-        for _ in calls
-    ]
+def _queries(server: LocalServer, method: str, path: str) -> list[dict[str, str]]:
+    return [seen.params for seen in server.calls(method, path)]
 
 
-async def test_orders_go_to_api_v3_without_is_isolated(mocked: aioresponses) -> None:
-    mocked.post(_url("/api/v3/order"), payload=ORDER)
-    mocked.delete(_url("/api/v3/order"), payload=ORDER)
-    mocked.get(_url("/api/v3/openOrders"), payload=[ORDER])
-    mocked.post(_url("/api/v3/orderList/oco"), payload={"orderListId": 1})
+async def test_orders_go_to_api_v3_without_is_isolated(srv: LocalServer) -> None:
+    srv.reply("POST", "/api/v3/order", ORDER)
+    srv.reply("DELETE", "/api/v3/order", ORDER)
+    srv.reply("GET", "/api/v3/openOrders", [ORDER])
+    srv.reply("POST", "/api/v3/orderList/oco", {"orderListId": 1})
     limiter = RateLimiter()
     async with MarginClient(
-        KEY, SECRET, base_url=BASE, limiter=limiter, special_key=True
+        KEY, SECRET, base_url=srv.url, limiter=limiter, special_key=True
     ) as client:
         assert client.special_key
         order = await client.new_order(
@@ -59,42 +47,43 @@ async def test_orders_go_to_api_v3_without_is_isolated(mocked: aioresponses) -> 
         assert len(await client.get_open_orders("BTCUSDT")) == 1
         await client.new_oco("BTCUSDT", "SELL", "1", "30000", "25000")
         usage = limiter.usage(account=client.account)
-    (placed,) = _queries(mocked, "POST", "/api/v3/order")
+    (placed,) = _queries(srv, "POST", "/api/v3/order")
     assert "isIsolated" not in placed and placed["symbol"] == "BTCUSDT"
     assert "signature" in placed and "timestamp" in placed
-    assert "isIsolated" not in _queries(mocked, "DELETE", "/api/v3/order")[0]
-    assert not any(path.startswith("/sapi") for (_, url) in mocked.requests for path in [url.path])
+    assert "isIsolated" not in _queries(srv, "DELETE", "/api/v3/order")[0]
+    assert not any(seen.path.startswith("/sapi") for seen in srv.seen)
     # Spot weights on the shared /api pool: time 1 + order 1 + cancel 1 + openOrders 6 + oco 1;
     # the order and the OCO took one order count each.
     assert usage[API_IP_KEY] == 10
     assert usage[f"{ORDERS_KEY}:10S"] == 2
 
 
-async def test_cancel_replace_needs_the_special_key(mocked: aioresponses) -> None:
-    mocked.post(
-        _url("/api/v3/order/cancelReplace"),
-        payload={"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS"},
+async def test_cancel_replace_needs_the_special_key(srv: LocalServer) -> None:
+    srv.reply(
+        "POST",
+        "/api/v3/order/cancelReplace",
+        {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS"},
     )
     kwargs = {"cancel_replace_mode": "STOP_ON_FAILURE", "cancel_order_id": 1, "quantity": "1"}
-    async with MarginClient(KEY, SECRET, base_url=BASE) as client:
+    async with MarginClient(KEY, SECRET, base_url=srv.url) as client:
         with pytest.raises(ParameterError) as info:
             await client.cancel_replace_order("BTCUSDT", "SELL", "MARKET", **kwargs)  # type: ignore[arg-type]
         assert info.value.param == "special_key"
-    async with MarginClient(KEY, SECRET, base_url=BASE, special_key=True) as client:
+    async with MarginClient(KEY, SECRET, base_url=srv.url, special_key=True) as client:
         result = await client.cancel_replace_order("BTCUSDT", "SELL", "MARKET", **kwargs)  # type: ignore[arg-type]
     assert result.new_order_result == "SUCCESS"
-    (query,) = _queries(mocked, "POST", "/api/v3/order/cancelReplace")
+    (query,) = _queries(srv, "POST", "/api/v3/order/cancelReplace")
     assert query["cancelReplaceMode"] == "STOP_ON_FAILURE" and query["type"] == "MARKET"
 
 
-async def test_exchange_info_is_cached_until_refresh(mocked: aioresponses) -> None:
+async def test_exchange_info_is_cached_until_refresh(srv: LocalServer) -> None:
     info = {"symbols": [{"symbol": "BTCUSDT", "filters": []}]}
-    mocked.get(_url("/api/v3/exchangeInfo"), payload=info, repeat=True)
-    async with MarginClient(KEY, SECRET, base_url=BASE, symbol_rules_max_age=60.0) as client:
+    srv.reply("GET", "/api/v3/exchangeInfo", info)
+    async with MarginClient(KEY, SECRET, base_url=srv.url, symbol_rules_max_age=60.0) as client:
         first = await client.get_symbol_info("BTCUSDT")
         assert await client.get_symbol_info("BTCUSDT") is first
         await client.get_symbol_info("BTCUSDT", refresh=True)
-    assert len(_queries(mocked, "GET", "/api/v3/exchangeInfo")) == 2
+    assert len(_queries(srv, "GET", "/api/v3/exchangeInfo")) == 2
 
 
 def test_special_key_must_be_a_bool() -> None:
@@ -136,11 +125,11 @@ def test_spot_oco_buy_stop_above_limit_below() -> None:
     }  # fmt: skip
 
 
-async def test_rest_oco_goes_out_above_below(mocked: aioresponses) -> None:
-    mocked.post(_url("/api/v3/orderList/oco"), payload={"orderListId": 3})
-    async with MarginClient(KEY, SECRET, base_url=BASE, special_key=True) as client:
+async def test_rest_oco_goes_out_above_below(srv: LocalServer) -> None:
+    srv.reply("POST", "/api/v3/orderList/oco", {"orderListId": 3})
+    async with MarginClient(KEY, SECRET, base_url=srv.url, special_key=True) as client:
         result = await client.new_oco("BTCUSDT", "SELL", "1", "65000", "55000", is_isolated=True)
     assert result.order_list_id == 3
-    (query,) = _queries(mocked, "POST", "/api/v3/orderList/oco")
+    (query,) = _queries(srv, "POST", "/api/v3/orderList/oco")
     assert query["aboveType"] == "LIMIT_MAKER" and query["belowType"] == "STOP_LOSS"
     assert "isIsolated" not in query and "stopPrice" not in query

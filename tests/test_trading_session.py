@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aioresponses import aioresponses
+from test_rest_shell import LocalServer
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -161,6 +160,7 @@ class Env:
     script: Script
     server: Server
     url: str
+    rest_url: str
 
     def client(self, *, private_key: str | None = None) -> MarginClient:
         secret = None if private_key else SECRET
@@ -168,7 +168,7 @@ class Env:
             KEY,
             secret,
             private_key=private_key,
-            base_url="https://rest.test",
+            base_url=self.rest_url,
             ws_api_url=self.url,
             limiter=RateLimiter(),
             special_key=True,
@@ -178,19 +178,12 @@ class Env:
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
     script = Script(hmac=HmacSigner(SECRET))
-    with aioresponses(passthrough=["ws://127.0.0.1"]) as mocked:
-        mocked.get(
-            re.compile(r"^https://rest\.test/api/v3/exchangeInfo\?symbol=ETHBTC"),
-            payload={"symbols": [ETHBTC]},
-        )
-        mocked.get(
-            "https://rest.test/api/v3/time",
-            payload={"serverTime": int(time.time() * 1000)},
-            repeat=True,
-        )
+    async with LocalServer() as rest:
+        rest.time_ok()
+        rest.reply("GET", "/api/v3/exchangeInfo", {"symbols": [ETHBTC]})
         async with serve(lambda ws: _handler(script, ws), "127.0.0.1", 0) as server:
             port = next(iter(server.sockets)).getsockname()[1]
-            yield Env(script, server, f"ws://127.0.0.1:{port}")
+            yield Env(script, server, f"ws://127.0.0.1:{port}", rest.url)
 
 
 async def _until(check: Callable[[], bool]) -> None:
