@@ -132,6 +132,8 @@ def _header_interval(suffix: str) -> float | None:
 
 def _as_count(value: object) -> int | None:
     """A non-negative int from a JSON value or header string, else ``None``."""
+    if type(value) is int:  # the usual JSON case, first (a bool is not of type int)
+        return value if value >= 0 else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -698,7 +700,7 @@ class LimiterCore:
         order_windows: list[_Window] = []
         for item in rate_limits:
             # Decoded JSON straight from the wire: skip anything that is not an object.
-            if not isinstance(item, Mapping):
+            if type(item) is not dict and not isinstance(item, Mapping):
                 continue
             interval = item.get("interval")
             unit = _WS_INTERVAL.get(interval) if isinstance(interval, str) else None
