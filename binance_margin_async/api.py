@@ -1499,10 +1499,14 @@ class MarginAPI(abc.ABC):
         """Create a low-latency special key (``symbol`` for an isolated pair, else cross).
 
         ``ip`` takes up to 30 addresses; ``public_key`` (PEM) creates an RSA or Ed25519 key, for
-        which ``permission_mode`` applies. The returned ``secret_key`` is kept out of ``repr``.
+        which ``permission_mode`` applies; the line break a PEM file or serializer ends with is
+        dropped. The returned ``secret_key`` is kept out of ``repr``.
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Create-Special-Key-of-Low-Latency-Trading
         """
+        if isinstance(public_key, str):
+            # Not part of the key; every other surrounding blank is still refused.
+            public_key = public_key.rstrip("\n")
         params: list[tuple[str, str]] = [("apiName", P.text("api_name", api_name, required=True))]
         _put(params, "symbol", P.symbol("symbol", symbol))
         if ip is not None:
