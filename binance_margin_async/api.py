@@ -743,7 +743,8 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-Order
         """
-        P.require_one_of(("order_id", order_id), ("orig_client_order_id", orig_client_order_id))
+        if order_id is None and orig_client_order_id is None:
+            P.require_one_of(("order_id", None), ("orig_client_order_id", None))  # raises
         orig = P.client_order_id("orig_client_order_id", orig_client_order_id)
         params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
         _put_isolated(params, is_isolated)

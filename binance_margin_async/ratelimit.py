@@ -724,7 +724,8 @@ class LimiterCore:
                     length, limit
                 )
                 # The default order limits are documentation examples: the server's replace them.
-                window.set_limit(limit)
+                if window.limit != limit:
+                    window.set_limit(limit)
                 if window not in self._orders.windows:
                     self._orders.windows.append(window)
                 order_windows.append(window)
