@@ -394,11 +394,7 @@ def _order_leg_rules(
         raise ParameterError(prefix + "price", f"is required for {why}")
     if time_in_force is None and (order_type == "LIMIT" or stop_limit):
         raise ParameterError(prefix + "time_in_force", f"is required for {why}")
-    if (
-        stop_price is None
-        and trailing_delta is None
-        and (stop_limit or order_type in _STOP_TYPES)
-    ):
+    if stop_price is None and trailing_delta is None and (stop_limit or order_type in _STOP_TYPES):
         raise ParameterError(prefix + "stop_price", f"is required for {why} (or trailing_delta)")
 
 

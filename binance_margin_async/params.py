@@ -90,7 +90,9 @@ _AMOUNT_TEXT: Final = re.compile(r"(?=\.?[0-9])[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0
 # An amount already in the form :func:`amount` returns: positive, no leading zero before the point,
 # no trailing zero after it, within Binance's 20 + 20 digits. Such a text is its own result, so the
 # hot path (prices and quantities passed as the strings they are sent as) skips ``Decimal``.
-_CANONICAL_AMOUNT: Final = re.compile(r"[1-9][0-9]{0,19}(?:\.[0-9]{0,19}[1-9])?|0\.[0-9]{0,19}[1-9]")
+_CANONICAL_AMOUNT: Final = re.compile(
+    r"[1-9][0-9]{0,19}(?:\.[0-9]{0,19}[1-9])?|0\.[0-9]{0,19}[1-9]"
+)
 # API keys and listen keys are ASCII tokens (Binance's are 64 alphanumerics); base64 allowed.
 _KEY: Final = re.compile(r"[A-Za-z0-9_.~+/=-]{1,512}")
 _EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+")
@@ -499,7 +501,7 @@ def enum_value(
 ) -> str | None:
     """The wire value of ``value``, given as an ``enum`` member or its string."""
     if type(value) is str:  # the common case first: a plain string
-        found = _lookup(enum).get(value)
+        found = (_ENUM_LOOKUPS.get(enum) or _lookup(enum)).get(value)
         if found is not None:
             return found
     if _missing(name, value, required):
