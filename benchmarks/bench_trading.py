@@ -182,7 +182,7 @@ async def _special_key(rest_url: str, ws_url: str, api_key: str, secret: str) ->
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     async with MarginClient(api_key, secret, base_url=rest_url, limiter=_limiter()) as master:
-        special = await master.create_special_key("bench", public_key=public.decode().strip())
+        special = await master.create_special_key("bench", public_key=public.decode())
     assert special.api_key is not None
     return {
         "api_key": special.api_key,

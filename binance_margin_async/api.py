@@ -146,6 +146,7 @@ _STOP_LIMIT_TYPES: Final = frozenset({"STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
 _PRICED_TYPES: Final = frozenset({"LIMIT", "LIMIT_MAKER"}) | _STOP_LIMIT_TYPES
 _TRIGGERED_TYPES: Final = _STOP_TYPES | _STOP_LIMIT_TYPES
 _TIME_IN_FORCE_TYPES: Final = frozenset({"LIMIT"}) | _STOP_LIMIT_TYPES
+_PRICED_OR_TRIGGERED_TYPES: Final = _PRICED_TYPES | _TRIGGERED_TYPES
 # OTOCO pending legs follow the OCO rules: a LIMIT_MAKER leg and/or stop (limit) legs.
 _OTOCO_LEG_TYPES: Final = frozenset({"LIMIT_MAKER"}) | _STOP_TYPES | _STOP_LIMIT_TYPES
 
@@ -368,30 +369,34 @@ def _order_leg_rules(
     """The parameters each order type needs, and refuses (spot/margin order rules), checked
     before sending. MARKET's quantity rule (quantity or quote_order_qty) is the caller's."""
     # A trailing stop may carry a price (OTO/OTOCO pending legs need one, change log 2026-06-15).
-    priced = _PRICED_TYPES if trailing_delta is None else _PRICED_TYPES | _TRIGGERED_TYPES
-    for name, value, types in (
-        ("price", price, priced),
-        ("stop_price", stop_price, _TRIGGERED_TYPES),
-        ("trailing_delta", trailing_delta, _TRIGGERED_TYPES),
-        ("time_in_force", time_in_force, _TIME_IN_FORCE_TYPES),
-        ("iceberg_qty", iceberg_qty, _PRICED_TYPES),
-    ):
-        if value is not None and order_type not in types:
-            raise ParameterError(prefix + name, f"is not allowed for {order_type} orders")
+    # Written out flat, not as a loop over a table: this runs for every order.
+    priced = _PRICED_TYPES if trailing_delta is None else _PRICED_OR_TRIGGERED_TYPES
+    if price is not None and order_type not in priced:
+        raise _not_allowed(prefix + "price", order_type)
+    if stop_price is not None and order_type not in _TRIGGERED_TYPES:
+        raise _not_allowed(prefix + "stop_price", order_type)
+    if trailing_delta is not None and order_type not in _TRIGGERED_TYPES:
+        raise _not_allowed(prefix + "trailing_delta", order_type)
+    if time_in_force is not None and order_type not in _TIME_IN_FORCE_TYPES:
+        raise _not_allowed(prefix + "time_in_force", order_type)
+    if iceberg_qty is not None and order_type not in _PRICED_TYPES:
+        raise _not_allowed(prefix + "iceberg_qty", order_type)
     if order_type == "MARKET":
         return
+    why = f"{order_type} orders"
+    if quantity is None:
+        raise ParameterError(prefix + "quantity", f"is required for {why}")
+    stop_limit = order_type in _STOP_LIMIT_TYPES
+    if price is None and (order_type == "LIMIT" or order_type == "LIMIT_MAKER" or stop_limit):
+        raise ParameterError(prefix + "price", f"is required for {why}")
+    if time_in_force is None and (order_type == "LIMIT" or stop_limit):
+        raise ParameterError(prefix + "time_in_force", f"is required for {why}")
+    if stop_price is None and trailing_delta is None and (stop_limit or order_type in _STOP_TYPES):
+        raise ParameterError(prefix + "stop_price", f"is required for {why} (or trailing_delta)")
 
-    def need(name: str, value: str | None, why: str) -> None:
-        if value is None:
-            raise ParameterError(prefix + name, f"is required for {why}")
 
-    need("quantity", quantity, f"{order_type} orders")
-    if order_type in ("LIMIT", "LIMIT_MAKER") or order_type in _STOP_LIMIT_TYPES:
-        need("price", price, f"{order_type} orders")
-    if order_type == "LIMIT" or order_type in _STOP_LIMIT_TYPES:
-        need("time_in_force", time_in_force, f"{order_type} orders")
-    if (order_type in _STOP_TYPES or order_type in _STOP_LIMIT_TYPES) and stop_price is None:
-        need("stop_price", trailing_delta, f"{order_type} orders (or trailing_delta)")
+def _not_allowed(name: str, order_type: str) -> ParameterError:
+    return ParameterError(name, f"is not allowed for {order_type} orders")
 
 
 def _new_order_params(
@@ -731,7 +736,8 @@ class MarginAPI(abc.ABC):
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Margin-Account-Cancel-Order
         """
-        P.require_one_of(("order_id", order_id), ("orig_client_order_id", orig_client_order_id))
+        if order_id is None and orig_client_order_id is None:
+            P.require_one_of(("order_id", None), ("orig_client_order_id", None))  # raises
         orig = P.client_order_id("orig_client_order_id", orig_client_order_id)
         params: list[tuple[str, str]] = [("symbol", P.symbol("symbol", symbol, required=True))]
         _put_isolated(params, is_isolated)
@@ -1494,10 +1500,14 @@ class MarginAPI(abc.ABC):
         """Create a low-latency special key (``symbol`` for an isolated pair, else cross).
 
         ``ip`` takes up to 30 addresses; ``public_key`` (PEM) creates an RSA or Ed25519 key, for
-        which ``permission_mode`` applies. The returned ``secret_key`` is kept out of ``repr``.
+        which ``permission_mode`` applies; the line break a PEM file or serializer ends with is
+        dropped. The returned ``secret_key`` is kept out of ``repr``.
 
         Docs: https://developers.binance.com/docs/margin_trading/trade/Create-Special-Key-of-Low-Latency-Trading
         """
+        if isinstance(public_key, str):
+            # Not part of the key; every other surrounding blank is still refused.
+            public_key = public_key.rstrip("\n")
         params: list[tuple[str, str]] = [("apiName", P.text("api_name", api_name, required=True))]
         _put(params, "symbol", P.symbol("symbol", symbol))
         if ip is not None:

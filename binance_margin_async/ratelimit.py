@@ -156,6 +156,8 @@ def _header_interval(suffix: str) -> float | None:
 
 def _as_count(value: object) -> int | None:
     """A non-negative int from a JSON value or header string, else ``None``."""
+    if type(value) is int:  # the usual JSON case, first (a bool is not of type int)
+        return value if value >= 0 else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -1121,7 +1123,7 @@ class LimiterCore:
         order_windows: list[_Window] = []
         for item in rate_limits:
             # Decoded JSON straight from the wire: skip anything that is not an object.
-            if not isinstance(item, Mapping):
+            if type(item) is not dict and not isinstance(item, Mapping):
                 continue
             interval = item.get("interval")
             unit = _WS_INTERVAL.get(interval) if isinstance(interval, str) else None
@@ -1143,7 +1145,8 @@ class LimiterCore:
             elif kind == "ORDERS":
                 window = orders.find(length, canonical=False) or self._order_window(length, limit)
                 # The default order limits are documentation examples: the server's replace them.
-                window.set_limit(limit)
+                if window.limit != limit:
+                    window.set_limit(limit)
                 if window not in orders.windows:
                     orders.windows.append(window)
                 order_windows.append(window)

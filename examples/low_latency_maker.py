@@ -81,7 +81,7 @@ def _ed25519_pair() -> tuple[bytes, str]:
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return private, public.decode().strip()  # create_special_key takes no surrounding blanks
+    return private, public.decode()
 
 
 class Maker:

@@ -748,6 +748,16 @@ async def test_secrets_stay_out_of_invalid_response() -> None:
     assert "'secretKey': '87ss…'" in info.value.excerpt  # the redaction rule's masked prefix
 
 
+async def test_special_key_pem_loses_its_final_line_break_only() -> None:
+    pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----"
+    api = Recorder({"apiKey": "k"})
+    await api.create_special_key("bot", public_key=pem + "\n")  # as PEM files end
+    assert dict(api.calls[0].params)["publicKey"] == pem
+    with pytest.raises(ParameterError) as info:
+        await api.create_special_key("bot", public_key=" " + pem + "\n")
+    assert info.value.param == "public_key"
+
+
 # Pagination
 
 

@@ -15,7 +15,12 @@ from binance_margin_async.testing._limits import (
     WeightBook,
     retry_after_seconds,
 )
-from binance_margin_async.testing._params import Params, check_timestamp, parse_payload
+from binance_margin_async.testing._params import (
+    REPEATABLE,
+    Params,
+    check_timestamp,
+    parse_payload,
+)
 from binance_margin_async.testing._streams import Session, StreamBook
 from binance_margin_async.testing.ledger import LedgerError
 
@@ -52,6 +57,19 @@ def test_signed_bytes_stay_percent_encoded_and_values_are_decoded() -> None:
 
 def test_query_string_wins_over_body() -> None:
     assert parse_payload("a=1", b"a=2&b=3").params == {"a": "1", "b": "3"}
+
+
+def test_documented_repeated_parameters_are_read_as_one_list() -> None:
+    # POST /sapi/v1/asset/dust takes asset=BTC&asset=USDT; any other repeat stays -1101.
+    repeatable = REPEATABLE[("POST", "/sapi/v1/asset/dust")]
+    payload = parse_payload("", b"asset=BTC&asset=USDT&accountType=MARGIN&timestamp=1", repeatable)
+    assert payload.params == {"asset": "BTC,USDT", "accountType": "MARGIN", "timestamp": "1"}
+    with pytest.raises(LedgerError) as info:
+        parse_payload("", b"asset=BTC&timestamp=1&timestamp=2", repeatable)
+    assert info.value.code == -1101
+    with pytest.raises(LedgerError) as info:
+        parse_payload("asset=BTC&asset=ETH", b"")  # not repeatable on other routes
+    assert info.value.code == -1101
 
 
 @pytest.mark.parametrize(

@@ -138,7 +138,7 @@ async def test_the_clients_special_key_methods_work_against_the_fake(
 ) -> None:
     _, public = ed25519_pair()
     async with exchange.client(owner) as client:
-        created = await client.create_special_key("bot", public_key=public.strip())
+        created = await client.create_special_key("bot", public_key=public)  # PEM ends with "\n"
         assert (created.type, created.secret_key) == ("Ed25519", None)
         hmac_key = await client.create_special_key("bot2", symbol="ETHUSDT", ip=["10.0.0.1"])
         assert hmac_key.type == "HMAC_SHA256" and hmac_key.secret_key and hmac_key.api_key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from decimal import Decimal
 from typing import Any
@@ -194,6 +195,41 @@ def test_generated_client_order_ids_are_valid_and_unique() -> None:
     for value in ids:
         assert re.fullmatch(r"bma[0-9a-f]{32}", value)
         assert P.client_order_id("x", value) == value
+
+
+def test_a_forked_child_draws_its_own_client_order_ids() -> None:
+    # The ids count up from a per-process random half; a child must not repeat its parent's.
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        os.write(write_end, P.generate_client_order_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    child = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    parent = P.generate_client_order_id()
+    assert re.fullmatch(r"bma[0-9a-f]{32}", child)
+    assert child[:19] != parent[:19]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(r"0{0,2}[0-9]{0,22}(\.[0-9]{0,22})?", fullmatch=True).filter(
+        lambda text: any(c.isdigit() for c in text)
+    )
+)
+def test_amount_texts_take_the_same_path_result_as_decimals(text: str) -> None:
+    # Canonical texts are returned as they are (hot path); the result must be the Decimal path's.
+    try:
+        expected: str | None = P.amount("price", Decimal(text))
+    except ParameterError:
+        expected = None
+    try:
+        got: str | None = P.amount("price", text)
+    except ParameterError:
+        got = None
+    assert got == expected
 
 
 def test_booleans_render_as_binance_wants() -> None:

@@ -62,7 +62,7 @@ def _ed25519() -> tuple[bytes, str]:
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return private, public.decode().strip()
+    return private, public.decode()
 
 
 async def _special(

@@ -481,10 +481,6 @@ async def test_sent_requests_pass_the_fake_exchanges_parameter_checks() -> None:
                     codes["ok"] += 1
                 except BinanceAPIError as exc:
                     codes[exc.code] += 1
-                    # convert_dust repeats "asset" as Binance documents (asset=A&asset=B); the
-                    # fake's parser refuses every repeated parameter (-1101) before routing.
-                    if (request.endpoint.name, exc.code) == ("convert_dust", -1101):
-                        continue
                     assert exc.code not in _MALFORMED_CODES, (request, exc.code, exc.msg)
     print(f"\nsent to the fake: {len(requests)} requests, answers {dict(codes)}")
 

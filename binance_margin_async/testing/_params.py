@@ -7,7 +7,9 @@ Binance rules followed here (PROTOCOL.md §1):
   ``application/x-www-form-urlencoded`` body; the signed payload is the query string concatenated
   with the body, **as received** (still percent-encoded), minus the ``signature`` parameter, which
   must be the last parameter of the part that carries it;
-* a parameter present in both parts: the query string wins; twice in one part: ``-1101``;
+* a parameter present in both parts: the query string wins; twice in one part: ``-1101``, except
+  where Binance documents a repeated parameter (:data:`REPEATABLE`: ``asset=BTC&asset=USDT`` of the
+  dust conversion), whose values are then read as one comma-separated list;
 * every parameter sent must be read by the endpoint (``-1104``); a mandatory one missing or empty is
   ``-1102``; malformed values are ``-1100`` (amounts, enums and the like are checked by the
   ledger, with the same codes);
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection
 
 __all__ = [
+    "REPEATABLE",
     "Params",
     "Payload",
     "check_timestamp",
@@ -43,6 +46,13 @@ _LONG_RANGE: Final = "^[0-9]{1,20}$"
 _LONG_RE: Final = re.compile(r"[0-9]{1,20}")
 _MAX_RECV_WINDOW: Final = 60_000
 _DEFAULT_RECV_WINDOW: Final = 5_000
+
+
+#: Parameters Binance documents as repeated, by route (method, path); everywhere else a repeated
+#: parameter is ``-1101``. https://developers.binance.com/docs/wallet/asset/dust-transfer
+REPEATABLE: Final[dict[tuple[str, str], frozenset[str]]] = {
+    ("POST", "/sapi/v1/asset/dust"): frozenset({"asset"}),
+}
 
 
 def mandatory(name: str) -> LedgerError:
@@ -73,7 +83,9 @@ class Payload:
     signature: str | None
 
 
-def _split(part: str, params: dict[str, str], seen: set[str]) -> tuple[str, str | None]:
+def _split(
+    part: str, params: dict[str, str], repeatable: Collection[str]
+) -> tuple[str, str | None]:
     """Decode ``part`` into ``params`` (keys already in ``params`` from the query string win) and
     return ``(part without the signature, signature)``."""
     if not part:
@@ -81,6 +93,7 @@ def _split(part: str, params: dict[str, str], seen: set[str]) -> tuple[str, str 
     segments = part.split("&")
     signature = None
     signed = part
+    values: dict[str, list[str]] = {}
     for position, segment in enumerate(segments):
         if not segment:
             continue
@@ -90,29 +103,35 @@ def _split(part: str, params: dict[str, str], seen: set[str]) -> tuple[str, str 
             value = unquote_plus(raw_value, errors="strict")
         except UnicodeDecodeError:
             raise LedgerError(-1100, "Illegal characters found in a parameter.") from None
-        if key in seen:
-            raise LedgerError(-1101, "Duplicate values for a parameter detected.")
-        seen.add(key)
+        seen = values.get(key)
+        if seen is not None:
+            if key not in repeatable:
+                raise LedgerError(-1101, "Duplicate values for a parameter detected.")
+            seen.append(value)
+            continue
+        values[key] = [value]
         if key == "signature":
             if position != len(segments) - 1:
                 # Binance signs "everything before the signature": anything after it is unsigned.
                 raise LedgerError(-1022, "Signature for this request is not valid.")
             signature = value
             signed = "&".join(segments[:position])
-            continue
-        params.setdefault(key, value)
+    for key, found in values.items():
+        if key != "signature":
+            params.setdefault(key, ",".join(found))
     return signed, signature
 
 
-def parse_payload(query: str, body: bytes) -> Payload:
-    """Parse the raw (still percent-encoded) query string and form body of one request."""
+def parse_payload(query: str, body: bytes, repeatable: Collection[str] = ()) -> Payload:
+    """Parse the raw (still percent-encoded) query string and form body of one request;
+    ``repeatable`` names the parameters that may be repeated (:data:`REPEATABLE`)."""
     try:
         body_text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise LedgerError(-1100, "Illegal characters found in a parameter.") from None
     params: dict[str, str] = {}
-    query_signed, query_signature = _split(query, params, set())
-    body_signed, body_signature = _split(body_text, params, set())
+    query_signed, query_signature = _split(query, params, repeatable)
+    body_signed, body_signature = _split(body_text, params, repeatable)
     if query_signature is not None and body_signature is not None:
         raise LedgerError(-1101, "Duplicate values for a parameter detected.")
     signature = query_signature if query_signature is not None else body_signature

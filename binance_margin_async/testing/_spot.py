@@ -30,43 +30,38 @@ from typing import Any, Final
 
 import orjson
 
-from ..endpoints import Endpoint, Pool, Security
+from ..endpoints import EXCHANGE_INFO, SPOT_ORDER_ENDPOINTS, Endpoint, Pool, Security
 from ._rest import Call, Handler, _LedgerRoute, _pending
 from .ledger import Ledger, LedgerError, SymbolSpec
 
 __all__ = ["SPOT_ENDPOINTS", "UNFILLED_ORDER_COUNTS", "spot_handlers"]
 
 _DOCS: Final = "https://developers.binance.com/docs/binance-spot-api-docs/rest-api/"
-_N, _S, _IP = Security.NONE, Security.SIGNED, Pool.API_IP
 
-#: The Spot API routes the fake serves (weights from the Spot REST API documents).
+#: The Spot API routes the fake serves. The ones the client calls come from the client's own
+#: table (``exchangeInfo`` and the special key's order routes): the weights, pools and order
+#: counting that the client's limiter charges are the ones the fake enforces, from one source.
+#: ``ping`` is the fake's own: the client never calls it, foreign clients do (python-binance's
+#: ``create()``).
 SPOT_ENDPOINTS: Final[tuple[Endpoint, ...]] = (
-    Endpoint("ping", "GET", "/api/v3/ping", _N, _IP, 1, doc=_DOCS + "general-endpoints"),
-    Endpoint("exchange_info", "GET", "/api/v3/exchangeInfo", _N, _IP, 20,
-             doc=_DOCS + "general-endpoints"),
-    Endpoint("spot_new_order", "POST", "/api/v3/order", _S, _IP, 1, counts_order=True,
-             doc=_DOCS + "trading-endpoints"),
-    Endpoint("spot_cancel_order", "DELETE", "/api/v3/order", _S, _IP, 1,
-             doc=_DOCS + "trading-endpoints"),
-    Endpoint("spot_get_order", "GET", "/api/v3/order", _S, _IP, 4,
-             doc=_DOCS + "account-endpoints"),
-    Endpoint("spot_cancel_replace_order", "POST", "/api/v3/order/cancelReplace", _S, _IP, 1,
-             counts_order=True, doc=_DOCS + "trading-endpoints"),
-    Endpoint("spot_new_oco", "POST", "/api/v3/orderList/oco", _S, _IP, 1, counts_order=True,
-             doc=_DOCS + "trading-endpoints"),
-    Endpoint("spot_new_oto", "POST", "/api/v3/orderList/oto", _S, _IP, 1, counts_order=True,
-             doc=_DOCS + "trading-endpoints"),
-    Endpoint("spot_new_otoco", "POST", "/api/v3/orderList/otoco", _S, _IP, 1, counts_order=True,
-             doc=_DOCS + "trading-endpoints"),
-    Endpoint("spot_cancel_order_list", "DELETE", "/api/v3/orderList", _S, _IP, 1,
-             doc=_DOCS + "trading-endpoints"),
-    Endpoint("spot_get_open_orders", "GET", "/api/v3/openOrders", _S, _IP, 6,
-             weight_without=("symbol", 80), doc=_DOCS + "account-endpoints"),
-    Endpoint("spot_cancel_open_orders", "DELETE", "/api/v3/openOrders", _S, _IP, 1,
-             doc=_DOCS + "trading-endpoints"),
-)  # fmt: skip
+    Endpoint(
+        "ping",
+        "GET",
+        "/api/v3/ping",
+        Security.NONE,
+        Pool.API_IP,
+        1,
+        doc=_DOCS + "general-endpoints",
+    ),
+    EXCHANGE_INFO,
+    *SPOT_ORDER_ENDPOINTS.values(),
+)
 
-#: "Unfilled Order Count" of the order-placing routes that count more than one order.
+
+#: "Unfilled Order Count" of the order-placing routes that count more than one order. The fake's
+#: own numbers, not the client's table: Binance counts every order of a list, while the client's
+#: table only says whether a route counts orders (its limiter charges one per request and takes
+#: the exact counts from each answer's ``rateLimits``).
 UNFILLED_ORDER_COUNTS: Final[Mapping[str, int]] = {
     "/api/v3/orderList/oco": 2,
     "/api/v3/orderList/oto": 2,

@@ -65,6 +65,7 @@ from ._keys import Credentials, KeyType, Verifier, make_credentials
 from ._limits import BanBook, OrderCounts, WeightBook, retry_after_seconds
 from ._loan_groups import LoanGroups
 from ._params import (
+    REPEATABLE,
     Params,
     Payload,
     check_timestamp,
@@ -844,7 +845,7 @@ class FakeExchange:
         payload: Payload | None = None
         parse_error: LedgerError | None = None
         try:
-            payload = parse_payload(query, body)
+            payload = parse_payload(query, body, REPEATABLE.get((ep.method, ep.path), ()))
         except LedgerError as exc:
             parse_error = exc
         params = Params(payload.params if payload is not None else {})
