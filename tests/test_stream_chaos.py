@@ -56,6 +56,7 @@ from binance_margin_async import MarginClient, RateLimiter
 from binance_margin_async.events import (
     EventStreamTerminated,
     ListenKeyExpired,
+    MarginLevelStatusChange,
     Resynced,
     StreamGap,
     UnknownEvent,
@@ -115,6 +116,8 @@ class Delivered(Recorder):
         for event in self.events:
             if isinstance(event, NOT_ACTIVITY):
                 continue
+            if isinstance(event, MarginLevelStatusChange) and event.recovered:
+                continue  # learnt from REST after a risk gap: the exchange never emitted it
             raw: dict[str, Any] = event.raw
             channel = "risk" if raw.get("e") in RISK_TYPES else "trade"
             out.setdefault((event.account, channel), []).append(content(raw))
