@@ -107,6 +107,9 @@ _PLAIN_TYPES: Final = frozenset(
 # A StreamGap's server window is widened by this on each side beyond the clock's error: an event
 # is stamped (E) a little before it is sent, and a cut is seen a little after it.
 _IN_FLIGHT_MS: Final = 1000.0
+# How soon to look again when a replacement or renewal waits for an overlap to end (it ends
+# within a ping timeout, or a request timeout).
+_BUSY_RETRY: Final = 0.1
 
 
 class Channel(StrEnum):
@@ -132,6 +135,7 @@ class LinkPhase(Enum):
     SUBSCRIBING = "subscribing"  # connected, accounts being subscribed (trade)
     LIVE = "live"  # carries the channel
     RETIRING = "retiring"  # closed on purpose (replaced); its end is not a loss
+    FAILING = "failing"  # being closed because it is broken; its end is a loss
     CLOSED = "closed"
 
 
@@ -295,6 +299,7 @@ class _Link:
     __slots__ = (
         "by_id",
         "channel",
+        "drain_from",
         "id",
         "last_activity",
         "last_received",
@@ -333,6 +338,7 @@ class _Link:
         self.ping_sent: float | None = None
         self.shutdown = False
         self.reason = ""
+        self.drain_from: float | None = None  # retiring: needs a pong newer than this
         self.sid_of: dict[str, int] = {}  # account -> its subscription id on this link
         self.waiting: set[str] = set()  # accounts not yet subscribed on this (new) link
 
@@ -359,7 +365,7 @@ class _Route:
         "held",
         "index",
         "link",
-        "minting_for",
+        "minting",
         "name",
         "overlap",
         "overlap_gen",
@@ -392,7 +398,7 @@ class _Route:
         self.renew_gen = 0
         self.renew_attempt = 0
         self.renewing = False  # a renewal (mint + subscribe) is in flight on ``link``
-        self.minting_for: _Link | None = None  # the link an outstanding token request is for
+        self.minting: deque[_Link] = deque()  # the links outstanding token requests are for
         self.retry_next = False
         # Make-before-break: events of the old source (``primary``: link, sid) are delivered and
         # recorded; the new source's are held until the old one ends, then pass the filter.
@@ -592,10 +598,23 @@ class StreamSession:
             if request.route is not None and request.route.link is link:
                 request.route.renewing = False
         link.pending.clear()
+        if was is LinkPhase.RETIRING and link.drain_from is not None:
+            # Replaced, but silent since before the switch: what it did not deliver is lost.
+            ended = link.drain_from
+            for route in channel.routes:
+                if link.last_activity < ended:
+                    if route.gap_started is None or route.gap_started > link.last_activity:
+                        route.gap_started = link.last_activity
+                        route.gap_reason = f"replaced connection was silent: {reason}"
+                    self._close_gap(route, now, ended=ended)
         self._release_primary(link)
         if was is LinkPhase.RETIRING:
             return
         reason = link.reason or reason
+        # Every account this link carried has a gap from its last event, answer or pong.
+        for route in channel.routes:
+            if route.link is link or channel.link is link:
+                self._open_gap(route, link.last_activity, reason)
         if channel.next is link:
             channel.next = None
             self._report(StreamError(f"new {link.channel.value} connection lost: {reason}"))
@@ -606,17 +625,6 @@ class StreamSession:
         channel.link = None
         self.stats.reconnects += 1
         self._report(StreamError(f"{link.channel.value} connection lost: {reason}"), recovered=True)
-        started = link.last_activity
-        for route in channel.routes:
-            if route.gap_started is None or route.gap_started > started:
-                route.gap_started = started
-                route.gap_reason = reason
-            if route.phase is not RoutePhase.IDLE:
-                route.phase = RoutePhase.IDLE
-            route.link = None
-            route.sid = None
-            route.renewing = False
-            route.refresh()
         if channel.next is not None:  # a replacement was on its way: it becomes the recovery
             channel.replacement = False
             self._set_state(channel, ChannelState.RECOVERING)
@@ -639,6 +647,17 @@ class StreamSession:
             self.risk_key = None  # a fresh key: the old one may be the reason
         self._at(now.mono + next(channel.backoff), self._open, channel)
 
+    def _open_gap(self, route: _Route, started: float, reason: str) -> None:
+        """``route`` lost its subscription: events from ``started`` on may be missing."""
+        if route.gap_started is None or route.gap_started > started:
+            route.gap_started = started
+            route.gap_reason = reason
+        route.phase = RoutePhase.IDLE
+        route.link = None
+        route.sid = None
+        route.renewing = False
+        route.refresh()
+
     def received(self, link_id: int, now: Now) -> None:
         """Bytes arrived on ``link_id``: call once per read, before its messages (liveness)."""
         self._now = now
@@ -656,11 +675,16 @@ class StreamSession:
         if payload == str(link.pings).encode():
             link.ping_sent = None
             link.last_activity = link.last_received
+            if link.phase is LinkPhase.RETIRING and link.drain_from is not None:
+                link.drain_from = None  # proven: everything before the switch arrived
+                self.actions.append(CloseLink(link.id, "replaced"))
 
     def message(self, link_id: int, data: bytes | bytearray | memoryview) -> None:
         """One text/binary message of ``link_id`` (the hot path: parse, route, enqueue)."""
         link = self._links.get(link_id)
-        if link is None or link.phase is LinkPhase.CLOSED:
+        if link is None or link.phase is LinkPhase.CLOSED or link.phase is LinkPhase.FAILING:
+            # A broken link's last words are not trusted (e.g. events on a subscriptionId two
+            # accounts share): the gap runs from its last activity before the failure.
             return
         link.last_activity = link.last_received
         try:
@@ -742,9 +766,8 @@ class StreamSession:
         if isinstance(error, InvalidListenKey | ListenKeyNotFound):
             self._report(StreamError(f"risk listen key rejected on keepalive: {error}"))
             link = channel.link
-            if link is not None and link.phase is LinkPhase.LIVE:
-                link.reason = "listen key rejected"
-                self.actions.append(CloseLink(link.id, "listen key rejected"))
+            if link is not None:
+                self._fail(link, "listen key rejected")
             self.risk_key = None
             return
         self._report(StreamError(f"risk listen key keepalive failed: {error}"))
@@ -847,13 +870,18 @@ class StreamSession:
         channel.next = None
         old = channel.link
         channel.link = link
-        if channel.replacement and old is not None and old.phase is LinkPhase.LIVE:
+        if channel.replacement and old is not None and old.phase is not LinkPhase.CLOSED:
             channel.replacement = False
             self.stats.planned_reconnects += 1
-            old.phase = LinkPhase.RETIRING
-            self.actions.append(CloseLink(old.id, "replaced"))
             for route in channel.routes:
                 self._adopt(route, link)
+            if old.phase is LinkPhase.FAILING:
+                # Broke while its replacement was subscribing: already being closed, and
+                # what it did not deliver since its last activity is a gap when it ends.
+                old.phase = LinkPhase.RETIRING
+                old.drain_from = now.mono
+            else:
+                self._drain(old, now)
         channel.replacement = False
         if link.channel is Channel.RISK:
             route = channel.routes[0]
@@ -876,11 +904,35 @@ class StreamSession:
         )
         self._set_state(channel, ChannelState.LIVE)
 
+    def _drain(self, old: _Link, now: Now) -> None:
+        """Retire a replaced link once a pong proves it delivered everything until now.
+
+        Make-before-break relies on the old link carrying every event until the new one took
+        over; a link that went silent (half-open) before that did not, and its silence
+        becomes a gap when it ends (:meth:`link_lost`).
+        """
+        old.phase = LinkPhase.RETIRING
+        old.drain_from = now.mono
+        old.pings += 1
+        old.ping_sent = now.mono
+        self.actions.append(Ping(old.id, str(old.pings).encode()))
+        timeout = self.config.ping_timeout or self.config.request_timeout
+        self._at(now.mono + timeout, self._drained, old)
+
+    def _drained(self, old: _Link, now: Now) -> None:
+        if old.phase is LinkPhase.RETIRING and old.id in self._links:
+            self.actions.append(CloseLink(old.id, "replaced"))
+
     def _replace(self, channel: _ChannelState, link: _Link, now: Now) -> None:
         """Make-before-break: open a new link while ``link`` still delivers."""
         if channel.link is not link or link.phase is not LinkPhase.LIVE or self._closed:
             return
         if channel.next is not None:
+            return
+        if any(route.primary is not None or route.renewing for route in channel.routes):
+            # The previous switch is still draining its old source, or a renewal may answer
+            # with a new subscription id (an overlap of its own): one overlap at a time.
+            self._at(now.mono + _BUSY_RETRY, self._replace, channel, link)
             return
         channel.replacements += 1
         channel.replacement = True
@@ -910,27 +962,34 @@ class StreamSession:
         if link is not None:
             self._at(now.mono + next(channel.backoff), self._replace, channel, link)
 
+    def _fail(self, link: _Link, reason: str) -> None:
+        """Close ``link`` because it is broken: its end is a loss (recovery and a gap)."""
+        if link.phase in (LinkPhase.CLOSED, LinkPhase.FAILING):
+            return
+        link.reason = reason
+        if link.phase is not LinkPhase.RETIRING:
+            link.phase = LinkPhase.FAILING
+        self.actions.append(CloseLink(link.id, reason))
+
     def _check_stall(self, link: _Link, now: Now) -> None:
-        if link.phase in (LinkPhase.CLOSED, LinkPhase.RETIRING):
+        if link.phase in (LinkPhase.CLOSED, LinkPhase.RETIRING, LinkPhase.FAILING):
             return
         cfg = self.config
         silent = now.mono - link.last_received
         limit = cfg.server_ping_interval + cfg.stall_grace
         if silent >= limit:
-            link.reason = f"stalled: nothing received for {silent:.1f} s"
-            self.actions.append(CloseLink(link.id, link.reason))
+            self._fail(link, f"stalled: nothing received for {silent:.1f} s")
             return
         self._at(link.last_received + limit, self._check_stall, link)
 
     def _ping(self, link: _Link, now: Now) -> None:
-        if link.phase in (LinkPhase.CLOSED, LinkPhase.RETIRING):
+        if link.phase in (LinkPhase.CLOSED, LinkPhase.RETIRING, LinkPhase.FAILING):
             return
         cfg = self.config
         assert cfg.ping_interval is not None
         if link.ping_sent is not None:
             if cfg.ping_timeout is not None and now.mono - link.ping_sent >= cfg.ping_timeout:
-                link.reason = f"no pong within {cfg.ping_timeout:g} s"
-                self.actions.append(CloseLink(link.id, link.reason))
+                self._fail(link, f"no pong within {cfg.ping_timeout:g} s")
                 return
         else:
             link.pings += 1
@@ -959,7 +1018,7 @@ class StreamSession:
             return
         if route.phase is RoutePhase.IDLE:
             route.phase = RoutePhase.MINTING
-        route.minting_for = link
+        route.minting.append(link)
         self.actions.append(MintToken(route.name, route.symbol, self.config.token_validity_ms))
 
     def token_result(
@@ -976,7 +1035,7 @@ class StreamSession:
         route = self._routes.get(account)
         if route is None or self._closed:
             return
-        link, route.minting_for = route.minting_for, None
+        link = route.minting.popleft() if route.minting else None
         if route.phase is RoutePhase.MINTING:
             route.phase = RoutePhase.IDLE
         if link is None or link.phase in (LinkPhase.CLOSED, LinkPhase.RETIRING):
@@ -1021,7 +1080,7 @@ class StreamSession:
 
     def _request_timeout(self, link: _Link, request_id: int, now: Now) -> None:
         request = link.pending.pop(request_id, None)
-        if request is None or link.phase is LinkPhase.CLOSED:
+        if request is None or link.phase in (LinkPhase.CLOSED, LinkPhase.RETIRING):
             return
         error = StreamError(f"{request.method}: no answer within {self.config.request_timeout:g} s")
         if request.method == _SUBSCRIBE and request.route is not None:
@@ -1086,7 +1145,7 @@ class StreamSession:
     def _subscribed(
         self, route: _Route, link: _Link, sid: int, token: str, expiration: int, now: Now
     ) -> None:
-        if link.phase in (LinkPhase.RETIRING, LinkPhase.CLOSED):
+        if link.phase in (LinkPhase.RETIRING, LinkPhase.CLOSED, LinkPhase.FAILING):
             return  # a connection on its way out (its renewal is redone on the new one)
         other = link.by_id.get(sid)
         if other is not None and other is not route:
@@ -1097,8 +1156,7 @@ class StreamSession:
                     f"{sid}; reconnecting"
                 )
             )
-            link.reason = f"duplicate subscriptionId {sid}"
-            self.actions.append(CloseLink(link.id, link.reason))
+            self._fail(link, f"duplicate subscriptionId {sid}")
             return
         channel = self.channels[Channel.TRADE]
         renewal = route.renewing and link is route.link and route.sid is not None
@@ -1145,9 +1203,7 @@ class StreamSession:
         if link is channel.next or link.phase is LinkPhase.SUBSCRIBING:
             # A new connection that cannot carry every account is no use: drop it, try again.
             self._report(StreamError(f"subscribing {route.name} on a new connection: {error}"))
-            if link.phase is not LinkPhase.CLOSED:
-                link.reason = f"subscribing {route.name} failed"
-                self.actions.append(CloseLink(link.id, link.reason))
+            self._fail(link, f"subscribing {route.name} failed")
             return
         route.renew_attempt += 1
         self._report(StreamError(f"renewing the {route.name} subscription: {error}"))
@@ -1189,6 +1245,10 @@ class StreamSession:
             return  # a reconnect subscribes a fresh token
         if channel.next is not None:
             return  # a replacement is subscribing: it renews what is due once live (_adopt)
+        if route.primary is not None:
+            # A switch is draining its old source: one overlap at a time.
+            self._at(now.mono + _BUSY_RETRY, self._renew, route, generation)
+            return
         self._subscribe_on(route, link, now, reuse=False)
 
     # ------------------------------------------------------------------ messages
@@ -1263,9 +1323,8 @@ class StreamSession:
         if cls is ListenKeyExpired:
             if link is channel.link and link.phase is LinkPhase.LIVE:
                 self._deliver(route, event)
-                link.reason = "listen key expired"
                 self.risk_key = None
-                self.actions.append(CloseLink(link.id, link.reason))
+                self._fail(link, "listen key expired")
             return
         if cls is UnknownEvent:
             if not isinstance(msg, dict):
@@ -1372,6 +1431,9 @@ class StreamSession:
         route.phase = RoutePhase.LIVE
         route.renewing = False
         route.refresh()
+        if route.gap_started is not None and route.channel is Channel.TRADE:
+            # It was terminated on the old link meanwhile: ``link`` restored it.
+            self._close_gap(route, now)
         if due and route.channel is Channel.TRADE and link.phase is LinkPhase.LIVE:
             self._subscribe_on(route, link, now, reuse=False)
 
@@ -1392,26 +1454,28 @@ class StreamSession:
 
     # ------------------------------------------------------------------ gaps, backlog, resync
 
-    def _close_gap(self, route: _Route, now: Now) -> None:
+    def _close_gap(self, route: _Route, now: Now, *, ended: float | None = None) -> None:
+        """Announce the open gap of ``route`` (until now, or the monotonic ``ended``)."""
         started = route.gap_started
         if started is None:
             return
         route.gap_started = None
         route.shed = False
         self.stats.gaps += 1
-        started_wall = min(now.wall_of(started), now.wall)
+        ended_wall = now.wall if ended is None else now.wall_of(ended)
+        started_wall = min(now.wall_of(started), ended_wall)
         started_ms: int | None = None
         ended_ms: int | None = None
         if now.offset_ms is not None:
             started_ms, ended_ms = server_window_ms(
-                started_wall, now.wall, now.offset_ms, now.error_ms or 0.0, _IN_FLIGHT_MS
+                started_wall, ended_wall, now.offset_ms, now.error_ms or 0.0, _IN_FLIGHT_MS
             )
         reason = route.gap_reason
         self.outbox.append(
             StreamGap(
                 route.name,
                 started_wall,
-                now.wall,
+                ended_wall,
                 {"channel": route.channel.value, "reason": reason},
                 started_ms=started_ms,
                 ended_ms=ended_ms,
