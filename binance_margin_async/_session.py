@@ -107,8 +107,8 @@ _PLAIN_TYPES: Final = frozenset(
 # A StreamGap's server window is widened by this on each side beyond the clock's error: an event
 # is stamped (E) a little before it is sent, and a cut is seen a little after it.
 _IN_FLIGHT_MS: Final = 1000.0
-# How soon to look again when a replacement or renewal waits for an overlap to end (it ends
-# within a ping timeout, or a request timeout).
+# How soon to look again when a replacement or renewal waits for an overlap to end (normally
+# at the new source's first new event; at most ``dedupe_grace`` after the old source ended).
 _BUSY_RETRY: Final = 0.1
 
 
@@ -929,7 +929,7 @@ class StreamSession:
             return
         if channel.next is not None:
             return
-        if any(route.primary is not None or route.renewing for route in channel.routes):
+        if any(route.overlap is not None or route.renewing for route in channel.routes):
             # The previous switch is still draining its old source, or a renewal may answer
             # with a new subscription id (an overlap of its own): one overlap at a time.
             self._at(now.mono + _BUSY_RETRY, self._replace, channel, link)
@@ -1245,8 +1245,8 @@ class StreamSession:
             return  # a reconnect subscribes a fresh token
         if channel.next is not None:
             return  # a replacement is subscribing: it renews what is due once live (_adopt)
-        if route.primary is not None:
-            # A switch is draining its old source: one overlap at a time.
+        if route.overlap is not None:
+            # A switch is still deduplicating its old source: one overlap at a time.
             self._at(now.mono + _BUSY_RETRY, self._renew, route, generation)
             return
         self._subscribe_on(route, link, now, reuse=False)

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -53,16 +54,19 @@ ISOLATED = ("BTCUSDT", "ETHUSDT")
 ACCOUNTS = (CROSS, *ISOLATED)
 UNLIMITED: dict[str, Any] = {"api_ip_limit": 10**9, "sapi_ip_limit": 10**9, "sapi_uid_limit": 10**9}
 PING = 0.25  # the fake's ping interval, and what the stream expects
+# The one knob for slow machines: every timeout and liveness threshold of these real-socket
+# tests (and the stalls that must exceed them) is multiplied by it. Nothing asserts a duration.
+SCALE = float(os.environ.get("STREAM_TEST_SCALE", "1"))
 
 CONFIG = StreamConfig(
     server_ping_interval=PING,
-    stall_grace=0.5,
+    stall_grace=0.5 * SCALE,
     ping_interval=PING,
-    ping_timeout=0.5,
-    open_timeout=2.0,
-    close_timeout=1.0,
-    request_timeout=2.0,
-    dedupe_grace=2.0,
+    ping_timeout=0.5 * SCALE,
+    open_timeout=2.0 * SCALE,
+    close_timeout=1.0 * SCALE,
+    request_timeout=2.0 * SCALE,
+    dedupe_grace=2.0 * SCALE,
     seed=7,
     backoff=functools.partial(exponential_backoff, initial=0.05, maximum=0.3),
 )
@@ -81,9 +85,9 @@ def config(**overrides: Any) -> StreamConfig:
 
 
 async def until(predicate: Callable[[], bool], what: str, limit: float = 10.0) -> None:
-    """Wait (bounded) for ``predicate``; fail naming ``what``."""
+    """Wait (bounded, ``limit`` times ``SCALE``) for ``predicate``; fail naming ``what``."""
     try:
-        async with asyncio.timeout(limit):
+        async with asyncio.timeout(limit * SCALE):
             # Polling on purpose: the conditions are states of the stream and of the exchange,
             # which offer no event to wait on (and must not grow one just for tests).
             while not predicate():  # noqa: ASYNC110
@@ -361,19 +365,19 @@ async def test_short_tokens_are_renewed_on_the_same_connection_without_loss() ->
             client,
             isolated_symbols=ISOLATED,
             risk=True,
-            config=config(token_validity_ms=3000, risk_keepalive_interval=0.3),
+            config=config(token_validity_ms=2000, risk_keepalive_interval=0.3),
         )
         rec = Recorder(stream)
         traffic = Traffic(client, borrow_every=5)
         async with stream:
             async with traffic.running():
-                await asyncio.sleep(2.0)
+                await asyncio.sleep(1.0)
                 # A renewal answered -1209 mints a new token and subscribes again, at once.
                 ex.fail_next(
                     "userDataStream.subscribe.listenToken", status=400, code=-1209, msg="Invalid."
                 )
-                await until(lambda: stream.stats.renewals >= 3 * 4, "four renewals per account")
-                assert stream.stats.keepalives >= 4
+                await until(lambda: stream.stats.renewals >= 3 * 2, "two renewals per account")
+                assert stream.stats.keepalives >= 2
             # Inside the stream's block: events still in flight when it closes are not delivered.
             await traffic.settle(rec)
         await assert_released(ex)
@@ -580,7 +584,7 @@ async def test_drop_and_stall_reconnect_report_gaps_and_resync_the_mirror() -> N
                 ex.drop_connections()
                 await until(lambda: len(rec.of(Resynced)) == 4, "a resync per account and channel")
                 await until(lambda: traffic.steps >= 60, "traffic after the drop")
-                ex.stall(1.2)
+                ex.stall(1.2 * SCALE)
                 await until(lambda: len(rec.gaps()) >= 8, "the stall gaps")
                 await until(lambda: traffic.steps >= 100, "traffic after the stall")
             await traffic.settle(rec)
