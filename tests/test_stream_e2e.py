@@ -1008,3 +1008,99 @@ def test_constructor_validates_its_arguments() -> None:
     with pytest.raises(AttributeError, match="mirror=False"):
         _ = stream.mirror
     assert stream.last_event_lag is None
+
+
+# --- honest API and the driver's share of the review's defects ----------------------------------
+
+
+def test_risk_events_without_risk_true_are_refused_and_unstarted_iteration_raises() -> None:
+    client: Any = object()
+    stream = UserDataStream(client, cross=True)
+    with pytest.raises(ValueError, match="risk=True"):
+        stream.on(MarginLevelStatusChange, print)
+    with pytest.raises(ValueError, match="risk=True"):
+        stream.on(LiabilityChange | MarginLevelStatusChange, print)
+    stream.on(Event, print)  # every event: fine, the trade ones do come
+    stream.on(LiabilityChange | BalanceUpdate, print)
+    UserDataStream(client, risk=True).on(MarginLevelStatusChange, print)
+    assert stream.state == {"trade": "connecting"}
+
+    async def pull() -> None:
+        async for _ in stream.events():
+            pass  # pragma: no cover
+
+    with pytest.raises(StreamError, match="never started"):
+        asyncio.run(pull())
+
+
+async def test_state_per_channel_and_state_changes() -> None:
+    async with venue() as v:
+        stream = UserDataStream(v.client, cross=True, risk=True, config=config())
+        rec = Recorder(stream)
+        async with stream:
+            assert stream.state == {"trade": "live", "risk": "live"}
+            v.exchange.drop_connections()
+            await until(lambda: len(rec.gaps()) == 2, "both channels' gaps")
+            await until(lambda: stream.state == {"trade": "live", "risk": "live"}, "live again")
+        assert stream.state == {"trade": "closed", "risk": "closed"}
+        await assert_released(v.exchange)
+    trade = [(s.previous, s.state) for s in rec.states if s.channel == "trade"]
+    assert trade[:3] == [("connecting", "live"), ("live", "recovering"), ("recovering", "live")]
+    assert {g.channel for g in rec.gaps()} == {"trade", "risk"}
+    assert all(g.reason and g.raw["reason"] == g.reason for g in rec.gaps())
+
+
+async def test_a_recovered_reconnect_is_a_warning_without_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with venue() as v:
+        stream = UserDataStream(v.client, cross=True, config=config())
+        with caplog.at_level(logging.WARNING, logger="binance_margin_async.stream"):
+            async with stream:
+                v.exchange.drop_connections()
+                await until(lambda: stream.stats.gaps == 1, "the gap")
+        await assert_released(v.exchange)
+    [record] = [r for r in caplog.records if "connection lost" in r.getMessage()]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+
+
+async def test_a_hanging_snapshot_does_not_stall_other_accounts_and_a_bad_one_is_retried() -> None:
+    """Resync runs beside the dispatcher: one account's hung snapshot delays nobody, and a
+    snapshot of the wrong shape is an on_error report and a retry, never a crash."""
+    async with venue() as v:
+        client = v.client
+        hang = asyncio.Event()
+        calls: Counter[str] = Counter()
+        real_isolated, real_account = client.get_isolated_account, client.get_account
+
+        async def get_isolated_account(symbols: Any = None) -> Any:
+            calls["isolated"] += 1
+            if calls["isolated"] > 2:  # the resyncs after the drop
+                await hang.wait()
+            return await real_isolated(symbols=symbols)
+
+        async def get_account() -> Any:
+            calls["cross"] += 1
+            account = await real_account()
+            if calls["cross"] == 2:  # the first resync: a 200 without userAssets
+                return dataclasses.replace(account, raw={"marginLevel": "999"})
+            return account
+
+        client.get_isolated_account = get_isolated_account  # type: ignore[method-assign]
+        client.get_account = get_account  # type: ignore[method-assign]
+        stream = UserDataStream(
+            client, isolated_symbols=ISOLATED, mirror=True, config=config(resync_attempts=5)
+        )
+        rec = Recorder(stream)
+        traffic = Traffic(client)
+        async with stream:
+            v.exchange.drop_connections()
+            await until(lambda: len(rec.gaps()) == 3, "the gaps")
+            await traffic.steps_(10)
+            await traffic.settle(rec)  # every account flows while two snapshots hang
+            await until(lambda: [r.account for r in rec.of(Resynced)] == [CROSS], "CROSS resync")
+            hang.set()
+            await until(lambda: len(rec.of(Resynced)) == 3, "every resync")
+        await assert_released(v.exchange)
+    assert any("userAssets" in str(e) for e in rec.errors)
+    assert stream.stats.gaps == 3

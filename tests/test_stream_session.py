@@ -39,7 +39,9 @@ from binance_margin_async.events import (
     MarginLevelStatusChange,
     StateChanged,
     StreamGap,
+    decode_event,
 )
+from binance_margin_async.mirror import AccountMirror
 
 WALL0 = 1_800_000_000.0
 
@@ -383,3 +385,24 @@ def test_state_changes_are_events() -> None:
     states = [(i.state, i.previous) for i in h.outbox() if isinstance(i, StateChanged)]
     assert states == [("live", "connecting"), ("recovering", "live")]
     assert h.session.state == {Channel.TRADE: ChannelState.RECOVERING}
+
+
+def test_a_liability_change_during_a_retried_snapshot_is_not_applied_twice() -> None:
+    """The resync was sent at 2,000, retried by the client, answered at 9,000 with the borrow
+    stamped 5,000 inside; the borrow's event arrives after the load. It was applied twice when
+    the snapshot was stamped with the send time."""
+    mirror = AccountMirror()
+
+    def snapshot(borrowed: str) -> dict[str, Any]:
+        asset = {"asset": "BTC", "free": "1", "locked": "0", "borrowed": borrowed, "interest": "0"}
+        return {"userAssets": [asset]}
+
+    mirror.load_cross_snapshot(snapshot("0"), as_of=1_000)
+    borrow = decode_event(
+        {"e": "USER_LIABILITY_CHANGE", "E": 5_000, "a": "BTC", "t": "BORROW", "p": "0.2", "i": "0"},
+        CROSS,
+    )
+    mirror.load_cross_snapshot(snapshot("0.2"), as_of=2_000, received=9_000)
+    mirror.apply(borrow)
+    balance = mirror.balance(CROSS, "BTC")
+    assert balance is not None and balance.borrowed == Decimal("0.2")
