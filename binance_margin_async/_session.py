@@ -30,13 +30,14 @@ https://developers.binance.com/docs/margin_trading/risk-data-stream
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import random
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 import orjson
 
@@ -300,6 +301,7 @@ class _Link:
         "by_id",
         "channel",
         "drain_from",
+        "fast",
         "id",
         "last_activity",
         "last_received",
@@ -339,6 +341,7 @@ class _Link:
         self.shutdown = False
         self.reason = ""
         self.drain_from: float | None = None  # retiring: needs a pong newer than this
+        self.fast: dict[int, str] = {}  # sid -> account, for the hot path (_refresh_fast)
         self.sid_of: dict[str, int] = {}  # account -> its subscription id on this link
         self.waiting: set[str] = set()  # accounts not yet subscribed on this (new) link
 
@@ -443,6 +446,22 @@ class _ChannelState:
         self.replacements = 0
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _then_refresh(method: _F) -> _F:
+    """An input that may change routes: rebuild the hot path's tables after it."""
+
+    @functools.wraps(method)
+    def wrapper(self: StreamSession, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._refresh_fast()
+
+    return wrapper  # type: ignore[return-value]
+
+
 class StreamSession:
     """The stream's policy: feed it inputs with their time, carry out its actions.
 
@@ -508,6 +527,7 @@ class StreamSession:
         """Every channel is live."""
         return all(c.state is ChannelState.LIVE for c in self.channels.values())
 
+    @_then_refresh
     def unsubscribe_all(self, now: Now) -> bool:
         """Politely end every subscription of the live trade link (before :meth:`close`).
 
@@ -533,12 +553,14 @@ class StreamSession:
 
     # ------------------------------------------------------------------ inputs
 
+    @_then_refresh
     def start(self, now: Now) -> None:
         """Open every channel."""
         self._now = now
         for channel in self.channels.values():
             self._open(channel, now)
 
+    @_then_refresh
     def close(self, now: Now) -> None:
         """Stop: close every link, forget every timer; later inputs are ignored."""
         self._now = now
@@ -551,6 +573,7 @@ class StreamSession:
                 link.phase = LinkPhase.RETIRING
                 self.actions.append(CloseLink(link.id, "stream closed"))
 
+    @_then_refresh
     def link_opened(self, link_id: int, now: Now) -> None:
         """The driver connected ``link_id`` (handshake done)."""
         self._now = now
@@ -568,6 +591,7 @@ class StreamSession:
         for route in channel.routes:
             self._subscribe_on(route, link, now, reuse=True)
 
+    @_then_refresh
     def link_failed(self, link_id: int, error: Exception, now: Now) -> None:
         """Connecting ``link_id`` failed (``error`` says why)."""
         self._now = now
@@ -575,6 +599,7 @@ class StreamSession:
         if link is None or self._closed:
             return
         link.phase = LinkPhase.CLOSED
+        link.fast.clear()
         channel = self.channels[link.channel]
         if channel.next is link:
             channel.next = None
@@ -583,6 +608,7 @@ class StreamSession:
             self.risk_key = None  # a key the server may no longer know: ask again
         self._retry_later(channel, now, _server_wait(error, now))
 
+    @_then_refresh
     def link_lost(self, link_id: int, reason: str, now: Now) -> None:
         """``link_id`` ended; every message it received was fed before this."""
         self._now = now
@@ -591,6 +617,7 @@ class StreamSession:
             return
         was = link.phase
         link.phase = LinkPhase.CLOSED
+        link.fast.clear()
         if self._closed:
             return
         channel = self.channels[link.channel]
@@ -680,18 +707,82 @@ class StreamSession:
                 self.actions.append(CloseLink(link.id, "replaced"))
 
     def message(self, link_id: int, data: bytes | bytearray | memoryview) -> None:
-        """One text/binary message of ``link_id`` (the hot path: parse, route, enqueue)."""
+        """One text/binary message of ``link_id`` (see :meth:`handler`)."""
         link = self._links.get(link_id)
-        if link is None or link.phase is LinkPhase.CLOSED or link.phase is LinkPhase.FAILING:
+        if link is not None:
+            self.handler(link_id)(data)
+
+    def handler(self, link_id: int) -> Callable[[bytes | bytearray | memoryview], None]:
+        """The message handler of ``link_id``: the hot path, parse, route and enqueue.
+
+        An ordinary trade event of an account whose subscription on this link is live and has
+        nothing held back is one dict lookup (``link.fast``, rebuilt after every other input)
+        and two appends; everything else takes the general path.
+        """
+        link = self._links[link_id]
+        loads = orjson.loads
+        fast = link.fast
+        plain = _PLAIN_TYPES
+        outbox = self.outbox
+        append = outbox.append
+        append_account = self.outbox_accounts.append
+        high = self.config.max_backlog
+        general = self._message
+
+        def on_message(data: bytes | bytearray | memoryview) -> None:
+            try:
+                msg = loads(data)
+                name = fast.get(msg.get("subscriptionId"))
+            except Exception:  # not JSON, not an object, an unhashable id: the general path
+                general(link, data)
+                return
+            if name is not None:
+                raw = msg.get("event")
+                if raw.__class__ is dict and raw.get("e") in plain:
+                    link.last_activity = link.last_received
+                    append(raw)
+                    append_account(name)
+                    if len(outbox) > high:
+                        self._start_shedding()
+                    return
+            general(link, data, msg)
+
+        return on_message
+
+    def _refresh_fast(self) -> None:
+        """Rebuild each link's fast routes (after any input but a fast-path message)."""
+        for link in self._links.values():
+            fast = link.fast
+            fast.clear()
+            if self._shedding or link.channel is Channel.RISK:
+                continue
+            if link.phase is LinkPhase.CLOSED or link.phase is LinkPhase.FAILING:
+                continue
+            for sid, route in link.by_id.items():
+                if route.plain and route.link is link and route.sid == sid:
+                    fast[sid] = route.name
+
+    _NO_MESSAGE: Final = object()
+
+    def _message(self, link: _Link, data: Any, msg: Any = _NO_MESSAGE) -> None:
+        """The general path of a message: everything but an ordinary event of a live route."""
+        try:
+            self._message_general(link, data, msg)
+        finally:
+            self._refresh_fast()
+
+    def _message_general(self, link: _Link, data: Any, msg: Any) -> None:
+        if link.phase is LinkPhase.CLOSED or link.phase is LinkPhase.FAILING:
             # A broken link's last words are not trusted (e.g. events on a subscriptionId two
             # accounts share): the gap runs from its last activity before the failure.
             return
         link.last_activity = link.last_received
-        try:
-            msg = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self._malformed(link, data)
-            return
+        if msg is self._NO_MESSAGE:
+            try:
+                msg = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                self._malformed(link, data)
+                return
         if link.channel is Channel.RISK:
             self._risk_message(link, msg, data)
             return
@@ -712,20 +803,9 @@ class StreamSession:
         if raw.__class__ is not dict:
             self._malformed(link, data)
             return
-        if (
-            route.plain
-            and route.link is link
-            and route.sid == sid
-            and raw.get("e") in _PLAIN_TYPES
-            and not self._shedding
-        ):
-            self.outbox.append(raw)
-            self.outbox_accounts.append(route.name)
-            if len(self.outbox) > self.config.max_backlog:
-                self._start_shedding()
-            return
         self._trade_event(link, sid, route, raw)
 
+    @_then_refresh
     def tick(self, now: Now) -> None:
         """Run the timers that are due."""
         self._now = now
@@ -735,6 +815,7 @@ class StreamSession:
             fn(*args, now)
         self._check_shedding(now)
 
+    @_then_refresh
     def listen_key_result(
         self, now: Now, *, key: str | None = None, error: Exception | None = None
     ) -> None:
@@ -751,6 +832,7 @@ class StreamSession:
         self.risk_key = key
         self._open_link(channel, now)
 
+    @_then_refresh
     def keepalive_result(self, key: str, now: Now, *, error: Exception | None = None) -> None:
         """The answer to :class:`KeepaliveListenKey` for ``key`` (applied to that key only)."""
         self._now = now
@@ -774,6 +856,7 @@ class StreamSession:
         self._keepalive_gen += 1  # this retry replaces the periodic chain
         self._at(now.mono + min(interval, 60.0) / 4, self._keepalive, key, self._keepalive_gen)
 
+    @_then_refresh
     def snapshot_result(self, account: str, now: Now, *, error: Exception | None = None) -> None:
         """The answer to :class:`FetchSnapshot` (``error``: failed or wrong-shaped)."""
         self._now = now
@@ -793,6 +876,7 @@ class StreamSession:
         delay = min(2.0 ** (route.resync_attempt - 1), 30.0) + _server_wait(error, now)
         self._at(now.mono + delay, self._resync, account)
 
+    @_then_refresh
     def margin_level_result(
         self,
         now: Now,
@@ -1021,6 +1105,7 @@ class StreamSession:
         route.minting.append(link)
         self.actions.append(MintToken(route.name, route.symbol, self.config.token_validity_ms))
 
+    @_then_refresh
     def token_result(
         self,
         account: str,
@@ -1296,6 +1381,15 @@ class StreamSession:
             return
         if link.phase is LinkPhase.RETIRING or link is not route.link or sid != route.sid:
             return  # an older subscription; the current one carries on
+        channel = self.channels[Channel.TRADE]
+        if channel.replacement and channel.next is not None:
+            # The old link is no longer a contiguous source, which deduplicating the new one
+            # against it assumes: drop the half-made replacement (and what it held); the old
+            # link is restored below, with its gap, and replaced later.
+            new, channel.next = channel.next, None
+            new.phase = LinkPhase.RETIRING
+            self.actions.append(CloseLink(new.id, "replacement abandoned"))
+            self._retry_replace_later(channel, now)
         # The live subscription ended (expired before renewal, or ended by the server): events
         # until it is restored may be lost, from the moment the exchange ended it (its E, on
         # our clock), not from when the notice arrived (it may have been held up on the wire).
@@ -1493,6 +1587,8 @@ class StreamSession:
 
     def _start_shedding(self) -> None:
         self._shedding = True
+        for link in self._links.values():
+            link.fast.clear()
         self._shed_started = self._now.mono
         self._report(
             StreamError(
@@ -1515,6 +1611,7 @@ class StreamSession:
             for route in channel.routes:
                 if route.shed:
                     self._close_gap(route, now)
+        self._refresh_fast()
 
     # ------------------------------------------------------------------ risk key
 
