@@ -273,10 +273,13 @@ class _Socket(asyncio.Protocol):
     answered by the protocol right then (their pongs are in ``data_to_send``).
     """
 
-    def __init__(self, stream: UserDataStream, link: int, ws: ClientProtocol) -> None:
+    def __init__(
+        self, stream: UserDataStream, link: int, ws: ClientProtocol, secrets: set[str]
+    ) -> None:
         self.stream = stream
         self.link = link
         self.ws = ws
+        self.secrets = secrets  # what its logger redacts (listen key, tokens sent on it)
         self.transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
         self.opened: asyncio.Future[None] = loop.create_future()
@@ -910,7 +913,7 @@ class UserDataStream:
                 uri, max_size=cfg.max_message_size, logger=_RedactingLogger(secrets)
             )
             loop = asyncio.get_running_loop()
-            socket = _Socket(self, action.link, ws)
+            socket = _Socket(self, action.link, ws, secrets)
             async with asyncio.timeout(cfg.open_timeout):
                 await loop.create_connection(
                     lambda: socket,
@@ -968,7 +971,7 @@ class UserDataStream:
             socket = self._sockets.get(action.link)
             if socket is not None:
                 if action.secret:
-                    socket.ws.logger.secrets.add(action.secret)  # type: ignore[union-attr]
+                    socket.secrets.add(action.secret)  # redacted from its log lines from now on
                 socket.send(action.payload)
 
     async def _rest(self, action: Any) -> None:

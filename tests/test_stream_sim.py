@@ -652,6 +652,8 @@ class Sim:
         where = f"seed {self.seed} (replay: SIM_SEED={self.seed}); faults {self.faults}"
         state = self.session.state
         assert all(s is ChannelState.LIVE for s in state.values()), f"{where}: not live: {state}"
+        self.consumer_blocked_until = 0.0
+        self.consume()  # what the last moment produced
         assert not self.session.outbox, where
         for stream, sent in self.emitted.items():
             got = self.delivered.get(stream, [])
