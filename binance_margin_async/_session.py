@@ -52,6 +52,7 @@ from ._streamcore import (
     planned_reconnect_at,
     server_window_ms,
     spread_jitter,
+    stall_deadline,
 )
 from .errors import (
     InvalidListenKey,
@@ -1059,12 +1060,12 @@ class StreamSession:
         if link.phase in (LinkPhase.CLOSED, LinkPhase.RETIRING, LinkPhase.FAILING):
             return
         cfg = self.config
-        silent = now.mono - link.last_received
-        limit = cfg.server_ping_interval + cfg.stall_grace
-        if silent >= limit:
+        deadline = stall_deadline(link.last_received, cfg.server_ping_interval, cfg.stall_grace)
+        if now.mono >= deadline:
+            silent = now.mono - link.last_received
             self._fail(link, f"stalled: nothing received for {silent:.1f} s")
             return
-        self._at(link.last_received + limit, self._check_stall, link)
+        self._at(deadline, self._check_stall, link)
 
     def _ping(self, link: _Link, now: Now) -> None:
         if link.phase in (LinkPhase.CLOSED, LinkPhase.RETIRING, LinkPhase.FAILING):
