@@ -634,7 +634,8 @@ class StreamSession:
                     if route.gap_started is None or route.gap_started > link.last_activity:
                         route.gap_started = link.last_activity
                         route.gap_reason = f"replaced connection was silent: {reason}"
-                    self._close_gap(route, now, ended=ended)
+                    if route.phase is RoutePhase.LIVE:  # else it stays open until restored
+                        self._close_gap(route, now, ended=ended)
         self._release_primary(link)
         if was is LinkPhase.RETIRING:
             return

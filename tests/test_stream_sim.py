@@ -62,7 +62,7 @@ from binance_margin_async.mirror import AccountMirror
 SCHEDULES = int(os.environ.get("SIM_SCHEDULES", "5000"))
 REPLAY = os.environ.get("SIM_SEED")
 TRACE = bool(os.environ.get("SIM_TRACE"))
-CHUNKS = 10
+CHUNKS = max(10, SCHEDULES // 500)  # short chunks: pytest-timeout applies to each
 WALL0 = 1_800_000_000.0
 VALIDITY_MS = 4000
 KEY_VALIDITY = 3.0
