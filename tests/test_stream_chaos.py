@@ -295,6 +295,9 @@ async def test_planned_faults_lose_and_duplicate_nothing() -> None:
             await settle(producer, tape, delivered, ALL_STREAMS)
         await assert_released(ex)
 
+    if SOAK:
+        events = sum(len(v) for v in tape.streams.values())
+        print(f"\nsoak (planned): {events} events emitted, {stream.stats}")
     assert delivered.errors == []
     assert delivered.gaps() == []
     assert stream.stats.gaps == stream.stats.reconnects == 0
@@ -343,6 +346,9 @@ async def test_random_faults_never_duplicate_reorder_or_lose_silently() -> None:
             await settle(producer, tape, delivered, ALL_STREAMS)
         await assert_released(ex)
 
+    if SOAK:  # the numbers for a soak's report (pytest -s shows them)
+        events = sum(len(v) for v in tape.streams.values())
+        print(f"\nsoak: {len(injected)} faults, {events} events emitted, {stream.stats}")
     # The schedule exercised every kind of fault, and the stream saw them.
     assert {name for name, _ in FAULTS} <= set(injected), injected
     assert stream.stats.reconnects >= 1 and stream.stats.planned_reconnects >= 1
