@@ -99,7 +99,14 @@ if TYPE_CHECKING:
     from .models import IsolatedMarginAccount, ListenKey, ListenToken, MarginAccount, Order
     from .ratelimit import RateLimiter
 
-__all__ = ["EventIterator", "StreamClient", "StreamConfig", "StreamStats", "UserDataStream"]
+__all__ = [
+    "ChannelState",
+    "EventIterator",
+    "StreamClient",
+    "StreamConfig",
+    "StreamStats",
+    "UserDataStream",
+]
 
 log = logging.getLogger(__name__)
 
