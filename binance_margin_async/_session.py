@@ -316,6 +316,7 @@ class _Link:
         "pings",
         "reason",
         "retired_ids",
+        "settle",
         "shutdown",
         "sid_of",
         "waiting",
@@ -343,6 +344,7 @@ class _Link:
         self.reason = ""
         self.drain_from: float | None = None  # retiring: needs a pong newer than this
         self.fast: dict[int, str] = {}  # sid -> account, for the hot path (_refresh_fast)
+        self.settle: set[_Route] = set()  # overlaps that end with the next pong
         self.sid_of: dict[str, int] = {}  # account -> its subscription id on this link
         self.waiting: set[str] = set()  # accounts not yet subscribed on this (new) link
 
@@ -696,6 +698,7 @@ class StreamSession:
         if self._shedding:
             self._check_shedding(now)
 
+    @_then_refresh
     def pong(self, link_id: int, payload: bytes) -> None:
         """A pong of ``link_id`` (after :meth:`received`): nothing before it was lost."""
         link = self._links.get(link_id)
@@ -707,6 +710,10 @@ class StreamSession:
             if link.phase is LinkPhase.RETIRING and link.drain_from is not None:
                 link.drain_from = None  # proven: everything before the switch arrived
                 self.actions.append(CloseLink(link.id, "replaced"))
+            settled, link.settle = link.settle, set()
+            for route in settled:  # every copy of the old link's events has arrived
+                if route.primary is None and route.overlap is not None:
+                    self._end_overlap(route)
 
     def message(self, link_id: int, data: bytes | bytearray | memoryview) -> None:
         """One text/binary message of ``link_id`` (see :meth:`handler`)."""
@@ -1502,10 +1509,25 @@ class StreamSession:
         held, route.held = route.held, []
         for h_link, h_sid, raw, event in held:
             self._admit(h_link, h_sid, route, raw, event)
-        if route.overlap is not None:
-            self._at(
-                now.mono + self.config.dedupe_grace, self._overlap_expired, route, route.overlap_gen
-            )
+        if route.overlap is None:
+            return
+        current = route.link
+        if current is link:
+            # A renewal's new id on the same link: the server wrote each copy next to its
+            # original, so every copy arrived before the old id's end. Nothing more to drop.
+            self._end_overlap(route)
+            return
+        # Copies may still be on their way on the new link; a pong for a ping sent now comes
+        # after all of them (and ``dedupe_grace`` bounds the wait if no pong comes).
+        if current is not None and current.phase is LinkPhase.LIVE:
+            current.settle.add(route)
+            current.pings += 1
+            if current.ping_sent is None:
+                current.ping_sent = now.mono
+            self.actions.append(Ping(current.id, str(current.pings).encode()))
+        self._at(
+            now.mono + self.config.dedupe_grace, self._overlap_expired, route, route.overlap_gen
+        )
 
     def _release_primary(self, link: _Link) -> None:
         for channel in self.channels.values():
