@@ -112,6 +112,9 @@ _IN_FLIGHT_MS: Final = 1000.0
 # How soon to look again when a replacement or renewal waits for an overlap to end (normally
 # at the new source's first new event; at most ``dedupe_grace`` after the old source ended).
 _BUSY_RETRY: Final = 0.1
+# serverShutdown replaces a connection at once, but never one younger than this: a storm of
+# shutdowns costs at most four replacements a second.
+_SHUTDOWN_SPACING: Final = 0.25
 
 
 class Channel(StrEnum):
@@ -1358,13 +1361,9 @@ class StreamSession:
             if link.shutdown or channel.link is not link:
                 return
             link.shutdown = True
-            # Move now, unless the connection is young: a server that shuts every connection
-            # down at once must not make us replace in a loop.
-            delay = 0.0
-            if now.mono - link.live_since < self.config.stable_after:
-                if channel.backoff is None:
-                    channel.backoff = self.config.backoff()
-                delay = next(channel.backoff)
+            # Move now, unless the connection is younger than _SHUTDOWN_SPACING: a server that
+            # shuts every connection down at once must not make us replace in a tight loop.
+            delay = max(0.0, link.live_since + _SHUTDOWN_SPACING - now.mono)
             self._at(now.mono + delay, self._replace, channel, link)
             return
         self._malformed(link, data)

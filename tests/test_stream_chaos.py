@@ -291,7 +291,7 @@ async def test_planned_faults_lose_and_duplicate_nothing() -> None:
                 deadline = asyncio.get_running_loop().time() + 4.0 * (1 + SOAK)
                 while asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(rng.uniform(0.5, 1.5))
-                    ex.server_shutdown(grace=rng.uniform(0.2, 0.6))
+                    ex.server_shutdown(grace=rng.uniform(0.5, 1.0))
             await settle(producer, tape, delivered, ALL_STREAMS)
         await assert_released(ex)
 
@@ -316,7 +316,7 @@ FAULTS: tuple[tuple[str, Callable[[FakeExchange, random.Random], object]], ...] 
     ("drop", lambda ex, rng: ex.drop_connections()),
     ("stall", lambda ex, rng: ex.stall(rng.uniform(0.9, 1.5) * SCALE)),  # > ping + grace
     ("hiccup", lambda ex, rng: ex.stall(rng.uniform(0.1, 0.4))),  # not detected: a delay
-    ("shutdown", lambda ex, rng: ex.server_shutdown(grace=rng.uniform(0.2, 0.6))),
+    ("shutdown", lambda ex, rng: ex.server_shutdown(grace=rng.uniform(0.5, 1.0))),
     ("expire_tokens", lambda ex, rng: ex.expire_listen_tokens()),
     ("expire_keys", lambda ex, rng: ex.expire_listen_keys()),
     ("malformed", lambda ex, rng: ex.send_malformed_frame()),

@@ -259,7 +259,7 @@ def test_server_shutdown_on_every_connection_is_bounded() -> None:
         h.actions.clear()
         h.collect()
         link = new
-    assert replacements <= 8  # was 299 in 8 s
+    assert replacements <= 8 / 0.25 + 1  # at most four a second (was 299 in 8 s)
 
 
 def test_two_accounts_with_one_subscription_id_are_reported_never_merged() -> None:
