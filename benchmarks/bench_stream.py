@@ -16,6 +16,10 @@ server far ahead of either client, so both measure a saturated client.
 
 Both include connecting and subscribing (three WS API round trips), negligible next to the
 events. Runs alternate floor/ours; the median CPU µs per event and events/s are reported.
+
+**Latency**: a second server paces ``balanceUpdate`` events at ``LATENCY_RATE`` per second, each
+stamped (``T``, µs) with the wall clock right before its write; the callback subtracts that from
+its own wall clock (same machine, same clock): p50/p99 from the server's send to our callback.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import orjson
 from websockets.asyncio.client import connect
 
 from binance_margin_async import RateLimiter
+from binance_margin_async.clock import ServerClock
 from binance_margin_async.events import AccountPosition, BalanceUpdate, ExecutionReport
 from binance_margin_async.models import ListenToken
 from binance_margin_async.stream import UserDataStream
@@ -44,6 +49,8 @@ ACCOUNTS = ("CROSS", "BTCUSDT", "ETHUSDT")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _DISTINCT = 4000  # distinct frames, cycled
 _CHUNK = 2000  # frames per socket write
+LATENCY_RATE = 1000  # events/s
+LATENCY_EVENTS = 3000
 
 
 def _execution_report(n: int) -> dict[str, Any]:
@@ -149,8 +156,26 @@ async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
+async def _paced(writer: asyncio.StreamWriter, total: int, rate: int) -> None:
+    """``total`` balanceUpdate events at ``rate`` per second, stamped at their write."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for n in range(total):
+        delay = start + n / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        now_us = time.time_ns() // 1000
+        event = {"e": "balanceUpdate", "E": now_us // 1000, "a": "USDT", "d": "1", "T": now_us}
+        writer.write(_ws_frame(orjson.dumps({"subscriptionId": n % 3, "event": event})))
+        await writer.drain()
+
+
 async def _serve_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frames: list[bytes], total: int
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    frames: list[bytes],
+    total: int,
+    rate: int,
 ) -> None:
     request = await reader.readuntil(b"\r\n\r\n")
     key = b""
@@ -187,7 +212,10 @@ async def _serve_connection(
                 subscribed == len(ACCOUNTS)
                 and message.get("method") != "userDataStream.unsubscribe"
             ):
-                subscribed += 1  # blast once
+                subscribed += 1  # send once
+                if rate:
+                    asyncio.get_running_loop().create_task(_paced(writer, total, rate))
+                    continue
                 for start in range(0, total, _CHUNK):
                     count = min(_CHUNK, total - start)
                     writer.write(b"".join(frames[(start + i) % len(frames)] for i in range(count)))
@@ -198,11 +226,11 @@ async def _serve_connection(
         writer.close()
 
 
-def _server_main(pipe: Connection, total: int) -> None:
+def _server_main(pipe: Connection, total: int, rate: int = 0) -> None:
     async def main() -> None:
         frames = _event_frames()
         server = await asyncio.start_server(
-            lambda r, w: _serve_connection(r, w, frames, total), "127.0.0.1", 0
+            lambda r, w: _serve_connection(r, w, frames, total, rate), "127.0.0.1", 0
         )
         pipe.send(server.sockets[0].getsockname()[1])
         async with server:
@@ -218,6 +246,10 @@ class _BenchClient:
         self.ws_api_url = url
         self.risk_stream_url = url
         self.limiter = RateLimiter()
+        self.clock = ServerClock()  # the local clock stands in for the server's
+
+    async def sync_clock(self) -> None:
+        """No server time here."""
 
     async def create_listen_token(
         self, *, symbol: str | None = None, validity_ms: int | None = None
@@ -269,8 +301,48 @@ async def _ours(url: str, total: int) -> float:
     return elapsed
 
 
+async def _latency(url: str, total: int) -> list[float]:
+    """Microseconds from the server's write to our callback, per event."""
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    def callback(event: BalanceUpdate) -> None:
+        latencies.append(time.time_ns() // 1000 - event.clear_time)
+        if len(latencies) == total:
+            done.set()
+
+    stream = UserDataStream(_BenchClient(url), isolated_symbols=ACCOUNTS[1:])  # type: ignore[arg-type]
+    stream.on(BalanceUpdate, callback)
+    async with stream:
+        await done.wait()
+    return latencies
+
+
+def _with_server(total: int, rate: int, job: Any) -> Any:
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    server = context.Process(target=_server_main, args=(child, total, rate), daemon=True)
+    server.start()
+    try:
+        return job(f"ws://127.0.0.1:{parent.recv()}/ws-api/v3")
+    finally:
+        parent.send("stop")
+        server.join(timeout=10)
+        if server.is_alive():
+            server.kill()
+
+
 def run() -> list[str]:
     """Median CPU µs per event and events/s for the floor and for UserDataStream."""
+    latencies = sorted(
+        _with_server(
+            LATENCY_EVENTS,
+            LATENCY_RATE,
+            lambda url: asyncio.run(_latency(url, LATENCY_EVENTS)),
+        )
+    )
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[int(len(latencies) * 0.99)]
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     server = context.Process(target=_server_main, args=(child, FRAMES), daemon=True)
@@ -296,7 +368,9 @@ def run() -> list[str]:
         f"{1e6 / floor_us:,.0f} events/s of CPU",
         f"UserDataStream (route + typed event + dispatch + callback): {ours_us:.2f} µs CPU/event, "
         f"{1e6 / ours_us:,.0f} events/s of CPU",
-        f"ratio: {ours_us / floor_us:.2f}x floor (target <= 1.5x)",
+        f"ratio: {ours_us / floor_us:.2f}x floor (target <= 1.25x)",
+        f"latency server send -> callback at {LATENCY_RATE} events/s ({LATENCY_EVENTS} events): "
+        f"p50 {p50:.0f} µs, p99 {p99:.0f} µs",
     ]
 
 

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, Final, TextIO
 
 from ._scenario import CROSS_FUNDS, ISOLATED_FUNDS, Scenario
-from .events import Event, MarginLevelStatusChange, StreamGap
+from .events import Event, MarginLevelStatusChange, StateChanged, StreamGap
 from .formatting import format_amount
 from .mirror import AccountMirror
 from .models import MarginLevelStatus
@@ -100,6 +100,10 @@ class MonitorState:
         self.events.append((at, account, text))
         if isinstance(event, MarginLevelStatusChange):
             self.binance[event.account] = event
+        elif isinstance(event, StateChanged):
+            channel = self.channels.get(event.channel)
+            if channel is not None:
+                channel.state, channel.since = event.state, at
         elif isinstance(event, StreamGap):
             # The risk stream is the cross account's only; a gap of an isolated account is the
             # trade connection's. A cross gap may be either: both are counted.

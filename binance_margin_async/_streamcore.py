@@ -15,7 +15,7 @@ import types
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar, Union, get_args, get_origin
+from typing import Any, Final, TypeVar, Union, get_args, get_origin
 
 import orjson
 
@@ -24,7 +24,6 @@ __all__ = [
     "OverlapFilter",
     "RenewalPolicy",
     "StreamStats",
-    "SubscriptionTable",
     "event_key",
     "expand_event_types",
     "exponential_backoff",
@@ -36,7 +35,6 @@ __all__ = [
     "stall_deadline",
 ]
 
-A = TypeVar("A")
 H = TypeVar("H")
 
 # A listen token's `expirationTime` is ms in the REST answer but the subscribe example shows µs
@@ -265,41 +263,6 @@ class OverlapFilter:
             return False
         self._candidates = following
         return True
-
-
-class SubscriptionTable(Generic[A]):
-    """Routes ``subscriptionId`` → account on one WS API connection.
-
-    ``by_id`` is read directly on the hot path. Ids that the stream unsubscribed itself are
-    *retired*: their events are still routed (the server may send a few before it processes the
-    unsubscribe) and their ``eventStreamTerminated`` is expected rather than a gap.
-    """
-
-    __slots__ = ("by_id", "retired")
-
-    def __init__(self) -> None:
-        self.by_id: dict[int, A] = {}
-        self.retired: set[int] = set()
-
-    def bind(self, subscription_id: int, account: A) -> None:
-        """Route ``subscription_id`` to ``account``."""
-        self.by_id[subscription_id] = account
-        self.retired.discard(subscription_id)
-
-    def retire(self, subscription_id: int) -> None:
-        """Mark an id the stream is about to unsubscribe (its termination is not a gap)."""
-        if subscription_id in self.by_id:
-            self.retired.add(subscription_id)
-
-    def terminated(self, subscription_id: int) -> tuple[A | None, bool]:
-        """Forget an id whose ``eventStreamTerminated`` arrived.
-
-        Returns the account it served (None if unknown) and whether the end was expected
-        (retired by the stream itself).
-        """
-        expected = subscription_id in self.retired
-        self.retired.discard(subscription_id)
-        return self.by_id.pop(subscription_id, None), expected
 
 
 def expand_event_types(event_type: Any) -> tuple[type, ...]:

@@ -32,6 +32,7 @@ from .events import (
     ListStatus,
     MarginLevelStatusChange,
     Resynced,
+    StateChanged,
     StreamGap,
     UnknownEvent,
 )
@@ -145,6 +146,7 @@ _Event = (
     | LiabilityChange
     | MarginLevelStatusChange
     | StreamGap
+    | StateChanged
     | Resynced
     | UnknownEvent
 )
@@ -184,6 +186,8 @@ def describe(event: _Event) -> str:
             return f"MARGIN LEVEL     {event.status} (level {_amount(event.margin_level)})"
         case StreamGap():
             return f"STREAM GAP       {event.ended - event.started:.3f} s"
+        case StateChanged():
+            return f"STREAM {event.channel:<9} {event.previous} → {event.state}"
         case Resynced():
             return "resynced         mirror reloaded from REST"
         case UnknownEvent():

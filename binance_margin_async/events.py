@@ -70,6 +70,7 @@ __all__ = [
     "Resynced",
     "SelfTradePreventionMode",
     "ServerShutdown",
+    "StateChanged",
     "StreamGap",
     "TimeInForce",
     "UnknownEvent",
@@ -297,6 +298,9 @@ class MarginLevelStatusChange:
     margin_level: Decimal  # l
     status: MarginLevelStatus | str  # s
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    recovered: bool = field(default=False, kw_only=True)
+    """True when the stream did not receive this event but learnt the status from REST after a
+    gap of the risk channel (``event_time`` is then the server time it was read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +361,25 @@ class StreamGap:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     started_ms: int | None = field(default=None, kw_only=True)
     ended_ms: int | None = field(default=None, kw_only=True)
+    channel: str = field(default="trade", kw_only=True)
+    """The channel that had the gap: ``"trade"`` or ``"risk"``."""
+    reason: str = field(default="", kw_only=True)
+    """Why, e.g. ``"stalled: nothing received for 60.0 s"`` or ``"subscription terminated"``."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """Synthetic: a channel of the stream changed state (``stream.state`` has the current one).
+
+    ``channel`` is ``"trade"`` or ``"risk"``; ``state`` and ``previous`` are ``"connecting"``,
+    ``"live"``, ``"recovering"`` or ``"closed"``. ``account`` is ``""``: the whole channel.
+    """
+
+    channel: str
+    state: str
+    previous: str
+    account: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +416,7 @@ Event: TypeAlias = (
     | ListenKeyExpired
     | ServerShutdown
     | StreamGap
+    | StateChanged
     | Resynced
     | UnknownEvent
 )
@@ -718,6 +742,7 @@ def _margin_level_status_change(ev: dict[str, Any], account: str) -> MarginLevel
     o.margin_level = Decimal(ev["l"])
     o.status = _MARGIN_LEVEL_STATUS[ev["s"]]
     o.raw = ev
+    o.recovered = False
     o.__class__ = MarginLevelStatusChange
     change: MarginLevelStatusChange = o
     return change

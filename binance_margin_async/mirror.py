@@ -201,23 +201,33 @@ class AccountMirror:
 
     # ---------------------------------------------------------------- snapshots
 
-    def load_cross_snapshot(self, snapshot: Snapshot, *, as_of: int | None = None) -> None:
+    def load_cross_snapshot(
+        self, snapshot: Snapshot, *, as_of: int | None = None, received: int | None = None
+    ) -> None:
         """Load ``GET /sapi/v1/margin/account`` (cross): balances, liabilities, margin level.
+
+        ``received`` (server ms the answer arrived, after any retry) stamps the liabilities:
+        they change by deltas, so every change stamped up to it is taken as included and none
+        is applied twice. Default: ``as_of``.
 
         https://developers.binance.com/docs/margin_trading/account/Query-Cross-Margin-Account-Details
         """
         raw = _raw(snapshot)
-        self._load_account("CROSS", raw, raw["userAssets"], as_of)
+        self._load_account("CROSS", raw, raw["userAssets"], as_of, received)
 
-    def load_isolated_snapshot(self, snapshot: Snapshot, *, as_of: int | None = None) -> None:
+    def load_isolated_snapshot(
+        self, snapshot: Snapshot, *, as_of: int | None = None, received: int | None = None
+    ) -> None:
         """Load ``GET /sapi/v1/margin/isolated/account``: each pair listed is one account.
 
         Pairs not listed (e.g. a ``symbols=`` subset was requested) are left as they are.
+        ``received`` as in :meth:`load_cross_snapshot`.
 
         https://developers.binance.com/docs/margin_trading/account/Query-Isolated-Margin-Account-Info
         """
         for pair in _raw(snapshot)["assets"]:
-            self._load_account(pair["symbol"], pair, (pair["baseAsset"], pair["quoteAsset"]), as_of)
+            assets = (pair["baseAsset"], pair["quoteAsset"])
+            self._load_account(pair["symbol"], pair, assets, as_of, received)
 
     def load_open_orders(
         self, account: str, orders: Iterable[Snapshot], *, as_of: int | None = None
@@ -253,22 +263,29 @@ class AccountMirror:
         raw: Mapping[str, Any],
         assets: Iterable[Mapping[str, Any]],
         as_of: int | None,
+        received: int | None = None,
     ) -> None:
         state = self._account(account)
         stamp = _BEFORE_EVERYTHING if as_of is None else as_of
+        owed_as_of = as_of if received is None else received
+        owed_stamp = stamp if owed_as_of is None else owed_as_of
         balances: dict[str, _Stamped] = {}
         liabilities: dict[str, _Stamped] = {}
         for entry in assets:
             asset = entry["asset"]
             balances[asset] = (stamp, Decimal(entry["free"]), Decimal(entry["locked"]))
-            liabilities[asset] = (stamp, Decimal(entry["borrowed"]), Decimal(entry["interest"]))
+            liabilities[asset] = (
+                owed_stamp,
+                Decimal(entry["borrowed"]),
+                Decimal(entry["interest"]),
+            )
         if as_of is not None:
             # Entries the stream stamped after the snapshot's time are newer than it: keep them.
             for asset, held in state.balances.items():
                 if held[0] > as_of:
                     balances[asset] = held
             for asset, owed in (state.liabilities or {}).items():
-                if owed[0] > as_of:
+                if owed_as_of is not None and owed[0] > owed_as_of:
                     liabilities[asset] = owed
         state.balances = balances
         state.liabilities = liabilities

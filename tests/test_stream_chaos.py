@@ -26,6 +26,9 @@ The rules, per fault type, from ``stream.py``'s module docstring:
   order, each event at most once (matched on full content, in order, so equal-looking events are
   told apart by position). After ``async with`` ends, no task of ours is left and the exchange
   sees zero open connections.
+
+The default run is short; ``STREAM_SOAK=N`` makes both schedules N+1 times longer (a soak).
+Timeouts and stall lengths scale with ``STREAM_TEST_SCALE`` (see ``test_stream_e2e``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -45,6 +49,7 @@ from test_stream_e2e import (
     CROSS,
     ISOLATED,
     PING,
+    SCALE,
     UNLIMITED,
     Recorder,
     assert_released,
@@ -56,6 +61,7 @@ from binance_margin_async import MarginClient, RateLimiter
 from binance_margin_async.events import (
     EventStreamTerminated,
     ListenKeyExpired,
+    MarginLevelStatusChange,
     Resynced,
     StreamGap,
     UnknownEvent,
@@ -115,6 +121,8 @@ class Delivered(Recorder):
         for event in self.events:
             if isinstance(event, NOT_ACTIVITY):
                 continue
+            if isinstance(event, MarginLevelStatusChange) and event.recovered:
+                continue  # learnt from REST after a risk gap: the exchange never emitted it
             raw: dict[str, Any] = event.raw
             channel = "risk" if raw.get("e") in RISK_TYPES else "trade"
             out.setdefault((event.account, channel), []).append(content(raw))
@@ -254,6 +262,7 @@ async def settle(
     raise AssertionError("the stream never caught up with the exchange")
 
 
+SOAK = int(os.environ.get("STREAM_SOAK", "0"))
 ALL_STREAMS: tuple[Stream, ...] = (*((name, "trade") for name in ACCOUNTS), (CROSS, "risk"))
 
 
@@ -279,20 +288,23 @@ async def test_planned_faults_lose_and_duplicate_nothing() -> None:
         async with stream:
             async with producer.running():
                 # Lifetime cuts and token renewals happen on their own; shutdowns on schedule.
-                deadline = asyncio.get_running_loop().time() + 7.0
+                deadline = asyncio.get_running_loop().time() + 4.0 * (1 + SOAK)
                 while asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(rng.uniform(0.5, 1.5))
-                    ex.server_shutdown(grace=rng.uniform(0.2, 0.6))
+                    ex.server_shutdown(grace=rng.uniform(0.5, 1.0))
             await settle(producer, tape, delivered, ALL_STREAMS)
         await assert_released(ex)
 
+    if SOAK:
+        events = sum(len(v) for v in tape.streams.values())
+        print(f"\nsoak (planned): {events} events emitted, {stream.stats}")
     assert delivered.errors == []
     assert delivered.gaps() == []
     assert stream.stats.gaps == stream.stats.reconnects == 0
     # The faults did happen (so the equality below means something).
-    assert stream.stats.planned_reconnects >= 4
-    assert stream.stats.renewals >= 4
-    assert ex.stats.events["serverShutdown"] >= 4
+    assert stream.stats.planned_reconnects >= 3
+    assert stream.stats.renewals >= 3
+    assert ex.stats.events["serverShutdown"] >= 2
     got = delivered.streams()
     assert set(tape.streams) == set(ALL_STREAMS)
     for s in ALL_STREAMS:
@@ -302,9 +314,9 @@ async def test_planned_faults_lose_and_duplicate_nothing() -> None:
 
 FAULTS: tuple[tuple[str, Callable[[FakeExchange, random.Random], object]], ...] = (
     ("drop", lambda ex, rng: ex.drop_connections()),
-    ("stall", lambda ex, rng: ex.stall(rng.uniform(0.9, 1.5))),  # detected: > ping + grace
+    ("stall", lambda ex, rng: ex.stall(rng.uniform(0.9, 1.5) * SCALE)),  # > ping + grace
     ("hiccup", lambda ex, rng: ex.stall(rng.uniform(0.1, 0.4))),  # not detected: a delay
-    ("shutdown", lambda ex, rng: ex.server_shutdown(grace=rng.uniform(0.2, 0.6))),
+    ("shutdown", lambda ex, rng: ex.server_shutdown(grace=rng.uniform(0.5, 1.0))),
     ("expire_tokens", lambda ex, rng: ex.expire_listen_tokens()),
     ("expire_keys", lambda ex, rng: ex.expire_listen_keys()),
     ("malformed", lambda ex, rng: ex.send_malformed_frame()),
@@ -314,7 +326,7 @@ FAULTS: tuple[tuple[str, Callable[[FakeExchange, random.Random], object]], ...] 
 async def test_random_faults_never_duplicate_reorder_or_lose_silently() -> None:
     rng = random.Random(2026)
     # Every kind twice, plus a few more drawn at random, in a random order.
-    kinds = [*FAULTS, *FAULTS, *rng.choices(FAULTS, k=4)]
+    kinds = [*FAULTS, *rng.choices(FAULTS, k=2 + SOAK * len(FAULTS))]
     rng.shuffle(kinds)
     schedule = [(rng.uniform(0.3, 1.0), fault) for fault in kinds]
     async with chaos_venue(connection_lifetime=3.0, listen_key_validity=1.5) as (ex, client):
@@ -334,6 +346,9 @@ async def test_random_faults_never_duplicate_reorder_or_lose_silently() -> None:
             await settle(producer, tape, delivered, ALL_STREAMS)
         await assert_released(ex)
 
+    if SOAK:  # the numbers for a soak's report (pytest -s shows them)
+        events = sum(len(v) for v in tape.streams.values())
+        print(f"\nsoak: {len(injected)} faults, {events} events emitted, {stream.stats}")
     # The schedule exercised every kind of fault, and the stream saw them.
     assert {name for name, _ in FAULTS} <= set(injected), injected
     assert stream.stats.reconnects >= 1 and stream.stats.planned_reconnects >= 1
@@ -358,7 +373,7 @@ async def test_random_faults_never_duplicate_reorder_or_lose_silently() -> None:
 async def test_a_late_termination_notice_still_covers_what_was_lost() -> None:
     async with chaos_venue() as (ex, client):
         # Stall detection well above the hiccup, and no pings of ours: the connection survives.
-        cfg = config(stall_grace=5.0, ping_interval=None, ping_timeout=None)
+        cfg = config(stall_grace=5.0 * SCALE, ping_interval=None, ping_timeout=None)
         stream = client.user_stream(cross=True, config=cfg)
         delivered = Delivered(stream)
         async with stream:

@@ -13,7 +13,6 @@ from binance_margin_async._streamcore import (
     OverlapFilter,
     RenewalPolicy,
     StreamStats,
-    SubscriptionTable,
     event_key,
     expand_event_types,
     exponential_backoff,
@@ -318,29 +317,6 @@ def test_overlap_filter_memory_is_bounded() -> None:
 
 
 # --- routing ------------------------------------------------------------------------------------
-
-
-def test_subscription_table_routes_and_retires() -> None:
-    table: SubscriptionTable[str] = SubscriptionTable()
-    table.bind(0, "CROSS")
-    table.bind(1, "BTCUSDT")
-    assert table.by_id.get(0) == "CROSS"
-    assert table.by_id.get(2) is None
-    # Renewal answered with a new id: both route to the account until the old one is terminated.
-    table.bind(2, "CROSS")
-    table.retire(0)
-    assert table.by_id[0] == table.by_id[2] == "CROSS"
-    assert table.terminated(0) == ("CROSS", True)
-    assert 0 not in table.by_id and table.by_id[2] == "CROSS"
-    # An unexpected termination is reported as such (the caller renews and reports a gap).
-    assert table.terminated(1) == ("BTCUSDT", False)
-    assert table.terminated(99) == (None, False)
-    # Retiring an unknown id is a no-op, re-binding an id clears its retired mark.
-    table.retire(42)
-    assert 42 not in table.retired
-    table.retire(2)
-    table.bind(2, "CROSS")
-    assert table.terminated(2) == ("CROSS", False)
 
 
 # --- handler tables -----------------------------------------------------------------------------
