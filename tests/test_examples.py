@@ -25,6 +25,10 @@ from binance_margin_async.cli import SetupError as SetupErrorType
 from binance_margin_async.mirror import AccountMirror
 from binance_margin_async.testing import FakeExchange
 
+# Real sockets on the wall clock: a loaded CI box can starve them, so a failure is retried
+# twice (pytest-rerunfailures). A known defect, tracked in issue 7: these must become load-proof.
+pytestmark = pytest.mark.flaky(reruns=2)
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ALL = (
     "fill_listener",

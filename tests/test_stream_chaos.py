@@ -44,6 +44,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import pytest
 from test_stream_e2e import (
     ACCOUNTS,
     CROSS,
@@ -69,6 +70,10 @@ from binance_margin_async.events import (
 from binance_margin_async.stream import StreamConfig
 from binance_margin_async.testing import FakeExchange
 from binance_margin_async.testing.ledger import LedgerEvent
+
+# Real sockets on the wall clock: a loaded CI box can starve them, so a failure is retried
+# twice (pytest-rerunfailures). A known defect, tracked in issue 7: these must become load-proof.
+pytestmark = pytest.mark.flaky(reruns=2)
 
 RISK_TYPES = frozenset({"USER_LIABILITY_CHANGE", "MARGIN_LEVEL_STATUS_CHANGE"})
 # Synthetic or control events: the stream's own reports, not account activity from the ledger.

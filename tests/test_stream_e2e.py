@@ -49,6 +49,10 @@ from binance_margin_async.models import ListenKey, ListenToken
 from binance_margin_async.stream import StreamConfig, UserDataStream, _RedactingLogger
 from binance_margin_async.testing import FakeExchange
 
+# Real sockets on the wall clock: a loaded CI box can starve them, so a failure is retried
+# twice (pytest-rerunfailures). A known defect, tracked in issue 7: these must become load-proof.
+pytestmark = pytest.mark.flaky(reruns=2)
+
 CROSS = "CROSS"
 ISOLATED = ("BTCUSDT", "ETHUSDT")
 ACCOUNTS = (CROSS, *ISOLATED)
