@@ -245,6 +245,7 @@ class _BenchClient:
     def __init__(self, url: str) -> None:
         self.ws_api_url = url
         self.risk_stream_url = url
+        self.account = "bench"
         self.limiter = RateLimiter()
         self.clock = ServerClock()  # the local clock stands in for the server's
 
