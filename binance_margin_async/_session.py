@@ -1393,10 +1393,11 @@ class StreamSession:
         if channel.replacement and channel.next is not None:
             # The old link is no longer a contiguous source, which deduplicating the new one
             # against it assumes: drop the half-made replacement (and what it held); the old
-            # link is restored below, with its gap, and replaced later.
+            # link is restored below, with its gap, and replaced later. Nothing the dropped
+            # link still says counts (its frames in flight are copies of the old link's): it is
+            # closed as failing, which ignores them, and its end opens no gap (it carried none).
             new, channel.next = channel.next, None
-            new.phase = LinkPhase.RETIRING
-            self.actions.append(CloseLink(new.id, "replacement abandoned"))
+            self._fail(new, "replacement abandoned")
             self._retry_replace_later(channel, now)
         # The live subscription ended (expired before renewal, or ended by the server): events
         # until it is restored may be lost, from the moment the exchange ended it (its E, on
