@@ -1381,7 +1381,7 @@ class RateLimiter:
                 route = routes.get(endpoint.pool_key)
         if route is None:
             route = core._route(endpoint.pool, endpoint.pool_key, account, ip)
-        orders = endpoint.counts_order
+        orders = endpoint.orders
         queue = self._queues.get(route.pool)
         now = self._clock()
         # Fast path: nobody queued ahead (critical requests only queue behind critical ones).
@@ -1461,7 +1461,7 @@ class RateLimiter:
             route.pool.settle(grant[2], grant[4], now)
             if grant[3]:
                 route.orders.settle(grant[3], grant[4], now)
-        core._on_response(route, endpoint.pool, status, headers, now, endpoint.counts_order)
+        core._on_response(route, endpoint.pool, status, headers, now, endpoint.orders > 0)
 
     def on_ws_response(
         self,

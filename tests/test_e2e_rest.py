@@ -1014,3 +1014,60 @@ async def test_order_count_limits_learned_from_the_exchange_stop_orders_before_s
                 await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.001")
         assert requests_to(exchange, path) == 3
         assert exchange.stats.responses_429 == 0
+
+
+@pytest.mark.parametrize(("name", "orders"), [("new_oco", 2), ("new_oto", 2), ("new_otoco", 3)])
+async def test_order_lists_charge_each_of_their_orders_to_the_order_count(
+    name: str, orders: int
+) -> None:
+    # Binance counts every order of a list. With room for one list and one more order, the
+    # second list must be refused locally: charged as a single order it would be sent, and the
+    # exchange would answer -1015. Both clocks stand still in the middle of a 10 s window (so no
+    # window boundary can pass), a little ahead of the real time the client signs with.
+    frozen = math.floor(time.time() / 10) * 10 + 15.0
+    async with FakeExchange(
+        seed=SEED, order_limit_10s=orders + 1, clock=lambda: frozen
+    ) as exchange:
+        creds = exchange.add_account(margin_balances=CROSS)
+        limiter = RateLimiter(max_wait=0.1, critical_reserve=0.0, clock=lambda: frozen)
+        async with exchange.client(creds, limiter=limiter, recv_window=60_000) as client:
+            await client.get_order_count_usage()
+
+            async def place() -> OrderList:
+                if name == "new_oco":
+                    return await client.new_oco("BTCUSDT", "SELL", "0.01", "65000", "55000")
+                if name == "new_oto":
+                    return await client.new_oto(
+                        "BTCUSDT",
+                        "LIMIT",
+                        "BUY",
+                        "58000",
+                        "0.01",
+                        "LIMIT",
+                        "SELL",
+                        "0.01",
+                        working_time_in_force="GTC",
+                        pending_price="70000",
+                        pending_time_in_force="GTC",
+                    )
+                return await client.new_otoco(
+                    "BTCUSDT",
+                    "LIMIT",
+                    "BUY",
+                    "57000",
+                    "0.01",
+                    "SELL",
+                    "0.01",
+                    "LIMIT_MAKER",
+                    working_time_in_force="GTC",
+                    pending_above_price="70000",
+                    pending_below_type="STOP_LOSS",
+                    pending_below_stop_price="50000",
+                )
+
+            await place()
+            assert limiter.usage(account=client.account)["ORDERS:10S"] == orders
+            with pytest.raises(RateLimited):
+                await place()
+        assert requests_to(exchange, ENDPOINTS[name].path) == 1
+        assert exchange.stats.responses_429 == 0

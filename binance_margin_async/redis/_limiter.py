@@ -381,7 +381,7 @@ class RedisRateLimiter:
         """
         if critical is None:
             critical = endpoint.critical
-        orders = int(endpoint.counts_order)
+        orders = endpoint.orders
         await self._acquire(
             endpoint.pool,
             endpoint.pool_key,
@@ -660,7 +660,7 @@ class RedisRateLimiter:
             status,
             headers,
             self._clock(),
-            counts_order=endpoint.counts_order,
+            counts_order=endpoint.orders > 0,
             account=account,
             ip=ip,
         )
@@ -670,7 +670,7 @@ class RedisRateLimiter:
             status,
             account,
             ip,
-            orders=int(endpoint.counts_order),
+            orders=endpoint.orders,
         )
 
     def on_ws_response(
