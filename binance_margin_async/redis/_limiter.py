@@ -461,9 +461,7 @@ class RedisRateLimiter:
             now=now,
         )
         if self._leases and self._status == "shared":
-            if now < self._fallback.core.banned_until_for(ip):
-                until = self._fallback.core.banned_until_for(ip)
-                raise IPBanned(until, retry_after=until - now, pool=pool_key)
+            self._fallback.core.check_ban(now, pool_key, ip=ip)
             if self._spend_lease(charges, now):
                 self._fallback.core.record(
                     ep_pool, pool_key, weight, now, orders=orders, account=account, ip=ip
