@@ -284,39 +284,25 @@ async def test_orders_market_limit_fill_cancel_queries(
     assert iso_trade.order_id == iso.order_id and iso_trade.is_isolated is True
 
 
-async def test_order_lists_oco_oto_otoco(
-    exchange: FakeExchange, creds: Credentials, client: MarginClient
-) -> None:
-    ledger, acct = exchange.ledger, creds.account_id
-
-    oco = await client.new_oco("BTCUSDT", "SELL", "0.01", "65000", "55000")
-    assert (oco.contingency_type, oco.list_status_type, oco.list_order_status) == (
-        ContingencyType.OCO,
-        ListStatusType.EXEC_STARTED,
-        ListOrderStatus.EXECUTING,
-    )
-    assert isinstance(oco.order_list_id, int) and len(oco.orders) == 2
-    assert {r.type for r in oco.order_reports} == {OrderType.STOP_LOSS, OrderType.LIMIT_MAKER}
-    assert {r.order_list_id for r in oco.order_reports} == {oco.order_list_id}
-    assert ledger.balance(acct, "BTC").locked == dec("0.01")  # one lock for both legs
-
-    oto = await client.new_oto(
-        "BTCUSDT",
-        "LIMIT",
-        "BUY",
-        "58000",
-        "0.01",
-        "LIMIT",
-        "SELL",
-        "0.01",
-        working_time_in_force="GTC",
-        pending_price="70000",
-        pending_time_in_force="GTC",
-    )
-    assert oto.contingency_type is ContingencyType.OTO
-    assert [r.status for r in oto.order_reports] == [OrderStatus.NEW, OrderStatus.PENDING_NEW]
-
-    otoco = await client.new_otoco(
+async def place_list(client: MarginClient, name: str) -> OrderList:
+    """One OCO, OTO or OTOCO on BTCUSDT (by ``MarginAPI`` method name), resting on the book."""
+    if name == "new_oco":
+        return await client.new_oco("BTCUSDT", "SELL", "0.01", "65000", "55000")
+    if name == "new_oto":
+        return await client.new_oto(
+            "BTCUSDT",
+            "LIMIT",
+            "BUY",
+            "58000",
+            "0.01",
+            "LIMIT",
+            "SELL",
+            "0.01",
+            working_time_in_force="GTC",
+            pending_price="70000",
+            pending_time_in_force="GTC",
+        )
+    return await client.new_otoco(
         "BTCUSDT",
         "LIMIT",
         "BUY",
@@ -330,6 +316,29 @@ async def test_order_lists_oco_oto_otoco(
         pending_below_type="STOP_LOSS",
         pending_below_stop_price="50000",
     )
+
+
+async def test_order_lists_oco_oto_otoco(
+    exchange: FakeExchange, creds: Credentials, client: MarginClient
+) -> None:
+    ledger, acct = exchange.ledger, creds.account_id
+
+    oco = await place_list(client, "new_oco")
+    assert (oco.contingency_type, oco.list_status_type, oco.list_order_status) == (
+        ContingencyType.OCO,
+        ListStatusType.EXEC_STARTED,
+        ListOrderStatus.EXECUTING,
+    )
+    assert isinstance(oco.order_list_id, int) and len(oco.orders) == 2
+    assert {r.type for r in oco.order_reports} == {OrderType.STOP_LOSS, OrderType.LIMIT_MAKER}
+    assert {r.order_list_id for r in oco.order_reports} == {oco.order_list_id}
+    assert ledger.balance(acct, "BTC").locked == dec("0.01")  # one lock for both legs
+
+    oto = await place_list(client, "new_oto")
+    assert oto.contingency_type is ContingencyType.OTO
+    assert [r.status for r in oto.order_reports] == [OrderStatus.NEW, OrderStatus.PENDING_NEW]
+
+    otoco = await place_list(client, "new_otoco")
     # Binance answers an OTOCO with contingencyType "OTO" (it has no OTOCO value).
     assert otoco.contingency_type is ContingencyType.OTO
     assert [(r.type, r.status) for r in otoco.order_reports] == [
@@ -1033,41 +1042,9 @@ async def test_order_lists_charge_each_of_their_orders_to_the_order_count(
         async with exchange.client(creds, limiter=limiter, recv_window=60_000) as client:
             await client.get_order_count_usage()
 
-            async def place() -> OrderList:
-                if name == "new_oco":
-                    return await client.new_oco("BTCUSDT", "SELL", "0.01", "65000", "55000")
-                if name == "new_oto":
-                    return await client.new_oto(
-                        "BTCUSDT",
-                        "LIMIT",
-                        "BUY",
-                        "58000",
-                        "0.01",
-                        "LIMIT",
-                        "SELL",
-                        "0.01",
-                        working_time_in_force="GTC",
-                        pending_price="70000",
-                        pending_time_in_force="GTC",
-                    )
-                return await client.new_otoco(
-                    "BTCUSDT",
-                    "LIMIT",
-                    "BUY",
-                    "57000",
-                    "0.01",
-                    "SELL",
-                    "0.01",
-                    "LIMIT_MAKER",
-                    working_time_in_force="GTC",
-                    pending_above_price="70000",
-                    pending_below_type="STOP_LOSS",
-                    pending_below_stop_price="50000",
-                )
-
-            await place()
+            await place_list(client, name)
             assert limiter.usage(account=client.account)["ORDERS:10S"] == orders
             with pytest.raises(RateLimited):
-                await place()
+                await place_list(client, name)
         assert requests_to(exchange, ENDPOINTS[name].path) == 1
         assert exchange.stats.responses_429 == 0
