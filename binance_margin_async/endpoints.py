@@ -100,7 +100,7 @@ class Endpoint:
     weight: int
     heavy_weight: int | None = None
     critical: bool = False
-    counts_order: bool = False
+    orders: int = 0
     doc: str = ""
     weight_without: tuple[str, int] | None = None
     symbols_without: str | None = None
@@ -173,7 +173,7 @@ _SPOT_REST: Final = "https://developers.binance.com/docs/binance-spot-api-docs/r
 _TABLE: Final[tuple[Endpoint, ...]] = (
     # Trade
     Endpoint("new_order", "POST", "/sapi/v1/margin/order", _S, _UID, 6,
-             heavy_weight=_ORDER_HEAVY, counts_order=True,
+             heavy_weight=_ORDER_HEAVY, orders=1,
              doc=_MT + "trade/Margin-Account-New-Order"),
     Endpoint("cancel_order", "DELETE", "/sapi/v1/margin/order", _S, _IP, 10, critical=True,
              doc=_MT + "trade/Margin-Account-Cancel-Order"),
@@ -188,13 +188,13 @@ _TABLE: Final[tuple[Endpoint, ...]] = (
     Endpoint("get_my_trades", "GET", "/sapi/v1/margin/myTrades", _S, _IP, 10,
              doc=_MT + "trade/Query-Margin-Account-Trade-List"),
     Endpoint("new_oco", "POST", "/sapi/v1/margin/order/oco", _S, _UID, 6,
-             heavy_weight=_ORDER_HEAVY, counts_order=True,
+             heavy_weight=_ORDER_HEAVY, orders=2,
              doc=_MT + "trade/Margin-Account-New-OCO"),
     Endpoint("new_oto", "POST", "/sapi/v1/margin/order/oto", _S, _UID, 6,
-             heavy_weight=_ORDER_HEAVY, counts_order=True,
+             heavy_weight=_ORDER_HEAVY, orders=2,
              doc=_MT + "trade/Margin-Account-New-OTO"),
     Endpoint("new_otoco", "POST", "/sapi/v1/margin/order/otoco", _S, _UID, 6,
-             heavy_weight=_ORDER_HEAVY, counts_order=True,
+             heavy_weight=_ORDER_HEAVY, orders=3,
              doc=_MT + "trade/Margin-Account-New-OTOCO"),
     Endpoint("cancel_order_list", "DELETE", "/sapi/v1/margin/orderList", _S, _UID, 1,
              critical=True, doc=_MT + "trade/Margin-Account-Cancel-OCO"),
@@ -413,22 +413,22 @@ _SPOT_ACCOUNT: Final = _SPOT_REST + "account-endpoints"
 #: API methods of :class:`~binance_margin_async.trading.TradingSession` cost the same.
 #: ``cancel_replace_order`` has no SAPI counterpart: it exists only here.
 SPOT_ORDER_ENDPOINTS: Final[Mapping[str, Endpoint]] = MappingProxyType({ep.name: ep for ep in (
-    Endpoint("new_order", "POST", "/api/v3/order", _S, _API, 1, counts_order=True,
+    Endpoint("new_order", "POST", "/api/v3/order", _S, _API, 1, orders=1,
              doc=_SPOT_TRADE),
     Endpoint("cancel_order", "DELETE", "/api/v3/order", _S, _API, 1, critical=True,
              doc=_SPOT_TRADE),
     Endpoint("get_order", "GET", "/api/v3/order", _S, _API, 4, doc=_SPOT_ACCOUNT),
     Endpoint("cancel_replace_order", "POST", "/api/v3/order/cancelReplace", _S, _API, 1,
-             counts_order=True, doc=_SPOT_TRADE),
+             orders=1, doc=_SPOT_TRADE),
     Endpoint("get_open_orders", "GET", "/api/v3/openOrders", _S, _API, 6,
              weight_without=("symbol", 80), doc=_SPOT_ACCOUNT),
     Endpoint("cancel_open_orders", "DELETE", "/api/v3/openOrders", _S, _API, 1, critical=True,
              doc=_SPOT_TRADE),
-    Endpoint("new_oco", "POST", "/api/v3/orderList/oco", _S, _API, 1, counts_order=True,
+    Endpoint("new_oco", "POST", "/api/v3/orderList/oco", _S, _API, 1, orders=2,
              doc=_SPOT_TRADE),
-    Endpoint("new_oto", "POST", "/api/v3/orderList/oto", _S, _API, 1, counts_order=True,
+    Endpoint("new_oto", "POST", "/api/v3/orderList/oto", _S, _API, 1, orders=2,
              doc=_SPOT_TRADE),
-    Endpoint("new_otoco", "POST", "/api/v3/orderList/otoco", _S, _API, 1, counts_order=True,
+    Endpoint("new_otoco", "POST", "/api/v3/orderList/otoco", _S, _API, 1, orders=3,
              doc=_SPOT_TRADE),
     Endpoint("cancel_order_list", "DELETE", "/api/v3/orderList", _S, _API, 1, critical=True,
              doc=_SPOT_TRADE),

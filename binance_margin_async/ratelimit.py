@@ -741,6 +741,14 @@ class LimiterCore:
         """End of the known ban of ``ip`` in epoch seconds (0.0 when none was seen)."""
         return self._ip_scope(ip).ban_until
 
+    def check_ban(self, now: float, pool_key: str, *, ip: str | None = None) -> None:
+        """Raises :class:`~.errors.IPBanned` (naming ``pool_key``) when ``ip`` is known to be
+        banned at ``now``: for a limiter that grants from a shared store and skips :meth:`reserve`.
+        """
+        scope = self._ip_scope(ip)
+        if now < scope.ban_until:
+            raise self._banned(scope, pool_key, now)
+
     def usage(
         self, now: float, *, account: str | None = None, ip: str | None = None
     ) -> dict[str, int]:
@@ -922,6 +930,17 @@ class LimiterCore:
             rule = self._rule(scope, pool.rule, pool_key) if pool.rule is not None else None
             route = routes[key] = _Route(pool, scope, account_scope.orders, rule)
         return route
+
+    def _endpoint_route(self, endpoint: Endpoint, account: str | None, ip: str | None) -> _Route:
+        # Hot path of the asyncio shell: a known route of the default IP is found without
+        # building its key.
+        if ip is None:
+            routes = self._routes.get(account)
+            if routes is not None:
+                route = routes.get(endpoint.pool_key)
+                if route is not None:
+                    return route
+        return self._route(endpoint.pool, endpoint.pool_key, account, ip)
 
     def _pool(self, ep_pool: Pool, pool_key: str, account: _AccountScope, scope: _IPScope) -> _Pool:
         pools = account.pools if ep_pool == Pool.SAPI_UID else scope.pools
@@ -1374,14 +1393,8 @@ class RateLimiter:
         if critical is None:
             critical = endpoint.critical
         core = self._core
-        route = None
-        if ip is None:
-            routes = core._routes.get(account)
-            if routes is not None:
-                route = routes.get(endpoint.pool_key)
-        if route is None:
-            route = core._route(endpoint.pool, endpoint.pool_key, account, ip)
-        orders = endpoint.counts_order
+        route = core._endpoint_route(endpoint, account, ip)
+        orders = endpoint.orders
         queue = self._queues.get(route.pool)
         now = self._clock()
         # Fast path: nobody queued ahead (critical requests only queue behind critical ones).
@@ -1448,20 +1461,14 @@ class RateLimiter:
         """
         now = self._clock()
         core = self._core
-        route = None
-        if ip is None:
-            routes = core._routes.get(account)
-            if routes is not None:
-                route = routes.get(endpoint.pool_key)
-        if route is None:
-            route = core._route(endpoint.pool, endpoint.pool_key, account, ip)
+        route = core._endpoint_route(endpoint, account, ip)
         grant = _GRANT.get()
         if grant is not None and grant[0] is core and grant[1] is route:
             grant[0] = None
             route.pool.settle(grant[2], grant[4], now)
             if grant[3]:
                 route.orders.settle(grant[3], grant[4], now)
-        core._on_response(route, endpoint.pool, status, headers, now, endpoint.counts_order)
+        core._on_response(route, endpoint.pool, status, headers, now, endpoint.orders > 0)
 
     def on_ws_response(
         self,

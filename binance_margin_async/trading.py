@@ -329,7 +329,7 @@ class TradingSession:
         resynced = False
         while True:
             link = self._live_link(method)
-            if endpoint.counts_order:
+            if endpoint.orders:
                 # acquire() also takes an order count; its answer is reported below, same task.
                 await limiter.acquire(endpoint, weight, account=self.client.account)
             else:
@@ -344,7 +344,7 @@ class TradingSession:
                 recv_window=self.client._recv_window,
             )
             answer = await self._exchange(link, method, stamped, write, client_order_id, endpoint)
-            if answer.status and endpoint.counts_order:
+            if answer.status and endpoint.orders:
                 limiter.on_response(
                     endpoint, answer.status, _NO_HEADERS, account=self.client.account
                 )

@@ -284,39 +284,25 @@ async def test_orders_market_limit_fill_cancel_queries(
     assert iso_trade.order_id == iso.order_id and iso_trade.is_isolated is True
 
 
-async def test_order_lists_oco_oto_otoco(
-    exchange: FakeExchange, creds: Credentials, client: MarginClient
-) -> None:
-    ledger, acct = exchange.ledger, creds.account_id
-
-    oco = await client.new_oco("BTCUSDT", "SELL", "0.01", "65000", "55000")
-    assert (oco.contingency_type, oco.list_status_type, oco.list_order_status) == (
-        ContingencyType.OCO,
-        ListStatusType.EXEC_STARTED,
-        ListOrderStatus.EXECUTING,
-    )
-    assert isinstance(oco.order_list_id, int) and len(oco.orders) == 2
-    assert {r.type for r in oco.order_reports} == {OrderType.STOP_LOSS, OrderType.LIMIT_MAKER}
-    assert {r.order_list_id for r in oco.order_reports} == {oco.order_list_id}
-    assert ledger.balance(acct, "BTC").locked == dec("0.01")  # one lock for both legs
-
-    oto = await client.new_oto(
-        "BTCUSDT",
-        "LIMIT",
-        "BUY",
-        "58000",
-        "0.01",
-        "LIMIT",
-        "SELL",
-        "0.01",
-        working_time_in_force="GTC",
-        pending_price="70000",
-        pending_time_in_force="GTC",
-    )
-    assert oto.contingency_type is ContingencyType.OTO
-    assert [r.status for r in oto.order_reports] == [OrderStatus.NEW, OrderStatus.PENDING_NEW]
-
-    otoco = await client.new_otoco(
+async def place_list(client: MarginClient, name: str) -> OrderList:
+    """One OCO, OTO or OTOCO on BTCUSDT (by ``MarginAPI`` method name), resting on the book."""
+    if name == "new_oco":
+        return await client.new_oco("BTCUSDT", "SELL", "0.01", "65000", "55000")
+    if name == "new_oto":
+        return await client.new_oto(
+            "BTCUSDT",
+            "LIMIT",
+            "BUY",
+            "58000",
+            "0.01",
+            "LIMIT",
+            "SELL",
+            "0.01",
+            working_time_in_force="GTC",
+            pending_price="70000",
+            pending_time_in_force="GTC",
+        )
+    return await client.new_otoco(
         "BTCUSDT",
         "LIMIT",
         "BUY",
@@ -330,6 +316,29 @@ async def test_order_lists_oco_oto_otoco(
         pending_below_type="STOP_LOSS",
         pending_below_stop_price="50000",
     )
+
+
+async def test_order_lists_oco_oto_otoco(
+    exchange: FakeExchange, creds: Credentials, client: MarginClient
+) -> None:
+    ledger, acct = exchange.ledger, creds.account_id
+
+    oco = await place_list(client, "new_oco")
+    assert (oco.contingency_type, oco.list_status_type, oco.list_order_status) == (
+        ContingencyType.OCO,
+        ListStatusType.EXEC_STARTED,
+        ListOrderStatus.EXECUTING,
+    )
+    assert isinstance(oco.order_list_id, int) and len(oco.orders) == 2
+    assert {r.type for r in oco.order_reports} == {OrderType.STOP_LOSS, OrderType.LIMIT_MAKER}
+    assert {r.order_list_id for r in oco.order_reports} == {oco.order_list_id}
+    assert ledger.balance(acct, "BTC").locked == dec("0.01")  # one lock for both legs
+
+    oto = await place_list(client, "new_oto")
+    assert oto.contingency_type is ContingencyType.OTO
+    assert [r.status for r in oto.order_reports] == [OrderStatus.NEW, OrderStatus.PENDING_NEW]
+
+    otoco = await place_list(client, "new_otoco")
     # Binance answers an OTOCO with contingencyType "OTO" (it has no OTOCO value).
     assert otoco.contingency_type is ContingencyType.OTO
     assert [(r.type, r.status) for r in otoco.order_reports] == [
@@ -1013,4 +1022,29 @@ async def test_order_count_limits_learned_from_the_exchange_stop_orders_before_s
             with pytest.raises(RateLimited):
                 await client.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.001")
         assert requests_to(exchange, path) == 3
+        assert exchange.stats.responses_429 == 0
+
+
+@pytest.mark.parametrize(("name", "orders"), [("new_oco", 2), ("new_oto", 2), ("new_otoco", 3)])
+async def test_order_lists_charge_each_of_their_orders_to_the_order_count(
+    name: str, orders: int
+) -> None:
+    # Binance counts every order of a list. With room for one list and one more order, the
+    # second list must be refused locally: charged as a single order it would be sent, and the
+    # exchange would answer -1015. Both clocks stand still in the middle of a 10 s window (so no
+    # window boundary can pass), a little ahead of the real time the client signs with.
+    frozen = math.floor(time.time() / 10) * 10 + 15.0
+    async with FakeExchange(
+        seed=SEED, order_limit_10s=orders + 1, clock=lambda: frozen
+    ) as exchange:
+        creds = exchange.add_account(margin_balances=CROSS)
+        limiter = RateLimiter(max_wait=0.1, critical_reserve=0.0, clock=lambda: frozen)
+        async with exchange.client(creds, limiter=limiter, recv_window=60_000) as client:
+            await client.get_order_count_usage()
+
+            await place_list(client, name)
+            assert limiter.usage(account=client.account)["ORDERS:10S"] == orders
+            with pytest.raises(RateLimited):
+                await place_list(client, name)
+        assert requests_to(exchange, ENDPOINTS[name].path) == 1
         assert exchange.stats.responses_429 == 0

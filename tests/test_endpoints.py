@@ -117,7 +117,7 @@ def test_key_weights_pools_and_security() -> None:
     new_order = ENDPOINTS["new_order"]
     assert (new_order.pool, new_order.weight, new_order.heavy_weight) == (Pool.SAPI_UID, 6, 1500)
     assert new_order.security is Security.SIGNED
-    assert new_order.counts_order and not new_order.critical
+    assert new_order.orders and not new_order.critical
 
     token = ENDPOINTS["create_listen_token"]
     assert (token.security, token.pool, token.weight) == (Security.USER_STREAM, Pool.SAPI_UID, 1)
@@ -143,7 +143,7 @@ def test_key_weights_pools_and_security() -> None:
 @pytest.mark.parametrize("name", ["new_order", "new_oco", "new_oto", "new_otoco"])
 def test_order_weight_depends_on_side_effect(name: str) -> None:
     ep = ENDPOINTS[name]
-    assert ep.counts_order
+    assert ep.orders
     assert ep.weight_for([("symbol", "BTCUSDT")]) == 6
     assert ep.weight_for([("sideEffectType", "NO_SIDE_EFFECT")]) == 6
     assert ep.weight_for([("sideEffectType", "AUTO_REPAY")]) == 6
@@ -206,7 +206,7 @@ def test_table_rows_are_well_formed() -> None:
         assert ep.weight >= 1
         assert ep.doc.startswith("https://developers.binance.com/docs/")
         # Only order placements are charged per order.
-        assert ep.counts_order == (ep.heavy_weight is not None)
+        assert bool(ep.orders) == (ep.heavy_weight is not None)
     # Keyed-only (no signature): stream tokens and MARKET_DATA endpoints without a timestamp.
     assert {n for n, ep in ENDPOINTS.items() if ep.security is Security.USER_STREAM} == {
         "create_listen_token",
@@ -253,6 +253,14 @@ def test_one_documented_api_method_per_endpoint() -> None:
         assert ep.doc in (getattr(MarginAPI, name).__doc__ or ""), name
 
 
+def test_order_lists_count_every_order() -> None:
+    # Margin-Account-New-OCO: "an OCO counts as 2 orders"; New-OTO: 2; New-OTOCO: 3 (SEED 004).
+    counts = {name: ENDPOINTS[name].orders for name in ("new_order", "new_oco", "new_oto")}
+    assert counts == {"new_order": 1, "new_oco": 2, "new_oto": 2}
+    assert ENDPOINTS["new_otoco"].orders == 3
+    assert not ENDPOINTS["cancel_order_list"].orders
+
+
 def test_special_key_routes_mirror_the_sapi_order_endpoints() -> None:
     for name, ep in SPOT_ORDER_ENDPOINTS.items():
         assert ep.name == name
@@ -262,7 +270,7 @@ def test_special_key_routes_mirror_the_sapi_order_endpoints() -> None:
         if name != "cancel_replace_order":
             sapi = ENDPOINTS[name]
             assert ep.critical == sapi.critical, name
-            assert ep.counts_order == sapi.counts_order, name
+            assert ep.orders == sapi.orders, name
     # Spot weights: openOrders costs 6 for one symbol and 80 for all.
     open_orders = SPOT_ORDER_ENDPOINTS["get_open_orders"]
     assert open_orders.weight_for([("symbol", "BTCUSDT")]) == 6

@@ -54,7 +54,7 @@ def core(**kwargs: float) -> LimiterCore:
 
 
 def take(c: LimiterCore, ep: Endpoint, weight: int, now: float, *, critical: bool = False) -> float:
-    return c.reserve(ep.pool, ep.pool_key, weight, now, critical=critical, orders=ep.counts_order)
+    return c.reserve(ep.pool, ep.pool_key, weight, now, critical=critical, orders=ep.orders)
 
 
 # Windows
@@ -121,7 +121,7 @@ def test_a_clock_stepping_back_keeps_the_count() -> None:
 
 
 def tracked(c: LimiterCore, ep: Endpoint, weight: int, now: float) -> float:
-    return c.reserve(ep.pool, ep.pool_key, weight, now, orders=ep.counts_order, track=True)
+    return c.reserve(ep.pool, ep.pool_key, weight, now, orders=ep.orders, track=True)
 
 
 NEXT = BOUNDARY + W + M + 0.01  # the next window, past its margin

@@ -381,7 +381,7 @@ class RedisRateLimiter:
         """
         if critical is None:
             critical = endpoint.critical
-        orders = int(endpoint.counts_order)
+        orders = endpoint.orders
         await self._acquire(
             endpoint.pool,
             endpoint.pool_key,
@@ -461,9 +461,7 @@ class RedisRateLimiter:
             now=now,
         )
         if self._leases and self._status == "shared":
-            if now < self._fallback.core.banned_until_for(ip):
-                until = self._fallback.core.banned_until_for(ip)
-                raise IPBanned(until, retry_after=until - now, pool=pool_key)
+            self._fallback.core.check_ban(now, pool_key, ip=ip)
             if self._spend_lease(charges, now):
                 self._fallback.core.record(
                     ep_pool, pool_key, weight, now, orders=orders, account=account, ip=ip
@@ -660,7 +658,7 @@ class RedisRateLimiter:
             status,
             headers,
             self._clock(),
-            counts_order=endpoint.counts_order,
+            counts_order=endpoint.orders > 0,
             account=account,
             ip=ip,
         )
@@ -670,7 +668,7 @@ class RedisRateLimiter:
             status,
             account,
             ip,
-            orders=int(endpoint.counts_order),
+            orders=endpoint.orders,
         )
 
     def on_ws_response(

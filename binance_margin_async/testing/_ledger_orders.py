@@ -155,10 +155,9 @@ class _OrderLedger(_WalletLedger):
             sym, side, type, time_in_force, quantity, quote_order_qty, price, stop_price,
             iceberg_qty, new_client_order_id, "",
         )  # fmt: skip
-        default_resp = "FULL" if spec.type in (_MARKET, _LIMIT) else "ACK"
-        options = _order_options(
-            new_order_resp_type, side_effect_type, self_trade_prevention_mode,
-            auto_repay_at_cancel, default_resp,
+        options = _single_order_options(
+            spec, new_order_resp_type, side_effect_type, self_trade_prevention_mode,
+            auto_repay_at_cancel,
         )  # fmt: skip
         response = self._place_order(acct, sym, wallet, spec, options, now, spot)
         self._flush(now)
@@ -213,10 +212,9 @@ class _OrderLedger(_WalletLedger):
             sym, side, type, time_in_force, quantity, quote_order_qty, price, stop_price,
             iceberg_qty, new_client_order_id, "",
         )  # fmt: skip
-        default_resp = "FULL" if spec.type in (_MARKET, _LIMIT) else "ACK"
-        options = _order_options(
-            new_order_resp_type, side_effect_type, self_trade_prevention_mode,
-            auto_repay_at_cancel, default_resp,
+        options = _single_order_options(
+            spec, new_order_resp_type, side_effect_type, self_trade_prevention_mode,
+            auto_repay_at_cancel,
         )  # fmt: skip
         # Filters are checked before the cancel (Binance: "Filters and Order Count are evaluated
         # before the processing of the cancellation and order placement").
@@ -972,6 +970,22 @@ class _OrderLedger(_WalletLedger):
 
 _CANCEL_REPLACE_MODES: Final = frozenset({"STOP_ON_FAILURE", "ALLOW_FAILURE"})
 _UNKNOWN_ORDER: Final = LedgerError(-2011, "Unknown order sent.")
+
+
+def _single_order_options(
+    spec: _Spec,
+    resp_type: str | None,
+    side_effect_type: str | None,
+    self_trade_prevention_mode: str | None,
+    auto_repay_at_cancel: bool | str,
+) -> tuple[str, str, str, bool]:
+    """:func:`_order_options` of one order (new or cancel-replace): ``newOrderRespType``
+    defaults to ``FULL`` for MARKET and LIMIT orders and to ``ACK`` for the other types."""
+    default_resp = "FULL" if spec.type in (_MARKET, _LIMIT) else "ACK"
+    return _order_options(
+        resp_type, side_effect_type, self_trade_prevention_mode, auto_repay_at_cancel,
+        default_resp,
+    )  # fmt: skip
 
 
 def _cancel_replace_error(

@@ -34,7 +34,7 @@ from ..endpoints import EXCHANGE_INFO, SPOT_ORDER_ENDPOINTS, Endpoint, Pool, Sec
 from ._rest import Call, Handler, _LedgerRoute, _pending
 from .ledger import Ledger, LedgerError, SymbolSpec
 
-__all__ = ["SPOT_ENDPOINTS", "UNFILLED_ORDER_COUNTS", "spot_handlers"]
+__all__ = ["SPOT_ENDPOINTS", "spot_handlers"]
 
 _DOCS: Final = "https://developers.binance.com/docs/binance-spot-api-docs/rest-api/"
 
@@ -57,16 +57,6 @@ SPOT_ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     *SPOT_ORDER_ENDPOINTS.values(),
 )
 
-
-#: "Unfilled Order Count" of the order-placing routes that count more than one order. The fake's
-#: own numbers, not the client's table: Binance counts every order of a list, while the client's
-#: table only says whether a route counts orders (its limiter charges one per request and takes
-#: the exact counts from each answer's ``rateLimits``).
-UNFILLED_ORDER_COUNTS: Final[Mapping[str, int]] = {
-    "/api/v3/orderList/oco": 2,
-    "/api/v3/orderList/oto": 2,
-    "/api/v3/orderList/otoco": 3,
-}
 
 _RESTRICTED: Final = LedgerError(-2010, "This symbol is restricted for this account.")
 _UNKNOWN_ORDER: Final = LedgerError(-2011, "Unknown order sent.")

@@ -77,7 +77,7 @@ from ._params import (
 from ._price_index import price_index_handlers
 from ._rest import MARGIN, TRADE, Call, Handler, Route, build_routes, ledger_handlers
 from ._special import SpecialKeyBook, special_key_handlers
-from ._spot import SPOT_ENDPOINTS, UNFILLED_ORDER_COUNTS, spot_handlers
+from ._spot import SPOT_ENDPOINTS, spot_handlers
 from ._streams import ListenKey, Session, StreamBook, Subscription
 from ._wsapi import WS_ROUTES, signature_payload, text_params
 from .ledger import Amount, Ledger, LedgerError
@@ -89,6 +89,18 @@ __all__ = ["ExchangeStats", "FakeExchange"]
 
 log = logging.getLogger(__name__)
 
+#: "Unfilled Order Count" of the order-placing routes that count more than one order (every other
+#: one counts 1): Binance counts every order of a list (Margin-Account-New-OCO "an OCO counts as 2
+#: orders", New-OTO 2, New-OTOCO 3; the spot pages likewise). The fake's own numbers, not the
+#: client's table, so that a client charging the wrong count meets the exchange's -1015.
+_UNFILLED_ORDER_COUNTS: Final[Mapping[str, int]] = {
+    "/sapi/v1/margin/order/oco": 2,
+    "/sapi/v1/margin/order/oto": 2,
+    "/sapi/v1/margin/order/otoco": 3,
+    "/api/v3/orderList/oco": 2,
+    "/api/v3/orderList/oto": 2,
+    "/api/v3/orderList/otoco": 3,
+}
 _API_KEY_RE: Final = re.compile(r"[A-Za-z0-9]{64}")
 _JSON_HEADERS: Final = {"Content-Type": "application/json;charset=UTF-8"}
 _MAX_TOKEN_VALIDITY_MS: Final = 86_400_000
@@ -914,8 +926,10 @@ class FakeExchange:
             account is None or route.permission not in account.permissions
         ):
             raise _REJECTED_KEY
-        if ep.counts_order and account is not None:
-            self._count_order(reply, account.account_id, now, UNFILLED_ORDER_COUNTS.get(ep.path, 1))
+        if ep.orders and account is not None:
+            self._count_order(
+                reply, account.account_id, now, _UNFILLED_ORDER_COUNTS.get(ep.path, 1)
+            )
         if account is None:
             return Call(params, None, now_ms)
         return Call(params, account.account_id, now_ms, account.scope)
@@ -1457,9 +1471,9 @@ class FakeExchange:
         account = self._ws_authenticate(session, p, now_ms)
         if route.permission is not None and route.permission not in account.permissions:
             raise _REJECTED_KEY
-        if route.endpoint.counts_order:
+        if route.endpoint.orders:
             self._ws_orders_of = account.account_id
-            count = UNFILLED_ORDER_COUNTS.get(route.endpoint.path, 1)
+            count = _UNFILLED_ORDER_COUNTS.get(route.endpoint.path, 1)
             self._place_orders(account.account_id, self._clock(), count)
         return Call(p, account.account_id, now_ms, account.scope)
 
