@@ -4,11 +4,18 @@ websockets' documented sans-I/O ``ClientProtocol`` on our own :class:`asyncio.Pr
 message is handed to the session the moment it is parsed and every ping is answered as it
 arrives, whatever the callbacks are doing (and no private websockets API is touched). What to do
 with the messages, and when to open, ping or close, is the session's business.
+
+:class:`RedactingLogger` is websockets' own logger minus a connection's credentials; it lives here
+rather than in :mod:`.redaction` because it knows websockets' ``Frame`` (and that module is
+dependency-free).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
+import traceback
 from typing import TYPE_CHECKING, Any, Final
 
 from websockets.client import ClientProtocol
@@ -19,7 +26,7 @@ from websockets.protocol import State
 if TYPE_CHECKING:
     from .stream import UserDataStream
 
-__all__ = ["WsLink"]
+__all__ = ["RedactingLogger", "WsLink"]
 
 _TEXT: Final = Opcode.TEXT
 _BINARY: Final = Opcode.BINARY
@@ -162,3 +169,53 @@ class WsLink(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """websockets' own logger (``websockets.client``), minus one connection's credentials.
+
+    At DEBUG, websockets logs the opening request line (the risk stream's URL carries its listen
+    key) and every frame (the listen tokens we subscribe with, the listen key inside a
+    ``listenKeyExpired`` event). Records are formatted here and the text redacted before the
+    wrapped logger sees it; frames are redacted in their whole payload first, since websockets
+    elides the middle of long payloads and could leave a fragment of a secret. ``secrets`` is the
+    connection's live set (tokens join it as they are subscribed). Costs nothing unless a record
+    is emitted.
+    """
+
+    def __init__(self, secrets: set[str]) -> None:
+        super().__init__(logging.getLogger("websockets.client"))
+        self.secrets = secrets
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log like the wrapped logger, with every secret replaced by ``<redacted>``."""
+        if not self.isEnabledFor(level):
+            return
+        if self.secrets:
+            args = tuple(self._redact_frame(arg) for arg in args)
+            try:
+                text = str(msg) % args if args else str(msg)
+            except (TypeError, ValueError):  # never raise into websockets from a log call
+                text = f"{msg} {args!r}"
+            exc_info = kwargs.get("exc_info")
+            if exc_info:
+                # A traceback is formatted by the handler, out of our reach: format it here and
+                # send it, redacted, as part of the message instead.
+                if exc_info is True:
+                    exc_info = sys.exc_info()
+                if isinstance(exc_info, BaseException):
+                    exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+                kwargs["exc_info"] = None
+                text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
+            for secret in self.secrets:
+                text = text.replace(secret, "<redacted>")
+            msg, args = text, ()
+        self.logger.log(level, msg, *args, **kwargs)
+
+    def _redact_frame(self, value: object) -> object:
+        if not isinstance(value, Frame):
+            return value
+        data = bytes(value.data)
+        for secret in self.secrets:
+            data = data.replace(secret.encode(), b"<redacted>")
+        return Frame(value.opcode, data, value.fin)

@@ -38,9 +38,7 @@ import inspect
 import logging
 import random
 import ssl
-import sys
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +49,6 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidURI
-from websockets.frames import Frame
 from websockets.uri import parse_uri
 
 from ._session import (
@@ -80,7 +77,7 @@ from ._streamcore import (
     exponential_backoff,
     handlers_for,
 )
-from ._wslink import WsLink
+from ._wslink import RedactingLogger, WsLink
 from .errors import BinanceError, EventQueueOverflow, ParameterError, StreamError
 from .events import (
     Event,
@@ -262,56 +259,6 @@ class _State(Enum):
     NEW = "new"
     RUNNING = "running"
     CLOSED = "closed"
-
-
-class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
-    """websockets' own logger (``websockets.client``), minus one connection's credentials.
-
-    At DEBUG, websockets logs the opening request line (the risk stream's URL carries its listen
-    key) and every frame (the listen tokens we subscribe with, the listen key inside a
-    ``listenKeyExpired`` event). Records are formatted here and the text redacted before the
-    wrapped logger sees it; frames are redacted in their whole payload first, since websockets
-    elides the middle of long payloads and could leave a fragment of a secret. ``secrets`` is the
-    connection's live set (tokens join it as they are subscribed). Costs nothing unless a record
-    is emitted.
-    """
-
-    def __init__(self, secrets: set[str]) -> None:
-        super().__init__(logging.getLogger("websockets.client"))
-        self.secrets = secrets
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        """Log like the wrapped logger, with every secret replaced by ``<redacted>``."""
-        if not self.isEnabledFor(level):
-            return
-        if self.secrets:
-            args = tuple(self._redact_frame(arg) for arg in args)
-            try:
-                text = str(msg) % args if args else str(msg)
-            except (TypeError, ValueError):  # never raise into websockets from a log call
-                text = f"{msg} {args!r}"
-            exc_info = kwargs.get("exc_info")
-            if exc_info:
-                # A traceback is formatted by the handler, out of our reach: format it here and
-                # send it, redacted, as part of the message instead.
-                if exc_info is True:
-                    exc_info = sys.exc_info()
-                if isinstance(exc_info, BaseException):
-                    exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
-                kwargs["exc_info"] = None
-                text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
-            for secret in self.secrets:
-                text = text.replace(secret, "<redacted>")
-            msg, args = text, ()
-        self.logger.log(level, msg, *args, **kwargs)
-
-    def _redact_frame(self, value: object) -> object:
-        if not isinstance(value, Frame):
-            return value
-        data = bytes(value.data)
-        for secret in self.secrets:
-            data = data.replace(secret.encode(), b"<redacted>")
-        return Frame(value.opcode, data, value.fin)
 
 
 class EventIterator:
@@ -776,9 +723,7 @@ class UserDataStream:
                 uri = parse_uri(url)
             except InvalidURI:
                 raise StreamError(f"invalid stream URL {display}") from None
-            ws = ClientProtocol(
-                uri, max_size=cfg.max_message_size, logger=_RedactingLogger(secrets)
-            )
+            ws = ClientProtocol(uri, max_size=cfg.max_message_size, logger=RedactingLogger(secrets))
             loop = asyncio.get_running_loop()
             socket = WsLink(self, action.link, ws, secrets)
             async with asyncio.timeout(cfg.open_timeout):
