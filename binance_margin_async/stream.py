@@ -51,6 +51,7 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidURI
 from websockets.uri import parse_uri
 
+from ._reader import QueueReader
 from ._session import (
     CROSS,
     Channel,
@@ -78,7 +79,7 @@ from ._streamcore import (
     handlers_for,
 )
 from ._wslink import RedactingLogger, WsLink
-from .errors import BinanceError, EventQueueOverflow, ParameterError, StreamError
+from .errors import BinanceError, ParameterError, StreamError
 from .events import (
     Event,
     LiabilityChange,
@@ -261,7 +262,7 @@ class _State(Enum):
     CLOSED = "closed"
 
 
-class EventIterator:
+class EventIterator(QueueReader[Event]):
     """A bounded pull-style view of a :class:`UserDataStream` (see :meth:`UserDataStream.events`).
 
     Yields every event in delivery order. When the reader falls ``maxsize`` events behind, the
@@ -271,15 +272,11 @@ class EventIterator:
     iterator also ends (``StopAsyncIteration``) when the stream closes, or after :meth:`close`.
     """
 
-    __slots__ = ("_closed", "_maxsize", "_overflowed", "_queue", "_stream", "_waiter")
+    __slots__ = ("_stream",)
 
     def __init__(self, stream: UserDataStream, maxsize: int) -> None:
+        super().__init__(maxsize)
         self._stream = stream
-        self._maxsize = maxsize
-        self._queue: deque[Event] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._overflowed = False
-        self._closed = False
 
     def __aiter__(self) -> EventIterator:
         return self
@@ -289,47 +286,12 @@ class EventIterator:
             raise StreamError(
                 "events() iterated on a stream that was never started: use `async with stream`"
             )
-        while True:
-            if self._queue:
-                return self._queue.popleft()
-            if self._overflowed:
-                self._overflowed = False
-                self._closed = True
-                raise EventQueueOverflow(
-                    f"events() reader fell more than {self._maxsize} events behind; later events "
-                    "were not queued for it. Call events() again and resynchronise."
-                )
-            if self._closed:
-                raise StopAsyncIteration
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiter = waiter
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+        return await self._next()
 
     def close(self) -> None:
         """Stop receiving events; the iterator ends once the queued ones are consumed."""
         self._stream._detach(self)
         self._end()
-
-    def _offer(self, event: Event) -> bool:
-        if len(self._queue) >= self._maxsize:
-            self._overflowed = True
-            self._wake()
-            return False
-        self._queue.append(event)
-        self._wake()
-        return True
-
-    def _end(self) -> None:
-        self._closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
 
 class UserDataStream:
