@@ -15,12 +15,13 @@ import types
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar, Union, get_args, get_origin
+from typing import Any, Final, Generic, TypeVar, Union, get_args, get_origin
 
 import orjson
 
 __all__ = [
     "BackoffPolicy",
+    "HandlerTable",
     "OverlapFilter",
     "RenewalPolicy",
     "StreamStats",
@@ -288,6 +289,33 @@ def handlers_for(cls: type, registrations: Sequence[tuple[type, H]]) -> tuple[H,
     per concrete class so dispatch is one dict lookup.
     """
     return tuple(handler for registered, handler in registrations if issubclass(cls, registered))
+
+
+class HandlerTable(Generic[H]):
+    """The ``on()`` registrations of a stream or bus consumer, looked up per concrete class.
+
+    ``cache`` maps each class seen so far to its handlers (:func:`handlers_for`), so dispatch is one
+    dict lookup; a registration clears it and it is rebuilt lazily, one class at a time.
+    """
+
+    __slots__ = ("_registrations", "cache")
+
+    def __init__(self) -> None:
+        self._registrations: list[tuple[type, H]] = []
+        self.cache: dict[type, tuple[H, ...]] = {}
+
+    def add(self, classes: Sequence[type], handler: H) -> None:
+        """Register ``handler`` for each of ``classes`` (and their subclasses)."""
+        for cls in classes:
+            self._registrations.append((cls, handler))
+        self.cache.clear()
+
+    def lookup(self, cls: type) -> tuple[H, ...]:
+        """The handlers of events of class ``cls``, in registration order (cached)."""
+        handlers = self.cache.get(cls)
+        if handlers is None:
+            handlers = self.cache[cls] = handlers_for(cls, self._registrations)
+        return handlers
 
 
 @dataclass(slots=True)

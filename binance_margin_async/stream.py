@@ -72,11 +72,11 @@ from ._session import (
 )
 from ._streamcore import (
     BackoffPolicy,
+    HandlerTable,
     RenewalPolicy,
     StreamStats,
     expand_event_types,
     exponential_backoff,
-    handlers_for,
 )
 from ._wslink import RedactingLogger, WsLink
 from .errors import BinanceError, ParameterError, StreamError
@@ -353,8 +353,7 @@ class UserDataStream:
         )
         self.stats: StreamStats = self._session.stats
         """Counters: reconnects, renewals, gaps, events delivered, duplicates dropped, ..."""
-        self._registrations: list[tuple[type, Callback]] = []
-        self._handlers: dict[type, tuple[Callback, ...]] = {}
+        self._handlers: HandlerTable[Callback] = HandlerTable()
         self._error_callbacks: list[ErrorCallback] = []
         self._readers: tuple[EventIterator, ...] = ()
         self._waiter: asyncio.Future[None] | None = None
@@ -408,10 +407,7 @@ class UserDataStream:
             raise ParameterError(
                 "event_type", f"{names} come from the risk stream: create it with risk=True"
             )
-        for cls in classes:
-            self._registrations.append((cls, callback))
-        # Rebuilt lazily, one lookup per concrete class, on the next event of each class.
-        self._handlers.clear()
+        self._handlers.add(classes, callback)
 
     def on_error(self, callback: ErrorCallback) -> None:
         """Call ``callback(exc)`` for every problem the stream handles by itself.
@@ -853,11 +849,6 @@ class UserDataStream:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _handlers_for(self, cls: type) -> tuple[Callback, ...]:
-        handlers = handlers_for(cls, self._registrations)
-        self._handlers[cls] = handlers
-        return handlers
-
     async def _dispatch(self) -> None:
         """The one consumer of the outbox: mirror, callbacks, ``events()`` readers, in order."""
         loop = asyncio.get_running_loop()
@@ -865,7 +856,7 @@ class UserDataStream:
         backlog = session.outbox
         popleft = backlog.popleft
         next_account = session.outbox_accounts.popleft
-        table = self._handlers
+        table = self._handlers.cache
         stats = self.stats
         mirror = self._mirror
         isawaitable = inspect.isawaitable
@@ -897,7 +888,7 @@ class UserDataStream:
                     if cls is Failure:
                         await self._deliver_error(item.error, recovered=item.recovered)
                         continue
-                    handlers = self._handlers_for(cls)
+                    handlers = self._handlers.lookup(cls)
                 if mirror is not None:
                     try:
                         mirror.apply(item)

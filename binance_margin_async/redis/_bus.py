@@ -65,7 +65,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
 from .._reader import QueueReader
-from .._streamcore import expand_event_types, handlers_for
+from .._streamcore import HandlerTable, expand_event_types
 from ..errors import ParameterError, StreamError
 from ..events import Event
 from ._buscore import (
@@ -728,8 +728,7 @@ class BusConsumer:
         self._bus = bus
         self.name = name
         self._start = start
-        self._registrations: list[tuple[type, Callback]] = []
-        self._handlers: dict[type, tuple[Callback, ...]] = {}
+        self._handlers: HandlerTable[Callback] = HandlerTable()
         self._errors = _Reporter(f"event bus consumer {name or '(anonymous)'} of {bus.account!r}")
         self._readers: list[BusEventIterator] = []
         self._progress: Progress | None = None
@@ -757,9 +756,7 @@ class BusConsumer:
         :meth:`UserDataStream.on <binance_margin_async.UserDataStream.on>`."""
         if not callable(callback):
             raise ParameterError("callback", "must be callable")
-        for cls in expand_event_types(event_type):
-            self._registrations.append((cls, callback))
-        self._handlers.clear()
+        self._handlers.add(expand_event_types(event_type), callback)
 
     def on_error(self, callback: ErrorCallback) -> None:
         """Call ``callback(exc)`` for exceptions raised by callbacks and for Redis outages."""
@@ -906,10 +903,7 @@ class BusConsumer:
         for reader in list(self._readers):
             if not reader._offer((event, position)):
                 self._detach(reader)
-        handlers = self._handlers.get(type(event))
-        if handlers is None:
-            handlers = self._handlers[type(event)] = handlers_for(type(event), self._registrations)
-        for callback in handlers:
+        for callback in self._handlers.lookup(type(event)):
             try:
                 result = callback(event)
                 if inspect.isawaitable(result):
