@@ -35,7 +35,7 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any, Final, NamedTuple, TypeVar
 
@@ -93,6 +93,7 @@ __all__ = [
     "Now",
     "OpenLink",
     "Ping",
+    "PolicyKnobs",
     "RoutePhase",
     "Send",
     "SessionConfig",
@@ -278,8 +279,8 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SessionConfig:
-    """The policy knobs of :class:`StreamSession` (see :class:`~.stream.StreamConfig`)."""
+class PolicyKnobs:
+    """The knobs :class:`StreamConfig` and :class:`SessionConfig` share, declared once."""
 
     token_validity_ms: int | None = None
     renewal: RenewalPolicy = field(default_factory=RenewalPolicy)
@@ -297,12 +298,21 @@ class SessionConfig:
     dedupe_grace: float = 30.0
     resync_attempts: int = 3
     max_backlog: int = 100_000
-    mirror: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StreamConfig:
-    """Tuning of a :class:`UserDataStream`. Defaults follow Binance; tests shrink the intervals.
+class SessionConfig(PolicyKnobs):
+    """The policy knobs of :class:`StreamSession` (see :class:`StreamConfig`)."""
+
+    mirror: bool = False
+
+
+_KNOBS: Final = tuple(f.name for f in fields(PolicyKnobs))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamConfig(PolicyKnobs):
+    """Tuning of a :class:`~.stream.UserDataStream`: defaults follow Binance, tests shrink them.
 
     Listen tokens:
         token_validity_ms: ``validity`` asked for each listen token (``None``: Binance's default,
@@ -340,25 +350,9 @@ class StreamConfig:
         seed: seeds the renewal jitter (``None``: random), for reproducible tests.
     """
 
-    token_validity_ms: int | None = None
-    renewal: RenewalPolicy = field(default_factory=RenewalPolicy)
-    connection_lifetime: float = 86_400.0
-    lifetime_margin: float = 600.0
     open_timeout: float = 10.0
     close_timeout: float = 2.0
-    request_timeout: float = 10.0
     max_message_size: int = 1 << 20
-    server_ping_interval: float = 20.0
-    stall_grace: float = 40.0
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    risk_keepalive_interval: float = 1800.0
-    backoff: BackoffPolicy = exponential_backoff
-    stable_after: float = 30.0
-    dedupe_capacity: int = 10_000
-    dedupe_grace: float = 30.0
-    resync_attempts: int = 3
-    max_backlog: int = 100_000
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -389,26 +383,9 @@ class StreamConfig:
             raise ParameterError("token_validity_ms", "must be in (0, 86400000]")
 
     def session_config(self, *, mirror: bool) -> SessionConfig:
-        """The policy part, for :class:`~._session.StreamSession`."""
-        return SessionConfig(
-            token_validity_ms=self.token_validity_ms,
-            renewal=self.renewal,
-            connection_lifetime=self.connection_lifetime,
-            lifetime_margin=self.lifetime_margin,
-            request_timeout=self.request_timeout,
-            server_ping_interval=self.server_ping_interval,
-            stall_grace=self.stall_grace,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            risk_keepalive_interval=self.risk_keepalive_interval,
-            backoff=self.backoff,
-            stable_after=self.stable_after,
-            dedupe_capacity=self.dedupe_capacity,
-            dedupe_grace=self.dedupe_grace,
-            resync_attempts=self.resync_attempts,
-            max_backlog=self.max_backlog,
-            mirror=mirror,
-        )
+        """The policy part, for :class:`StreamSession`."""
+        knobs = {name: getattr(self, name) for name in _KNOBS}
+        return SessionConfig(**knobs, mirror=mirror)
 
 
 class _Link:
