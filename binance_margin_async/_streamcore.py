@@ -15,15 +15,31 @@ import types
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar, Union, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    Generic,
+    Protocol,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+)
 
 import orjson
+
+if TYPE_CHECKING:
+    from .clock import ServerClock
+    from .models import IsolatedMarginAccount, ListenKey, ListenToken, MarginAccount, Order
+    from .ratelimit import Limiter
 
 __all__ = [
     "BackoffPolicy",
     "HandlerTable",
     "OverlapFilter",
     "RenewalPolicy",
+    "StreamClient",
     "StreamStats",
     "event_key",
     "expand_event_types",
@@ -342,3 +358,33 @@ class StreamStats:
     """Exceptions raised by user callbacks (reported, the stream went on)."""
     overflows: int = 0
     """``events()`` readers that fell behind by more than their ``maxsize``."""
+
+
+class StreamClient(Protocol):
+    """What the stream needs from the REST client (:class:`~.rest.MarginClient` satisfies it).
+
+    A small seam instead of an import of :mod:`.rest`: no import cycle, and tests can drive the
+    stream with any object that has these.
+    """
+
+    ws_api_url: str
+    risk_stream_url: str
+    limiter: Limiter
+
+    @property
+    def account(self) -> str: ...
+    @property
+    def clock(self) -> ServerClock: ...
+    async def sync_clock(self) -> None: ...
+    async def create_listen_token(
+        self, *, symbol: str | None = None, validity_ms: int | None = None
+    ) -> ListenToken: ...
+    async def start_risk_data_stream(self) -> ListenKey: ...
+    async def keepalive_risk_data_stream(self, listen_key: str) -> None: ...
+    async def get_account(self) -> MarginAccount: ...
+    async def get_isolated_account(
+        self, symbols: str | Sequence[str] | None = None
+    ) -> IsolatedMarginAccount: ...
+    async def get_open_orders(
+        self, symbol: str | None = None, *, is_isolated: bool = False
+    ) -> list[Order]: ...

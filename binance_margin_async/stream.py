@@ -40,11 +40,11 @@ import random
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable
 from decimal import Decimal
 from enum import Enum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidURI
@@ -71,6 +71,7 @@ from ._session import (
 )
 from ._streamcore import (
     HandlerTable,
+    StreamClient,
     StreamStats,
     expand_event_types,
 )
@@ -87,10 +88,7 @@ from .events import (
 from .models import MarginLevelStatus
 
 if TYPE_CHECKING:
-    from .clock import ServerClock
     from .mirror import AccountMirror
-    from .models import IsolatedMarginAccount, ListenKey, ListenToken, MarginAccount, Order
-    from .ratelimit import Limiter
 
 __all__ = [
     "ChannelState",
@@ -109,36 +107,6 @@ _RISK_ONLY: Final = (LiabilityChange, MarginLevelStatusChange, ListenKeyExpired)
 E = TypeVar("E")
 Callback = Callable[[Any], object]
 ErrorCallback = Callable[[Exception], object]
-
-
-class StreamClient(Protocol):
-    """What the stream needs from the REST client (:class:`~.rest.MarginClient` satisfies it).
-
-    A small seam instead of an import of :mod:`.rest`: no import cycle, and tests can drive the
-    stream with any object that has these.
-    """
-
-    ws_api_url: str
-    risk_stream_url: str
-    limiter: Limiter
-
-    @property
-    def account(self) -> str: ...
-    @property
-    def clock(self) -> ServerClock: ...
-    async def sync_clock(self) -> None: ...
-    async def create_listen_token(
-        self, *, symbol: str | None = None, validity_ms: int | None = None
-    ) -> ListenToken: ...
-    async def start_risk_data_stream(self) -> ListenKey: ...
-    async def keepalive_risk_data_stream(self, listen_key: str) -> None: ...
-    async def get_account(self) -> MarginAccount: ...
-    async def get_isolated_account(
-        self, symbols: str | Sequence[str] | None = None
-    ) -> IsolatedMarginAccount: ...
-    async def get_open_orders(
-        self, symbol: str | None = None, *, is_isolated: bool = False
-    ) -> list[Order]: ...
 
 
 class _State(Enum):
