@@ -35,7 +35,7 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any, Final, NamedTuple, TypeVar
 
@@ -59,6 +59,7 @@ from .errors import (
     InvalidListenToken,
     IPBanned,
     ListenKeyNotFound,
+    ParameterError,
     RateLimited,
     StreamError,
     SubscriptionActive,
@@ -92,9 +93,11 @@ __all__ = [
     "Now",
     "OpenLink",
     "Ping",
+    "PolicyKnobs",
     "RoutePhase",
     "Send",
     "SessionConfig",
+    "StreamConfig",
     "StreamSession",
 ]
 
@@ -276,8 +279,8 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SessionConfig:
-    """The policy knobs of :class:`StreamSession` (see :class:`~.stream.StreamConfig`)."""
+class PolicyKnobs:
+    """The knobs :class:`StreamConfig` and :class:`SessionConfig` share, declared once."""
 
     token_validity_ms: int | None = None
     renewal: RenewalPolicy = field(default_factory=RenewalPolicy)
@@ -295,7 +298,94 @@ class SessionConfig:
     dedupe_grace: float = 30.0
     resync_attempts: int = 3
     max_backlog: int = 100_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionConfig(PolicyKnobs):
+    """The policy knobs of :class:`StreamSession` (see :class:`StreamConfig`)."""
+
     mirror: bool = False
+
+
+_KNOBS: Final = tuple(f.name for f in fields(PolicyKnobs))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamConfig(PolicyKnobs):
+    """Tuning of a :class:`~.stream.UserDataStream`: defaults follow Binance, tests shrink them.
+
+    Listen tokens:
+        token_validity_ms: ``validity`` asked for each listen token (``None``: Binance's default,
+            24 h). renewal: when to renew (fraction window of the validity, see
+            :class:`~._streamcore.RenewalPolicy`).
+
+    Connections:
+        connection_lifetime: the server cuts connections after this many seconds (24 h);
+            lifetime_margin: start the make-before-break replacement this much earlier.
+        open_timeout, close_timeout, request_timeout: seconds for the opening handshake, the
+            closing handshake and a WS API answer. max_message_size: larger messages close
+            the connection (websockets' ``max_size``).
+
+    Liveness:
+        server_ping_interval, stall_grace: the server pings every 20 s; a connection that
+            received nothing for their sum (60 s, DESIGN §6) is dead. ping_interval,
+            ping_timeout: our own pings (answered pongs also date a gap's start), ``None``
+            disables them.
+
+    Risk stream:
+        risk_keepalive_interval: ``PUT /sapi/v1/margin/listen-key`` period (key valid 60 min).
+
+    Recovery:
+        backoff: factory of reconnect delays (one policy for connects and replacements).
+            stable_after: a connection that lived this long resets the backoff when it is lost;
+            a loss sooner continues it, so a storm of short-lived connections stays bounded.
+        dedupe_capacity: copies remembered per account during a make-before-break overlap.
+            dedupe_grace: longest life of that memory after the old connection closed (it
+            normally ends at the new connection's first new event).
+        resync_attempts: REST attempts to reload the mirror after a gap.
+
+    Delivery:
+        max_backlog: events that may wait for the dispatcher; past it events are dropped and
+            reported as a StreamGap (with a resync) until the callbacks caught up to half.
+        seed: seeds the renewal jitter (``None``: random), for reproducible tests.
+    """
+
+    open_timeout: float = 10.0
+    close_timeout: float = 2.0
+    max_message_size: int = 1 << 20
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        positive = {
+            "connection_lifetime": self.connection_lifetime,
+            "open_timeout": self.open_timeout,
+            "close_timeout": self.close_timeout,
+            "request_timeout": self.request_timeout,
+            "server_ping_interval": self.server_ping_interval,
+            "risk_keepalive_interval": self.risk_keepalive_interval,
+            "max_message_size": self.max_message_size,
+            "dedupe_capacity": self.dedupe_capacity,
+            "resync_attempts": self.resync_attempts,
+            "max_backlog": self.max_backlog,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ParameterError(name, "must be positive")
+        for name, value in (
+            ("lifetime_margin", self.lifetime_margin),
+            ("stall_grace", self.stall_grace),
+            ("dedupe_grace", self.dedupe_grace),
+            ("stable_after", self.stable_after),
+        ):
+            if value < 0:
+                raise ParameterError(name, "must be >= 0")
+        if self.token_validity_ms is not None and not 0 < self.token_validity_ms <= 86_400_000:
+            raise ParameterError("token_validity_ms", "must be in (0, 86400000]")
+
+    def session_config(self, *, mirror: bool) -> SessionConfig:
+        """The policy part, for :class:`StreamSession`."""
+        knobs = {name: getattr(self, name) for name in _KNOBS}
+        return SessionConfig(**knobs, mirror=mirror)
 
 
 class _Link:

@@ -15,14 +15,31 @@ import types
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar, Union, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    Generic,
+    Protocol,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+)
 
 import orjson
 
+if TYPE_CHECKING:
+    from .clock import ServerClock
+    from .models import IsolatedMarginAccount, ListenKey, ListenToken, MarginAccount, Order
+    from .ratelimit import Limiter
+
 __all__ = [
     "BackoffPolicy",
+    "HandlerTable",
     "OverlapFilter",
     "RenewalPolicy",
+    "StreamClient",
     "StreamStats",
     "event_key",
     "expand_event_types",
@@ -290,6 +307,33 @@ def handlers_for(cls: type, registrations: Sequence[tuple[type, H]]) -> tuple[H,
     return tuple(handler for registered, handler in registrations if issubclass(cls, registered))
 
 
+class HandlerTable(Generic[H]):
+    """The ``on()`` registrations of a stream or bus consumer, looked up per concrete class.
+
+    ``cache`` maps each class seen so far to its handlers (:func:`handlers_for`), so dispatch is one
+    dict lookup; a registration clears it and it is rebuilt lazily, one class at a time.
+    """
+
+    __slots__ = ("_registrations", "cache")
+
+    def __init__(self) -> None:
+        self._registrations: list[tuple[type, H]] = []
+        self.cache: dict[type, tuple[H, ...]] = {}
+
+    def add(self, classes: Sequence[type], handler: H) -> None:
+        """Register ``handler`` for each of ``classes`` (and their subclasses)."""
+        for cls in classes:
+            self._registrations.append((cls, handler))
+        self.cache.clear()
+
+    def lookup(self, cls: type) -> tuple[H, ...]:
+        """The handlers of events of class ``cls``, in registration order (cached)."""
+        handlers = self.cache.get(cls)
+        if handlers is None:
+            handlers = self.cache[cls] = handlers_for(cls, self._registrations)
+        return handlers
+
+
 @dataclass(slots=True)
 class StreamStats:
     """Counters of one :class:`~.stream.UserDataStream` (observability; all start at zero)."""
@@ -314,3 +358,33 @@ class StreamStats:
     """Exceptions raised by user callbacks (reported, the stream went on)."""
     overflows: int = 0
     """``events()`` readers that fell behind by more than their ``maxsize``."""
+
+
+class StreamClient(Protocol):
+    """What the stream needs from the REST client (:class:`~.rest.MarginClient` satisfies it).
+
+    A small seam instead of an import of :mod:`.rest`: no import cycle, and tests can drive the
+    stream with any object that has these.
+    """
+
+    ws_api_url: str
+    risk_stream_url: str
+    limiter: Limiter
+
+    @property
+    def account(self) -> str: ...
+    @property
+    def clock(self) -> ServerClock: ...
+    async def sync_clock(self) -> None: ...
+    async def create_listen_token(
+        self, *, symbol: str | None = None, validity_ms: int | None = None
+    ) -> ListenToken: ...
+    async def start_risk_data_stream(self) -> ListenKey: ...
+    async def keepalive_risk_data_stream(self, listen_key: str) -> None: ...
+    async def get_account(self) -> MarginAccount: ...
+    async def get_isolated_account(
+        self, symbols: str | Sequence[str] | None = None
+    ) -> IsolatedMarginAccount: ...
+    async def get_open_orders(
+        self, symbol: str | None = None, *, is_isolated: bool = False
+    ) -> list[Order]: ...

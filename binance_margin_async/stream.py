@@ -38,24 +38,19 @@ import inspect
 import logging
 import random
 import ssl
-import sys
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Iterable
 from decimal import Decimal
 from enum import Enum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidURI
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from ._reader import QueueReader
 from ._session import (
     CROSS,
     Channel,
@@ -71,18 +66,17 @@ from ._session import (
     OpenLink,
     Ping,
     Send,
-    SessionConfig,
+    StreamConfig,
     StreamSession,
 )
 from ._streamcore import (
-    BackoffPolicy,
-    RenewalPolicy,
+    HandlerTable,
+    StreamClient,
     StreamStats,
     expand_event_types,
-    exponential_backoff,
-    handlers_for,
 )
-from .errors import BinanceError, EventQueueOverflow, ParameterError, StreamError
+from ._wslink import RedactingLogger, WsLink
+from .errors import BinanceError, ParameterError, StreamError
 from .events import (
     Event,
     LiabilityChange,
@@ -94,10 +88,7 @@ from .events import (
 from .models import MarginLevelStatus
 
 if TYPE_CHECKING:
-    from .clock import ServerClock
     from .mirror import AccountMirror
-    from .models import IsolatedMarginAccount, ListenKey, ListenToken, MarginAccount, Order
-    from .ratelimit import Limiter
 
 __all__ = [
     "ChannelState",
@@ -111,161 +102,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _TASK_PREFIX: Final = "binance-stream:"
-_TEXT: Final = Opcode.TEXT
-_BINARY: Final = Opcode.BINARY
-_CONT: Final = Opcode.CONT
-_PONG: Final = Opcode.PONG
-# ClientProtocol parses every frame of the data it is given before handing any on, so all their
-# Frame objects live at once; fed in slices, only a slice's frames do. That keeps the garbage
-# collector, which runs as the dispatch backlog grows during a burst, from finding (and promoting
-# towards the costly full collections) hundreds of live frames.
-_SLICE: Final = 64 * 1024
 # Events that only the risk channel carries: registering for them without risk=True is a mistake.
 _RISK_ONLY: Final = (LiabilityChange, MarginLevelStatusChange, ListenKeyExpired)
 E = TypeVar("E")
 Callback = Callable[[Any], object]
 ErrorCallback = Callable[[Exception], object]
-
-
-class StreamClient(Protocol):
-    """What the stream needs from the REST client (:class:`~.rest.MarginClient` satisfies it).
-
-    A small seam instead of an import of :mod:`.rest`: no import cycle, and tests can drive the
-    stream with any object that has these.
-    """
-
-    ws_api_url: str
-    risk_stream_url: str
-    limiter: Limiter
-
-    @property
-    def account(self) -> str: ...
-    @property
-    def clock(self) -> ServerClock: ...
-    async def sync_clock(self) -> None: ...
-    async def create_listen_token(
-        self, *, symbol: str | None = None, validity_ms: int | None = None
-    ) -> ListenToken: ...
-    async def start_risk_data_stream(self) -> ListenKey: ...
-    async def keepalive_risk_data_stream(self, listen_key: str) -> None: ...
-    async def get_account(self) -> MarginAccount: ...
-    async def get_isolated_account(
-        self, symbols: str | Sequence[str] | None = None
-    ) -> IsolatedMarginAccount: ...
-    async def get_open_orders(
-        self, symbol: str | None = None, *, is_isolated: bool = False
-    ) -> list[Order]: ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamConfig:
-    """Tuning of a :class:`UserDataStream`. Defaults follow Binance; tests shrink the intervals.
-
-    Listen tokens:
-        token_validity_ms: ``validity`` asked for each listen token (``None``: Binance's default,
-            24 h). renewal: when to renew (fraction window of the validity, see
-            :class:`~._streamcore.RenewalPolicy`).
-
-    Connections:
-        connection_lifetime: the server cuts connections after this many seconds (24 h);
-            lifetime_margin: start the make-before-break replacement this much earlier.
-        open_timeout, close_timeout, request_timeout: seconds for the opening handshake, the
-            closing handshake and a WS API answer. max_message_size: larger messages close
-            the connection (websockets' ``max_size``).
-
-    Liveness:
-        server_ping_interval, stall_grace: the server pings every 20 s; a connection that
-            received nothing for their sum (60 s, DESIGN §6) is dead. ping_interval,
-            ping_timeout: our own pings (answered pongs also date a gap's start), ``None``
-            disables them.
-
-    Risk stream:
-        risk_keepalive_interval: ``PUT /sapi/v1/margin/listen-key`` period (key valid 60 min).
-
-    Recovery:
-        backoff: factory of reconnect delays (one policy for connects and replacements).
-            stable_after: a connection that lived this long resets the backoff when it is lost;
-            a loss sooner continues it, so a storm of short-lived connections stays bounded.
-        dedupe_capacity: copies remembered per account during a make-before-break overlap.
-            dedupe_grace: longest life of that memory after the old connection closed (it
-            normally ends at the new connection's first new event).
-        resync_attempts: REST attempts to reload the mirror after a gap.
-
-    Delivery:
-        max_backlog: events that may wait for the dispatcher; past it events are dropped and
-            reported as a StreamGap (with a resync) until the callbacks caught up to half.
-        seed: seeds the renewal jitter (``None``: random), for reproducible tests.
-    """
-
-    token_validity_ms: int | None = None
-    renewal: RenewalPolicy = field(default_factory=RenewalPolicy)
-    connection_lifetime: float = 86_400.0
-    lifetime_margin: float = 600.0
-    open_timeout: float = 10.0
-    close_timeout: float = 2.0
-    request_timeout: float = 10.0
-    max_message_size: int = 1 << 20
-    server_ping_interval: float = 20.0
-    stall_grace: float = 40.0
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    risk_keepalive_interval: float = 1800.0
-    backoff: BackoffPolicy = exponential_backoff
-    stable_after: float = 30.0
-    dedupe_capacity: int = 10_000
-    dedupe_grace: float = 30.0
-    resync_attempts: int = 3
-    max_backlog: int = 100_000
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        positive = {
-            "connection_lifetime": self.connection_lifetime,
-            "open_timeout": self.open_timeout,
-            "close_timeout": self.close_timeout,
-            "request_timeout": self.request_timeout,
-            "server_ping_interval": self.server_ping_interval,
-            "risk_keepalive_interval": self.risk_keepalive_interval,
-            "max_message_size": self.max_message_size,
-            "dedupe_capacity": self.dedupe_capacity,
-            "resync_attempts": self.resync_attempts,
-            "max_backlog": self.max_backlog,
-        }
-        for name, value in positive.items():
-            if value <= 0:
-                raise ParameterError(name, "must be positive")
-        for name, value in (
-            ("lifetime_margin", self.lifetime_margin),
-            ("stall_grace", self.stall_grace),
-            ("dedupe_grace", self.dedupe_grace),
-            ("stable_after", self.stable_after),
-        ):
-            if value < 0:
-                raise ParameterError(name, "must be >= 0")
-        if self.token_validity_ms is not None and not 0 < self.token_validity_ms <= 86_400_000:
-            raise ParameterError("token_validity_ms", "must be in (0, 86400000]")
-
-    def session_config(self, *, mirror: bool) -> SessionConfig:
-        """The policy part, for :class:`~._session.StreamSession`."""
-        return SessionConfig(
-            token_validity_ms=self.token_validity_ms,
-            renewal=self.renewal,
-            connection_lifetime=self.connection_lifetime,
-            lifetime_margin=self.lifetime_margin,
-            request_timeout=self.request_timeout,
-            server_ping_interval=self.server_ping_interval,
-            stall_grace=self.stall_grace,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            risk_keepalive_interval=self.risk_keepalive_interval,
-            backoff=self.backoff,
-            stable_after=self.stable_after,
-            dedupe_capacity=self.dedupe_capacity,
-            dedupe_grace=self.dedupe_grace,
-            resync_attempts=self.resync_attempts,
-            max_backlog=self.max_backlog,
-            mirror=mirror,
-        )
 
 
 class _State(Enum):
@@ -274,189 +115,7 @@ class _State(Enum):
     CLOSED = "closed"
 
 
-class _Socket(asyncio.Protocol):
-    """One WebSocket connection: websockets' sans-I/O ``ClientProtocol`` on an asyncio transport.
-
-    websockets documents this integration (feed ``receive_data``, write ``data_to_send``, read
-    ``events_received``). Every message goes to the session as soon as it is parsed; pings are
-    answered by the protocol right then (their pongs are in ``data_to_send``).
-    """
-
-    def __init__(
-        self, stream: UserDataStream, link: int, ws: ClientProtocol, secrets: set[str]
-    ) -> None:
-        self.stream = stream
-        self.link = link
-        self.ws = ws
-        self.secrets = secrets  # what its logger redacts (listen key, tokens sent on it)
-        self.transport: asyncio.Transport | None = None
-        loop = asyncio.get_running_loop()
-        self.opened: asyncio.Future[None] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
-        self._fragments: list[Any] | None = None
-        self._closer: asyncio.TimerHandle | None = None
-        self.reason = ""
-        # The session's handler for this link: every complete message goes straight to it.
-        self.on_message = stream._session.handler(link)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.ws.send_request(self.ws.connect())
-        self._flush()
-
-    def data_received(self, data: bytes) -> None:
-        stream = self.stream
-        stream._session.received(self.link, stream._now())
-        if len(data) <= _SLICE:
-            self._receive(data)
-        else:
-            for start in range(0, len(data), _SLICE):  # see _SLICE
-                self._receive(data[start : start + _SLICE])
-        self._flush()
-        stream._after_input()
-
-    def _receive(self, data: bytes) -> None:
-        ws = self.ws
-        ws.receive_data(data)
-        on_message = self.on_message
-        for event in ws.events_received():
-            if event.__class__ is Frame:
-                opcode = event.opcode
-                if opcode is _TEXT or opcode is _BINARY:
-                    if event.fin:
-                        on_message(event.data)
-                    else:
-                        self._fragments = [event.data]
-                elif opcode is _CONT and self._fragments is not None:
-                    # The protocol already checked the sequence and the total size.
-                    self._fragments.append(event.data)
-                    if event.fin:
-                        message = b"".join(self._fragments)
-                        self._fragments = None
-                        on_message(message)
-                elif opcode is _PONG:
-                    self.stream._session.pong(self.link, bytes(event.data))
-            elif isinstance(event, Response) and not self.opened.done():
-                if ws.handshake_exc is not None:
-                    self.opened.set_exception(ws.handshake_exc)
-                else:
-                    self.opened.set_result(None)
-
-    def eof_received(self) -> bool | None:
-        self.ws.receive_eof()
-        self._flush()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._closer is not None:
-            self._closer.cancel()
-        if not self.reason:
-            ws = self.ws
-            if ws.state is State.CLOSED and ws.close_rcvd is not None:
-                self.reason = f"closed by the server ({ws.close_rcvd})"
-            elif exc is not None:
-                self.reason = f"{type(exc).__name__}: {exc}"
-            else:
-                self.reason = "connection closed"
-        if not self.opened.done():
-            self.opened.set_exception(ConnectionError(self.reason))
-        self.closed.set_result(None)
-        self.stream._socket_lost(self)
-
-    def _flush(self) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        for chunk in self.ws.data_to_send():
-            if chunk:
-                transport.write(chunk)
-            elif transport.can_write_eof():
-                transport.write_eof()
-        if self.ws.close_expected() and self._closer is None:
-            # The closing handshake is under way: give the server close_timeout to end TCP.
-            self._closer = asyncio.get_running_loop().call_later(
-                self.stream._config.close_timeout, transport.abort
-            )
-
-    def send(self, payload: bytes) -> None:
-        if self.ws.state is State.OPEN:
-            self.ws.send_text(payload)
-            self._flush()
-
-    def ping(self, payload: bytes) -> None:
-        if self.ws.state is State.OPEN:
-            self.ws.send_ping(payload)
-            self._flush()
-
-    def close(self, reason: str) -> None:
-        """Close politely (bounded by close_timeout, then abort)."""
-        if not self.reason:
-            self.reason = reason
-        if self.transport is None:
-            return
-        if self.ws.state is State.OPEN:
-            self.ws.send_close(1000)
-            self._flush()
-        elif self._closer is None:
-            self.transport.abort()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-
-class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
-    """websockets' own logger (``websockets.client``), minus one connection's credentials.
-
-    At DEBUG, websockets logs the opening request line (the risk stream's URL carries its listen
-    key) and every frame (the listen tokens we subscribe with, the listen key inside a
-    ``listenKeyExpired`` event). Records are formatted here and the text redacted before the
-    wrapped logger sees it; frames are redacted in their whole payload first, since websockets
-    elides the middle of long payloads and could leave a fragment of a secret. ``secrets`` is the
-    connection's live set (tokens join it as they are subscribed). Costs nothing unless a record
-    is emitted.
-    """
-
-    def __init__(self, secrets: set[str]) -> None:
-        super().__init__(logging.getLogger("websockets.client"))
-        self.secrets = secrets
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        """Log like the wrapped logger, with every secret replaced by ``<redacted>``."""
-        if not self.isEnabledFor(level):
-            return
-        if self.secrets:
-            args = tuple(self._redact_frame(arg) for arg in args)
-            try:
-                text = str(msg) % args if args else str(msg)
-            except (TypeError, ValueError):  # never raise into websockets from a log call
-                text = f"{msg} {args!r}"
-            exc_info = kwargs.get("exc_info")
-            if exc_info:
-                # A traceback is formatted by the handler, out of our reach: format it here and
-                # send it, redacted, as part of the message instead.
-                if exc_info is True:
-                    exc_info = sys.exc_info()
-                if isinstance(exc_info, BaseException):
-                    exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
-                kwargs["exc_info"] = None
-                text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
-            for secret in self.secrets:
-                text = text.replace(secret, "<redacted>")
-            msg, args = text, ()
-        self.logger.log(level, msg, *args, **kwargs)
-
-    def _redact_frame(self, value: object) -> object:
-        if not isinstance(value, Frame):
-            return value
-        data = bytes(value.data)
-        for secret in self.secrets:
-            data = data.replace(secret.encode(), b"<redacted>")
-        return Frame(value.opcode, data, value.fin)
-
-
-class EventIterator:
+class EventIterator(QueueReader[Event]):
     """A bounded pull-style view of a :class:`UserDataStream` (see :meth:`UserDataStream.events`).
 
     Yields every event in delivery order. When the reader falls ``maxsize`` events behind, the
@@ -466,15 +125,11 @@ class EventIterator:
     iterator also ends (``StopAsyncIteration``) when the stream closes, or after :meth:`close`.
     """
 
-    __slots__ = ("_closed", "_maxsize", "_overflowed", "_queue", "_stream", "_waiter")
+    __slots__ = ("_stream",)
 
     def __init__(self, stream: UserDataStream, maxsize: int) -> None:
+        super().__init__(maxsize)
         self._stream = stream
-        self._maxsize = maxsize
-        self._queue: deque[Event] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._overflowed = False
-        self._closed = False
 
     def __aiter__(self) -> EventIterator:
         return self
@@ -484,47 +139,12 @@ class EventIterator:
             raise StreamError(
                 "events() iterated on a stream that was never started: use `async with stream`"
             )
-        while True:
-            if self._queue:
-                return self._queue.popleft()
-            if self._overflowed:
-                self._overflowed = False
-                self._closed = True
-                raise EventQueueOverflow(
-                    f"events() reader fell more than {self._maxsize} events behind; later events "
-                    "were not queued for it. Call events() again and resynchronise."
-                )
-            if self._closed:
-                raise StopAsyncIteration
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiter = waiter
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+        return await self._next()
 
     def close(self) -> None:
         """Stop receiving events; the iterator ends once the queued ones are consumed."""
         self._stream._detach(self)
         self._end()
-
-    def _offer(self, event: Event) -> bool:
-        if len(self._queue) >= self._maxsize:
-            self._overflowed = True
-            self._wake()
-            return False
-        self._queue.append(event)
-        self._wake()
-        return True
-
-    def _end(self) -> None:
-        self._closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
 
 class UserDataStream:
@@ -586,12 +206,11 @@ class UserDataStream:
         )
         self.stats: StreamStats = self._session.stats
         """Counters: reconnects, renewals, gaps, events delivered, duplicates dropped, ..."""
-        self._registrations: list[tuple[type, Callback]] = []
-        self._handlers: dict[type, tuple[Callback, ...]] = {}
+        self._handlers: HandlerTable[Callback] = HandlerTable()
         self._error_callbacks: list[ErrorCallback] = []
         self._readers: tuple[EventIterator, ...] = ()
         self._waiter: asyncio.Future[None] | None = None
-        self._sockets: dict[int, _Socket] = {}
+        self._sockets: dict[int, WsLink] = {}
         self._opening: dict[int, asyncio.Task[None]] = {}
         self._sends: deque[Send] = deque()
         self._send_waiter: asyncio.Future[None] | None = None
@@ -641,10 +260,7 @@ class UserDataStream:
             raise ParameterError(
                 "event_type", f"{names} come from the risk stream: create it with risk=True"
             )
-        for cls in classes:
-            self._registrations.append((cls, callback))
-        # Rebuilt lazily, one lookup per concrete class, on the next event of each class.
-        self._handlers.clear()
+        self._handlers.add(classes, callback)
 
     def on_error(self, callback: ErrorCallback) -> None:
         """Call ``callback(exc)`` for every problem the stream handles by itself.
@@ -918,11 +534,9 @@ class UserDataStream:
                 uri = parse_uri(url)
             except InvalidURI:
                 raise StreamError(f"invalid stream URL {display}") from None
-            ws = ClientProtocol(
-                uri, max_size=cfg.max_message_size, logger=_RedactingLogger(secrets)
-            )
+            ws = ClientProtocol(uri, max_size=cfg.max_message_size, logger=RedactingLogger(secrets))
             loop = asyncio.get_running_loop()
-            socket = _Socket(self, action.link, ws, secrets)
+            socket = WsLink(self, action.link, ws, secrets)
             async with asyncio.timeout(cfg.open_timeout):
                 await loop.create_connection(
                     lambda: socket,
@@ -957,7 +571,7 @@ class UserDataStream:
         self._session.link_opened(action.link, self._now())
         self._after_input()
 
-    def _socket_lost(self, socket: _Socket) -> None:
+    def _socket_lost(self, socket: WsLink) -> None:
         if self._sockets.get(socket.link) is socket:
             del self._sockets[socket.link]
         if not socket.opened.done() or socket.link in self._opening:
@@ -1088,11 +702,6 @@ class UserDataStream:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _handlers_for(self, cls: type) -> tuple[Callback, ...]:
-        handlers = handlers_for(cls, self._registrations)
-        self._handlers[cls] = handlers
-        return handlers
-
     async def _dispatch(self) -> None:
         """The one consumer of the outbox: mirror, callbacks, ``events()`` readers, in order."""
         loop = asyncio.get_running_loop()
@@ -1100,7 +709,7 @@ class UserDataStream:
         backlog = session.outbox
         popleft = backlog.popleft
         next_account = session.outbox_accounts.popleft
-        table = self._handlers
+        table = self._handlers.cache
         stats = self.stats
         mirror = self._mirror
         isawaitable = inspect.isawaitable
@@ -1132,7 +741,7 @@ class UserDataStream:
                     if cls is Failure:
                         await self._deliver_error(item.error, recovered=item.recovered)
                         continue
-                    handlers = self._handlers_for(cls)
+                    handlers = self._handlers.lookup(cls)
                 if mirror is not None:
                     try:
                         mirror.apply(item)

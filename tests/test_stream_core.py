@@ -10,6 +10,7 @@ from typing import Union
 import pytest
 
 from binance_margin_async._streamcore import (
+    HandlerTable,
     OverlapFilter,
     RenewalPolicy,
     StreamStats,
@@ -360,6 +361,17 @@ def test_handlers_for_includes_base_registrations_in_order() -> None:
     assert handlers_for(Position, registrations) == ("any", "pos", "everything")
     assert handlers_for(Other, registrations) == ("everything",)
     assert handlers_for(Other, []) == ()
+
+
+def test_handler_table_caches_per_class_and_a_registration_invalidates() -> None:
+    table: HandlerTable[str] = HandlerTable()
+    assert table.lookup(Fill) == ()
+    table.add((Fill, Position), "a")
+    assert table.lookup(Fill) == ("a",)  # not the () cached before the registration
+    table.add((object,), "b")
+    assert table.lookup(Fill) == ("a", "b")
+    assert table.lookup(Other) == ("b",)
+    assert table.cache == {Fill: ("a", "b"), Other: ("b",)}
 
 
 def test_stats_start_at_zero() -> None:

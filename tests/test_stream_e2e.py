@@ -28,6 +28,7 @@ from websockets.frames import Frame, Opcode
 
 from binance_margin_async import MarginClient, RateLimiter
 from binance_margin_async._streamcore import exponential_backoff
+from binance_margin_async._wslink import RedactingLogger
 from binance_margin_async.clock import ServerClock
 from binance_margin_async.errors import EventQueueOverflow, MarginAccountNotFound, StreamError
 from binance_margin_async.events import (
@@ -46,7 +47,7 @@ from binance_margin_async.events import (
     UnknownEvent,
 )
 from binance_margin_async.models import ListenKey, ListenToken
-from binance_margin_async.stream import StreamConfig, UserDataStream, _RedactingLogger
+from binance_margin_async.stream import StreamConfig, UserDataStream
 from binance_margin_async.testing import FakeExchange
 
 # Real sockets on the wall clock: a loaded CI box can starve them, so a failure is retried
@@ -787,7 +788,7 @@ def test_redacting_logger_covers_arguments_elided_frames_and_tracebacks(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     secret = "SECRETlistenKEY0123456789abcdefXYZ"
-    logger = _RedactingLogger({secret})
+    logger = RedactingLogger({secret})
     # websockets shows the first 48 and the last 24 characters of a long payload: this secret
     # straddles the cut, so redacting the logged text alone would leave "SECRETlist..." visible.
     payload = b'{"e":"listenKeyExpired","listenKey":"' + secret.encode() + b'","pad":"'

@@ -6,6 +6,7 @@ the actions, like the driver does (and like the simulator in ``test_stream_sim``
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from decimal import Decimal
@@ -28,11 +29,13 @@ from binance_margin_async._session import (
     Now,
     OpenLink,
     Ping,
+    PolicyKnobs,
     Send,
     SessionConfig,
+    StreamConfig,
     StreamSession,
 )
-from binance_margin_async._streamcore import exponential_backoff
+from binance_margin_async._streamcore import RenewalPolicy, exponential_backoff
 from binance_margin_async.errors import error_from_ws
 from binance_margin_async.events import (
     MarginLevelStatus,
@@ -406,3 +409,24 @@ def test_a_liability_change_during_a_retried_snapshot_is_not_applied_twice() -> 
     mirror.apply(borrow)
     balance = mirror.balance(CROSS, "BTC")
     assert balance is not None and balance.borrowed == Decimal("0.2")
+
+
+def test_stream_config_hands_every_policy_knob_to_the_session() -> None:
+    # Every knob set away from its default, so a knob that is not handed on shows.
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(PolicyKnobs):
+        default = getattr(StreamConfig(), f.name)
+        if f.name == "renewal":
+            values[f.name] = RenewalPolicy(low=0.25, high=0.5)
+        elif f.name == "backoff":
+            values[f.name] = lambda: iter(())
+        elif default is None:
+            values[f.name] = 1_000
+        else:
+            values[f.name] = default + 1
+    config = StreamConfig(**values)
+    for mirror in (False, True):
+        session = config.session_config(mirror=mirror)
+        assert session.mirror is mirror
+        for name, value in values.items():
+            assert getattr(session, name) == value, name

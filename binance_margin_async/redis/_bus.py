@@ -64,8 +64,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
-from .._streamcore import expand_event_types, handlers_for
-from ..errors import EventQueueOverflow, ParameterError, StreamError
+from .._reader import QueueReader
+from .._streamcore import HandlerTable, expand_event_types
+from ..errors import ParameterError, StreamError
 from ..events import Event
 from ._buscore import (
     Lease,
@@ -727,8 +728,7 @@ class BusConsumer:
         self._bus = bus
         self.name = name
         self._start = start
-        self._registrations: list[tuple[type, Callback]] = []
-        self._handlers: dict[type, tuple[Callback, ...]] = {}
+        self._handlers: HandlerTable[Callback] = HandlerTable()
         self._errors = _Reporter(f"event bus consumer {name or '(anonymous)'} of {bus.account!r}")
         self._readers: list[BusEventIterator] = []
         self._progress: Progress | None = None
@@ -756,9 +756,7 @@ class BusConsumer:
         :meth:`UserDataStream.on <binance_margin_async.UserDataStream.on>`."""
         if not callable(callback):
             raise ParameterError("callback", "must be callable")
-        for cls in expand_event_types(event_type):
-            self._registrations.append((cls, callback))
-        self._handlers.clear()
+        self._handlers.add(expand_event_types(event_type), callback)
 
     def on_error(self, callback: ErrorCallback) -> None:
         """Call ``callback(exc)`` for exceptions raised by callbacks and for Redis outages."""
@@ -903,12 +901,9 @@ class BusConsumer:
         if event.account:
             self._seen.add(event.account)
         for reader in list(self._readers):
-            if not reader._offer(event, position):
+            if not reader._offer((event, position)):
                 self._detach(reader)
-        handlers = self._handlers.get(type(event))
-        if handlers is None:
-            handlers = self._handlers[type(event)] = handlers_for(type(event), self._registrations)
-        for callback in handlers:
+        for callback in self._handlers.lookup(type(event)):
             try:
                 result = callback(event)
                 if inspect.isawaitable(result):
@@ -922,8 +917,7 @@ class BusConsumer:
     def _fail(self, error: Exception) -> None:
         """The reader stopped for good: every ``events()`` loop raises ``error``."""
         for reader in self._readers:
-            reader._failure = error
-            reader._end()
+            reader._fail(error)
 
     def _detach(self, reader: BusEventIterator) -> None:
         if reader in self._readers:
@@ -956,29 +950,15 @@ class BusConsumer:
         await self._commit_or_report()
 
 
-class BusEventIterator:
+class BusEventIterator(QueueReader[tuple[Event, Position]]):
     """A bounded pull-style view of a :class:`BusConsumer` (see :meth:`BusConsumer.events`)."""
 
-    __slots__ = (
-        "_closed",
-        "_consumer",
-        "_current",
-        "_failure",
-        "_maxsize",
-        "_overflowed",
-        "_queue",
-        "_waiter",
-    )
+    __slots__ = ("_consumer", "_current")
 
     def __init__(self, consumer: BusConsumer, maxsize: int) -> None:
+        super().__init__(maxsize)
         self._consumer = consumer
-        self._maxsize = maxsize
-        self._queue: deque[tuple[Event, Position]] = deque()
         self._current: Position | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._overflowed = False
-        self._closed = False
-        self._failure: Exception | None = None
 
     def __aiter__(self) -> BusEventIterator:
         return self
@@ -987,48 +967,10 @@ class BusEventIterator:
         current, self._current = self._current, None
         if current is not None:
             await self._consumer._reader_done(self, current)
-        while True:
-            if self._queue:
-                event, self._current = self._queue.popleft()
-                return event
-            if self._overflowed:
-                self._overflowed = False
-                self._closed = True
-                raise EventQueueOverflow(
-                    f"events() reader fell more than {self._maxsize} events behind; later events "
-                    "were not queued for it. Call events() again and resynchronise."
-                )
-            if self._failure is not None:
-                failure, self._failure = self._failure, None
-                raise failure
-            if self._closed:
-                raise StopAsyncIteration
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiter = waiter
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+        event, self._current = await self._next()
+        return event
 
     def close(self) -> None:
         """Stop receiving events (and stop holding the consumer's position back)."""
         self._consumer._detach(self)
         self._end()
-
-    def _offer(self, event: Event, position: Position) -> bool:
-        if len(self._queue) >= self._maxsize:
-            self._overflowed = True
-            self._wake()
-            return False
-        self._queue.append((event, position))
-        self._wake()
-        return True
-
-    def _end(self) -> None:
-        self._closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
