@@ -1602,11 +1602,14 @@ class StreamSession:
         if route.overlap is None:
             return
         current = route.link
-        if current is link:
+        if current is link and link.phase is not LinkPhase.CLOSED:
             # A renewal's new id on the same link: the server wrote each copy next to its
             # original, so every copy arrived before the old id's end. Nothing more to drop.
             self._end_overlap(route)
             return
+        # Else the old source is gone: a link lost while its replacement was subscribing
+        # still has copies of what it delivered coming on the replacement (sim seed 52053),
+        # so the filter stays until they are settled.
         # Copies may still be on their way on the new link; a pong for a ping sent now comes
         # after all of them (and ``dedupe_grace`` bounds the wait if no pong comes).
         if current is not None and current.phase is LinkPhase.LIVE:

@@ -697,7 +697,7 @@ def covered(stamp: int, gaps: list[StreamGap]) -> bool:
 
 # Seeds that once failed, each for a defect now fixed; they run on every ``make test``.
 # 18336: frames in flight from an abandoned replacement link were delivered again (a duplicate).
-REGRESSION_SEEDS = (18076, 18336, 27365)
+REGRESSION_SEEDS = (18076, 18336, 27365, 52053)
 
 
 @pytest.mark.parametrize("seed", REGRESSION_SEEDS)
