@@ -5,9 +5,9 @@ message is handed to the session the moment it is parsed and every ping is answe
 arrives, whatever the callbacks are doing (and no private websockets API is touched). What to do
 with the messages, and when to open, ping or close, is the session's business.
 
-:class:`RedactingLogger` is websockets' own logger minus a connection's credentials; it lives here
-rather than in :mod:`.redaction` because it knows websockets' ``Frame`` (and that module is
-dependency-free).
+:class:`RedactingLogger` is websockets' own logger under the :mod:`.redaction` rule, for this link
+and the trading session's; it lives here rather than in :mod:`.redaction` because it knows
+websockets' ``Frame`` (and that module is dependency-free).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
+
+from .redaction import redact
 
 if TYPE_CHECKING:
     from .stream import UserDataStream
@@ -172,15 +174,17 @@ class WsLink(asyncio.Protocol):
 
 
 class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
-    """websockets' own logger (``websockets.client``), minus one connection's credentials.
+    """websockets' own logger (``websockets.client``) under the library's one redaction rule.
 
     At DEBUG, websockets logs the opening request line (the risk stream's URL carries its listen
-    key) and every frame (the listen tokens we subscribe with, the listen key inside a
-    ``listenKeyExpired`` event). Records are formatted here and the text redacted before the
-    wrapped logger sees it; frames are redacted in their whole payload first, since websockets
-    elides the middle of long payloads and could leave a fragment of a secret. ``secrets`` is the
-    connection's live set (tokens join it as they are subscribed). Costs nothing unless a record
-    is emitted.
+    key) and every frame: the listen tokens we subscribe with, the listen key inside a
+    ``listenKeyExpired`` event, the API key and the signature of every WebSocket API request.
+    Records are formatted here and masked by :func:`.redaction.redact` before the wrapped logger
+    sees them; frames are masked in their whole payload first, since websockets elides the
+    middle of long payloads and would otherwise show a fragment of a secret (the tail of a
+    signature, a listen key cut in half). ``secrets`` is the connection's live set (tokens join
+    it as they are subscribed); secrets under a known name (``apiKey``, ``signature``) are masked
+    without being listed. Costs nothing unless a record is emitted.
     """
 
     def __init__(self, secrets: set[str]) -> None:
@@ -188,34 +192,30 @@ class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
         self.secrets = secrets
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        """Log like the wrapped logger, with every secret replaced by ``<redacted>``."""
+        """Log like the wrapped logger, with every secret masked (:func:`.redaction.mask`)."""
         if not self.isEnabledFor(level):
             return
-        if self.secrets:
-            args = tuple(self._redact_frame(arg) for arg in args)
-            try:
-                text = str(msg) % args if args else str(msg)
-            except (TypeError, ValueError):  # never raise into websockets from a log call
-                text = f"{msg} {args!r}"
-            exc_info = kwargs.get("exc_info")
-            if exc_info:
-                # A traceback is formatted by the handler, out of our reach: format it here and
-                # send it, redacted, as part of the message instead.
-                if exc_info is True:
-                    exc_info = sys.exc_info()
-                if isinstance(exc_info, BaseException):
-                    exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
-                kwargs["exc_info"] = None
-                text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
-            for secret in self.secrets:
-                text = text.replace(secret, "<redacted>")
-            msg, args = text, ()
-        self.logger.log(level, msg, *args, **kwargs)
+        args = tuple(self._redact_frame(arg) for arg in args)
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):  # never raise into websockets from a log call
+            text = f"{msg} {args!r}"
+        exc_info = kwargs.get("exc_info")
+        if exc_info:
+            # A traceback is formatted by the handler, out of our reach: format it here and
+            # send it, masked, as part of the message instead.
+            if exc_info is True:
+                exc_info = sys.exc_info()
+            if isinstance(exc_info, BaseException):
+                exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+            kwargs["exc_info"] = None
+            text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
+        self.logger.log(level, redact(text, self.secrets), **kwargs)
 
     def _redact_frame(self, value: object) -> object:
-        if not isinstance(value, Frame):
+        if not isinstance(value, Frame) or value.opcode not in (_TEXT, _BINARY, _CONT):
             return value
-        data = bytes(value.data)
-        for secret in self.secrets:
-            data = data.replace(secret.encode(), b"<redacted>")
+        # surrogateescape: a binary frame's bytes come back unchanged wherever nothing is masked
+        text = bytes(value.data).decode("utf-8", "surrogateescape")
+        data = redact(text, self.secrets).encode("utf-8", "surrogateescape")
         return Frame(value.opcode, data, value.fin)

@@ -44,6 +44,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ._special import spot_params
 from ._tradecore import DEFAULT_MAX_AGE, Answer, TradingCore, signed_params
+from ._wslink import RedactingLogger
 from .api import MarginAPI
 from .endpoints import SPOT_ORDER_ENDPOINTS, Endpoint
 from .errors import (
@@ -425,6 +426,8 @@ class TradingSession:
                 open_timeout=self.config.open_timeout,
                 compression=None,  # per-message deflate costs CPU and latency on every frame
                 max_size=2**22,
+                # websockets logs every frame at DEBUG: the API key and signatures are masked
+                logger=RedactingLogger(set(self.client._secrets)),
             )
         except (OSError, TimeoutError, ConnectionClosed) as exc:
             raise TransportError(f"cannot connect to the WebSocket API: {exc!r}") from exc

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from binance_margin_async import ExecutionStatusUnknown, MarginClient
+from binance_margin_async import ExecutionStatusUnknown, MarginClient, trading
+from binance_margin_async._tradecore import signed_params
 from binance_margin_async.errors import (
     BinanceAPIError,
     CancelRejected,
@@ -353,3 +356,33 @@ async def test_refused_own_events_are_reported_and_the_account_stream_has_them()
                     await _until(lambda: any(r.order_id == order.order_id for r in account_reports))
                     await _until(lambda: bool(errors))
     assert "refused" in str(errors[0]) and "user_stream()" in str(errors[0])
+
+
+@pytest.mark.parametrize("ed25519", [True, False], ids=["ed25519", "hmac"])
+async def test_debug_logs_never_show_the_api_key_or_a_signature(
+    fake: tuple[FakeExchange, MarginClient],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    ed25519: bool,
+) -> None:
+    ex, master = fake
+    special = await _special(ex, master, ed25519=ed25519)
+    signatures: list[str] = []
+
+    def recording(params: Mapping[str, str], **kwargs: Any) -> dict[str, str]:
+        stamped = signed_params(params, **kwargs)
+        signatures.extend(v for k, v in stamped.items() if k == "signature")
+        return stamped
+
+    monkeypatch.setattr(trading, "signed_params", recording)
+    caplog.set_level(logging.DEBUG)  # websockets logs every frame at DEBUG
+    async with special.client() as client, client.trading_session() as session:
+        await session.new_order("BTCUSDT", "BUY", "MARKET", quantity="0.01")
+    assert signatures  # session.logon (Ed25519) or every request (HMAC) was signed
+    assert any(r.getMessage().startswith("> TEXT") for r in caplog.records)  # frames were logged
+    text = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    # The masked form shows 4 characters; websockets shows a long payload's first 48 and last 24
+    # (a signature's tail unless the frame was masked before it was cut). 12 characters: no
+    # chance match with the rest of the log.
+    for secret in (special.api_key, *signatures):
+        assert secret[:12] not in text and secret[-12:] not in text
