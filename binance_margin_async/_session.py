@@ -451,6 +451,7 @@ class _Request:
     expiration_ms: int = 0
     sid: int | None = None
     retry: bool = False  # the second attempt after -1209: a failure now is a failure
+    generation: int = 0  # the route's renew_gen when sent (a newer attempt supersedes it)
 
 
 class _Route:
@@ -1243,7 +1244,13 @@ class StreamSession:
         if route.phase is RoutePhase.IDLE:
             route.phase = RoutePhase.SUBSCRIBING
         request = _Request(
-            _SUBSCRIBE, route, now.mono, token, expiration_ms, retry=route.retry_next
+            _SUBSCRIBE,
+            route,
+            now.mono,
+            token,
+            expiration_ms,
+            retry=route.retry_next,
+            generation=route.renew_gen,
         )
         route.retry_next = False
         self._request(link, request, {"listenToken": token}, now, secret=token)
@@ -1271,7 +1278,8 @@ class StreamSession:
             return
         error = StreamError(f"{request.method}: no answer within {self.config.request_timeout:g} s")
         if request.method == _SUBSCRIBE and request.route is not None:
-            self._subscription_failed(request.route, link, error, now)
+            if not _superseded(request, link):
+                self._subscription_failed(request.route, link, error, now)
         elif request.route is not None:
             self._report(error)
             self._end_primary(request.route, link, request.sid, now)
@@ -1314,6 +1322,8 @@ class StreamSession:
                     expiration = normalize_epoch_ms(result["expirationTime"])
             assert request.token is not None
             self._subscribed(route, link, sid, request.token, expiration, now)
+            return
+        if _superseded(request, link):
             return
         exc = error_from_ws(status, error, now=now.wall)
         sid = link.sid_of.get(route.name)
@@ -1755,6 +1765,14 @@ class StreamSession:
 
     def _report(self, error: Exception, *, recovered: bool = False) -> None:
         self.outbox.append(Failure(error, recovered=recovered))
+
+
+def _superseded(request: _Request, link: _Link) -> bool:
+    """A renewal whose failure no longer matters: a newer attempt for its route is under way
+    (the subscription was terminated meanwhile and is being restored), and failing this one
+    would start a second, parallel chain of retries."""
+    route = request.route
+    return route is not None and link is route.link and request.generation != route.renew_gen
 
 
 def _server_wait(error: BaseException | None, now: Now) -> float:

@@ -430,3 +430,26 @@ def test_stream_config_hands_every_policy_knob_to_the_session() -> None:
         assert session.mirror is mirror
         for name, value in values.items():
             assert getattr(session, name) == value, name
+
+
+def test_a_renewal_lost_before_its_subscription_ended_starts_no_second_retry_chain() -> None:
+    """A renewal goes unanswered; meanwhile the subscription expires and the session subscribes
+    afresh. The lost renewal's timeout used to count as a failure too: a second chain of
+    retries ran beside the new subscribe, and each loss doubled the wait of both."""
+    h = Harness(token_validity_ms=10_000, request_timeout=1.0)
+    link = h.open_trade(validity_ms=10_000, start=True)
+    h.advance(8.5)  # the renewal (at 6-8 s) is minted and sent: the server never answers it
+    [mint] = [a for a in h.collect() + h.actions if isinstance(a, MintToken)]
+    h.actions.clear()
+    h.session.token_result(CROSS, h.now(), token="lost", expiration_ms=h.server_ms() + 10_000)
+    assert [a for a in h.collect() if isinstance(a, Send)]
+    h.t = 9.0  # the first token expires before the renewal's 1 s timeout
+    h.message(link, {"subscriptionId": 0, "event": {"e": "eventStreamTerminated", "E": 1}})
+    h.actions = [a for a in h.actions if isinstance(a, MintToken)]  # the fresh subscribe
+    assert len(h.actions) == 1
+    h.advance(9.6)  # the lost renewal times out while the fresh subscribe is in flight
+    assert not [f for f in h.outbox() if isinstance(f, Failure)]  # superseded: no failure
+    h.serve(link, validity_ms=10_000)
+    h.advance(12.0)
+    # One fresh subscribe, and no retry of the lost renewal on top of it.
+    assert mint.account == CROSS and not [a for a in h.actions if isinstance(a, MintToken)]
