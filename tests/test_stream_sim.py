@@ -2,7 +2,8 @@
 
 No sockets, no event loop, no real time: a seeded schedule drives the very session the stream
 runs in production through simulated time, with a scripted exchange that emits account events
-continuously and injects faults (see ``FAULTS`` and ``FAULTS_2``). After every schedule the invariants hold:
+continuously and injects faults (see ``FAULTS`` and ``FAULTS_2``). After every schedule the
+invariants hold:
 
 * per account and channel, the delivered events are an ordered subsequence of the emitted ones:
   nothing duplicated, reordered or invented;
