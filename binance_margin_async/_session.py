@@ -1516,6 +1516,9 @@ class StreamSession:
         self._deliver(route, event)
         route.renew_gen += 1
         route.renewing = False
+        # Restoring a dark subscription starts its own retries from the shortest wait: the
+        # failed renewals before had doubled theirs (to 32 s after six, sim seed 133120).
+        route.renew_attempt = 0
         self._subscribe_on(route, link, now, reuse=False)
 
     def _risk_message(self, link: _Link, msg: Any, data: Any) -> None:
