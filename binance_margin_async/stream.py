@@ -75,7 +75,7 @@ from ._streamcore import (
     StreamStats,
     expand_event_types,
 )
-from ._wslink import RedactingLogger, WsLink
+from ._wslink import LinkHooks, RedactingLogger, WsLink
 from .errors import BinanceError, ParameterError, StreamError
 from .events import (
     Event,
@@ -223,6 +223,14 @@ class UserDataStream:
         self._last_lag: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._final_answer: asyncio.Future[None] | None = None
+        self._link_hooks = LinkHooks(
+            now=self._now,
+            received=self._session.received,
+            pong=self._session.pong,
+            read_done=self._after_input,
+            lost=self._socket_lost,
+            close_timeout=self._config.close_timeout,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -536,7 +544,9 @@ class UserDataStream:
                 raise StreamError(f"invalid stream URL {display}") from None
             ws = ClientProtocol(uri, max_size=cfg.max_message_size, logger=RedactingLogger(secrets))
             loop = asyncio.get_running_loop()
-            socket = WsLink(self, action.link, ws, secrets)
+            socket = WsLink(
+                action.link, ws, secrets, self._link_hooks, self._session.handler(action.link)
+            )
             async with asyncio.timeout(cfg.open_timeout):
                 await loop.create_connection(
                     lambda: socket,
