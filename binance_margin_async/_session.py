@@ -94,6 +94,7 @@ __all__ = [
     "OpenLink",
     "Ping",
     "PolicyKnobs",
+    "RestAction",
     "RoutePhase",
     "Send",
     "SessionConfig",
@@ -251,17 +252,8 @@ class FetchMarginLevel:
     """Read the cross margin level from REST; answer with ``margin_level_result``."""
 
 
-Action = (
-    OpenLink
-    | CloseLink
-    | Send
-    | Ping
-    | MintToken
-    | GetListenKey
-    | KeepaliveListenKey
-    | FetchSnapshot
-    | FetchMarginLevel
-)
+RestAction = MintToken | GetListenKey | KeepaliveListenKey | FetchSnapshot | FetchMarginLevel
+Action = OpenLink | CloseLink | Send | Ping | RestAction
 
 
 class Failure:

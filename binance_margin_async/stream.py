@@ -41,7 +41,6 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
-from decimal import Decimal
 from enum import Enum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
@@ -57,14 +56,10 @@ from ._session import (
     ChannelState,
     CloseLink,
     Failure,
-    FetchMarginLevel,
-    FetchSnapshot,
-    GetListenKey,
-    KeepaliveListenKey,
-    MintToken,
     Now,
     OpenLink,
     Ping,
+    RestAction,
     Send,
     StreamConfig,
     StreamSession,
@@ -75,6 +70,7 @@ from ._streamcore import (
     StreamStats,
     expand_event_types,
 )
+from ._streamrest import SNAPSHOT_ERRORS, StreamRest
 from ._wslink import LinkHooks, RedactingLogger, WsLink
 from .errors import BinanceError, ParameterError, StreamError
 from .events import (
@@ -85,7 +81,6 @@ from .events import (
     UnknownEvent,
     decode_event,
 )
-from .models import MarginLevelStatus
 
 if TYPE_CHECKING:
     from .mirror import AccountMirror
@@ -230,6 +225,9 @@ class UserDataStream:
             read_done=self._after_input,
             lost=self._socket_lost,
             close_timeout=self._config.close_timeout,
+        )
+        self._rest_calls = StreamRest(
+            client, self._session, self._mirror, self._now, self._fail_start
         )
 
     def __repr__(self) -> str:
@@ -376,9 +374,9 @@ class UserDataStream:
         assert self._mirror is not None
         for attempt in range(self._config.resync_attempts):
             try:
-                await self._load_snapshot(account)
+                await self._rest_calls.load_snapshot(account)
                 return
-            except (BinanceError, KeyError, TypeError, ValueError) as exc:
+            except SNAPSHOT_ERRORS as exc:
                 self._session.outbox.append(
                     Failure(StreamError(f"mirror load of {account} failed: {exc!r}"))
                 )
@@ -524,6 +522,7 @@ class UserDataStream:
                 assert isinstance(action, OpenLink)
                 self._opening[action.link] = self._spawn(self._open(action), "open")
             elif self._task_group is not None:
+                assert isinstance(action, RestAction)
                 self._spawn(self._rest(action), "rest")
 
     async def _open(self, action: OpenLink) -> None:
@@ -609,92 +608,12 @@ class UserDataStream:
                     socket.secrets.add(action.secret)  # redacted from its log lines from now on
                 socket.send(action.payload)
 
-    async def _rest(self, action: Any) -> None:
-        """One REST call the session asked for; its answer goes back to the session."""
-        session = self._session
-        client = self._client
-        cls = action.__class__
+    async def _rest(self, action: RestAction) -> None:
+        """One REST call the session asked for; then whatever its outcome set off."""
         try:
-            if cls is MintToken:
-                try:
-                    token = await client.create_listen_token(
-                        symbol=action.symbol, validity_ms=action.validity_ms
-                    )
-                except BinanceError as exc:
-                    if not self._fail_start(exc):
-                        session.token_result(action.account, self._now(), error=exc)
-                    return
-                session.token_result(
-                    action.account,
-                    self._now(),
-                    token=token.token,
-                    expiration_ms=token.expiration_time,
-                )
-            elif cls is GetListenKey:
-                try:
-                    key = await client.start_risk_data_stream()
-                except BinanceError as exc:
-                    if not self._fail_start(exc):
-                        session.listen_key_result(self._now(), error=exc)
-                    return
-                session.listen_key_result(self._now(), key=key.listen_key)
-            elif cls is KeepaliveListenKey:
-                try:
-                    await client.keepalive_risk_data_stream(action.listen_key)
-                except BinanceError as exc:
-                    session.keepalive_result(action.listen_key, self._now(), error=exc)
-                    return
-                session.keepalive_result(action.listen_key, self._now())
-            elif cls is FetchSnapshot:
-                try:
-                    await self._load_snapshot(action.account)
-                except (BinanceError, KeyError, TypeError, ValueError) as exc:
-                    # A failed or wrong-shaped snapshot is a report and a retry, never a crash.
-                    session.snapshot_result(action.account, self._now(), error=exc)
-                    return
-                session.snapshot_result(action.account, self._now())
-            elif cls is FetchMarginLevel:
-                try:
-                    account = await client.get_account()
-                except BinanceError as exc:
-                    session.margin_level_result(self._now(), error=exc)
-                    return
-                status = account.raw.get("marginLevelStatus")
-                level = account.margin_level
-                session.margin_level_result(
-                    self._now(),
-                    status=_margin_status(status) if isinstance(status, str) else None,
-                    level=level if level is not None else Decimal(0),
-                )
+            await self._rest_calls.run(action)
         finally:
             self._after_input()
-
-    async def _load_snapshot(self, account: str) -> None:
-        """Reload the mirror of one account from REST.
-
-        Absolute values (balances, orders, margin level) are stamped with the server time the
-        requests were sent: a later event may replay an older value, but the newest one always
-        follows. Liabilities change by deltas, so they are stamped with the time the answer
-        *arrived*, after any retry the client made: a change stamped up to then is in the
-        snapshot and never applied again.
-        """
-        mirror = self._mirror
-        assert mirror is not None
-        client = self._client
-        clock = client.clock
-        as_of = clock.timestamp_ms(time.time())
-        if account == CROSS:
-            # Loaded the moment it arrives: no event may land between its arrival and the load.
-            cross = await client.get_account()
-            received = clock.timestamp_ms(time.time())
-            mirror.load_cross_snapshot(cross, as_of=as_of, received=received)
-            orders = await client.get_open_orders()
-        else:
-            isolated = await client.get_isolated_account(symbols=[account])
-            received = clock.timestamp_ms(time.time())
-            mirror.load_isolated_snapshot(isolated, as_of=as_of, received=received)
-            orders = await client.get_open_orders(account, is_isolated=True)
-        mirror.load_open_orders(account, orders, as_of=as_of)
 
     def _on_ws_answer(self, status: int, rate_limits: Any, error_data: Any) -> None:
         self._client.limiter.on_ws_response(
@@ -795,10 +714,3 @@ class UserDataStream:
                     await result
             except Exception:
                 log.exception("on_error callback %r raised", callback)
-
-
-def _margin_status(value: str) -> MarginLevelStatus | str:
-    try:
-        return MarginLevelStatus(value)
-    except ValueError:
-        return value
