@@ -32,10 +32,10 @@ if TYPE_CHECKING:
     from ._streamcore import StreamClient
     from .mirror import AccountMirror
 
-__all__ = ["SNAPSHOT_ERRORS", "StreamRest"]
+__all__ = ["StreamRest"]
 
 # A failed or wrong-shaped snapshot is a report and a retry, never a crash.
-SNAPSHOT_ERRORS: Final = (BinanceError, KeyError, TypeError, ValueError)
+_SNAPSHOT_ERRORS: Final = (BinanceError, KeyError, TypeError, ValueError)
 
 
 class StreamRest:
@@ -113,13 +113,15 @@ class StreamRest:
 
     async def _fetch_snapshot(self, action: FetchSnapshot) -> None:
         try:
-            await self.load_snapshot(action.account)
-        except SNAPSHOT_ERRORS as exc:
-            self._session.snapshot_result(action.account, self._now(), error=exc)
+            await self._load_snapshot(action.account)
+        except _SNAPSHOT_ERRORS as exc:
+            self._session.snapshot_result(
+                action.account, self._now(), error=exc, initial=action.initial
+            )
             return
-        self._session.snapshot_result(action.account, self._now())
+        self._session.snapshot_result(action.account, self._now(), initial=action.initial)
 
-    async def load_snapshot(self, account: str) -> None:
+    async def _load_snapshot(self, account: str) -> None:
         """Reload the mirror of one account from REST.
 
         Absolute values (balances, orders, margin level) are stamped with the server time the

@@ -70,7 +70,7 @@ from ._streamcore import (
     StreamStats,
     expand_event_types,
 )
-from ._streamrest import SNAPSHOT_ERRORS, StreamRest
+from ._streamrest import StreamRest
 from ._wslink import LinkHooks, RedactingLogger, WsLink
 from .errors import BinanceError, ParameterError, StreamError
 from .events import (
@@ -215,6 +215,7 @@ class UserDataStream:
         self._task_group: asyncio.TaskGroup | None = None
         self._state = _State.NEW
         self._starting: asyncio.Future[None] | None = None
+        self._loaded: asyncio.Future[None] | None = None  # the first mirror load is done
         self._last_lag: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._final_answer: asyncio.Future[None] | None = None
@@ -366,27 +367,14 @@ class UserDataStream:
         self._after_input()
         await self._starting
         self._starting = None
-        if self._mirror is not None:
-            for account in self._accounts or [CROSS]:
-                await self._initial_snapshot(account)
-
-    async def _initial_snapshot(self, account: str) -> None:
-        assert self._mirror is not None
-        for attempt in range(self._config.resync_attempts):
-            try:
-                await self._rest_calls.load_snapshot(account)
-                return
-            except SNAPSHOT_ERRORS as exc:
-                self._session.outbox.append(
-                    Failure(StreamError(f"mirror load of {account} failed: {exc!r}"))
-                )
-                self._wake()
-                if attempt + 1 < self._config.resync_attempts:
-                    await asyncio.sleep(min(2.0**attempt, 30.0))
-        self._session.outbox.append(
-            Failure(StreamError(f"mirror of {account} could not be loaded; it may be stale"))
-        )
-        self._wake()
+        # With a mirror, ``async with`` also waits for its first load (what to load, and how
+        # often to retry, is the session's policy: StreamSession.load_mirror).
+        self._session.load_mirror(self._now())
+        self._after_input()
+        if self._session.loading:
+            self._loaded = asyncio.get_running_loop().create_future()
+            await self._loaded
+            self._loaded = None
 
     async def _shutdown(self) -> None:
         """Stop everything; runs once, from ``__aexit__`` or a failed ``__aenter__``."""
@@ -614,6 +602,9 @@ class UserDataStream:
             await self._rest_calls.run(action)
         finally:
             self._after_input()
+            loaded = self._loaded
+            if loaded is not None and not loaded.done() and not self._session.loading:
+                loaded.set_result(None)
 
     def _on_ws_answer(self, status: int, rate_limits: Any, error_data: Any) -> None:
         self._client.limiter.on_ws_response(
