@@ -37,22 +37,16 @@ import contextlib
 import inspect
 import logging
 import random
-import ssl
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from enum import Enum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
-from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidURI
-from websockets.uri import parse_uri
-
+from ._links import LinkSet
 from ._reader import QueueReader
 from ._session import (
     CROSS,
-    Channel,
     ChannelState,
     CloseLink,
     Failure,
@@ -71,7 +65,6 @@ from ._streamcore import (
     expand_event_types,
 )
 from ._streamrest import StreamRest
-from ._wslink import LinkHooks, RedactingLogger, WsLink
 from .errors import BinanceError, ParameterError, StreamError
 from .events import (
     Event,
@@ -205,10 +198,6 @@ class UserDataStream:
         self._error_callbacks: list[ErrorCallback] = []
         self._readers: tuple[EventIterator, ...] = ()
         self._waiter: asyncio.Future[None] | None = None
-        self._sockets: dict[int, WsLink] = {}
-        self._opening: dict[int, asyncio.Task[None]] = {}
-        self._sends: deque[Send] = deque()
-        self._send_waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._armed: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -219,13 +208,15 @@ class UserDataStream:
         self._last_lag: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._final_answer: asyncio.Future[None] | None = None
-        self._link_hooks = LinkHooks(
+        self._links = LinkSet(
+            client,
+            self._session,
+            self._config,
             now=self._now,
-            received=self._session.received,
-            pong=self._session.pong,
-            read_done=self._after_input,
-            lost=self._socket_lost,
-            close_timeout=self._config.close_timeout,
+            after_input=self._after_input,
+            spawn=self._spawn,
+            claim_start_error=self._fail_start,
+            running=lambda: self._state is _State.RUNNING,
         )
         self._rest_calls = StreamRest(
             client, self._session, self._mirror, self._now, self._fail_start
@@ -361,7 +352,7 @@ class UserDataStream:
                 async with asyncio.timeout(self._config.request_timeout):
                     await self._client.sync_clock()
         self._spawn(self._dispatch(), "dispatch")
-        self._spawn(self._sender(), "sender")
+        self._spawn(self._links.sender(), "sender")
         self._starting = asyncio.get_running_loop().create_future()
         self._session.start(self._now())
         self._after_input()
@@ -385,16 +376,8 @@ class UserDataStream:
         try:
             await self._unsubscribe_all()
             self._session.close(self._now())
-            self._after_input()
-            for task in list(self._opening.values()):
-                task.cancel()
-            sockets = [s.closed for s in self._sockets.values()]
-            if sockets:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._config.close_timeout * 2):
-                        await asyncio.gather(*sockets)
-            for socket in list(self._sockets.values()):
-                socket.abort()
+            self._after_input()  # the session's CloseLink actions start every closing handshake
+            await self._links.close_all()
         finally:
             if self._timer is not None:
                 self._timer.cancel()
@@ -484,117 +467,27 @@ class UserDataStream:
         return False
 
     def _run_actions(self) -> None:
+        """Link actions to the links, REST actions to tasks of their own."""
         session = self._session
+        links = self._links
         actions, session.actions = session.actions, []
         for action in actions:
             cls = action.__class__
             if cls is Send:
                 assert isinstance(action, Send)
-                self._sends.append(action)
-                waiter = self._send_waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+                links.send(action)
             elif cls is Ping:
                 assert isinstance(action, Ping)
-                socket = self._sockets.get(action.link)
-                if socket is not None:
-                    socket.ping(action.payload)
+                links.ping(action)
             elif cls is CloseLink:
                 assert isinstance(action, CloseLink)
-                socket = self._sockets.get(action.link)
-                if socket is not None:
-                    socket.close(action.reason)
-                elif action.link in self._opening:
-                    self._opening[action.link].cancel()
+                links.close(action)
             elif cls is OpenLink:
                 assert isinstance(action, OpenLink)
-                self._opening[action.link] = self._spawn(self._open(action), "open")
+                links.open(action)
             elif self._task_group is not None:
                 assert isinstance(action, RestAction)
                 self._spawn(self._rest(action), "rest")
-
-    async def _open(self, action: OpenLink) -> None:
-        cfg = self._config
-        client = self._client
-        secret = action.listen_key
-        if action.channel is Channel.TRADE:
-            url = display = client.ws_api_url
-        else:
-            base = client.risk_stream_url
-            url, display = f"{base}/ws/{secret}", f"{base}/ws/<listenKey>"
-        try:
-            await client.limiter.acquire_ws_connect()
-            secrets = set(self._session.secrets(action.link))
-            try:
-                uri = parse_uri(url)
-            except InvalidURI:
-                raise StreamError(f"invalid stream URL {display}") from None
-            ws = ClientProtocol(uri, max_size=cfg.max_message_size, logger=RedactingLogger(secrets))
-            loop = asyncio.get_running_loop()
-            socket = WsLink(
-                action.link, ws, secrets, self._link_hooks, self._session.handler(action.link)
-            )
-            async with asyncio.timeout(cfg.open_timeout):
-                await loop.create_connection(
-                    lambda: socket,
-                    uri.host,
-                    uri.port,
-                    ssl=ssl.create_default_context() if uri.secure else None,
-                )
-                self._sockets[action.link] = socket
-                await socket.opened
-        except asyncio.CancelledError:
-            self._opening.pop(action.link, None)
-            if self._state is _State.RUNNING:
-                self._session.link_failed(action.link, StreamError("cancelled"), self._now())
-                self._after_input()
-            raise
-        except Exception as exc:
-            self._opening.pop(action.link, None)
-            socket_ = self._sockets.pop(action.link, None)
-            if socket_ is not None:
-                socket_.abort()
-            text = f"{type(exc).__name__}: {exc}"
-            if secret:
-                text = text.replace(secret, "<listenKey>")
-            error = StreamError(
-                f"cannot connect the {action.channel.value} stream to {display}: {text}"
-            )
-            if not self._fail_start(error):
-                self._session.link_failed(action.link, error, self._now())
-                self._after_input()
-            return
-        self._opening.pop(action.link, None)
-        self._session.link_opened(action.link, self._now())
-        self._after_input()
-
-    def _socket_lost(self, socket: WsLink) -> None:
-        if self._sockets.get(socket.link) is socket:
-            del self._sockets[socket.link]
-        if not socket.opened.done() or socket.link in self._opening:
-            return  # _open reports it
-        self._session.link_lost(socket.link, socket.reason, self._now())
-        self._after_input()
-
-    async def _sender(self) -> None:
-        """Sends WS API requests in order, each through the shared limiter."""
-        sends = self._sends
-        limiter = self._client.limiter
-        loop = asyncio.get_running_loop()
-        while True:
-            if not sends:
-                self._send_waiter = loop.create_future()
-                await self._send_waiter
-                continue
-            action = sends.popleft()
-            await limiter.acquire_ws(
-                action.weight, critical=action.critical, account=self._client.account
-            )
-            socket = self._sockets.get(action.link)
-            if socket is not None:
-                if action.secret:
-                    socket.secrets.add(action.secret)  # redacted from its log lines from now on
-                socket.send(action.payload)
 
     async def _rest(self, action: RestAction) -> None:
         """One REST call the session asked for; then whatever its outcome set off."""
