@@ -4,11 +4,11 @@ Nothing here touches a socket, an event loop or a clock. The driver (:mod:`.stre
 happened, each input with the time it happened (:class:`Now`: local monotonic and wall seconds
 plus the server-clock estimate), and carries out what it asks for:
 
-* inputs: :meth:`StreamSession.start`, a link opened (:meth:`~StreamSession.link_opened`) or lost
-  (:meth:`~StreamSession.link_lost`), bytes read (:meth:`~StreamSession.received`), each message
-  (:meth:`~StreamSession.message`), each pong (:meth:`~StreamSession.pong`), a timer due
-  (:meth:`~StreamSession.tick`), and REST results (tokens, listen keys, keepalives, snapshots,
-  margin levels);
+* inputs: :meth:`StreamSession.start`, once live :meth:`~StreamSession.load_mirror`, a link
+  opened (:meth:`~StreamSession.link_opened`) or lost (:meth:`~StreamSession.link_lost`), bytes
+  read (:meth:`~StreamSession.received`), each message (:meth:`~StreamSession.message`), each pong
+  (:meth:`~StreamSession.pong`), a timer due (:meth:`~StreamSession.tick`), and REST results
+  (tokens, listen keys, keepalives, snapshots, margin levels);
 * outputs: :attr:`~StreamSession.outbox` (typed events, raw trade events with their account in
   :attr:`~StreamSession.outbox_accounts`, and :class:`Failure` reports, in delivery order),
   :attr:`~StreamSession.actions` (open/close a link, send a frame or a ping, mint a token, get or

@@ -1,9 +1,10 @@
 """The link transport of the user-data stream: one WebSocket connection, no policy.
 
 websockets' documented sans-I/O ``ClientProtocol`` on our own :class:`asyncio.Protocol`, so every
-message is handed to the session the moment it is parsed and every ping is answered as it
-arrives, whatever the callbacks are doing (and no private websockets API is touched). What to do
-with the messages, and when to open, ping or close, is the session's business.
+message is handed on (to the session's handler) the moment it is parsed and every ping is
+answered as it arrives, whatever the callbacks are doing (and no private websockets API is
+touched). What to do with the messages, and when to open, ping or close, is the session's
+business; the link reports through :class:`LinkHooks` and knows nothing else of its driver.
 
 :class:`RedactingLogger` is websockets' own logger minus a connection's credentials; it lives here
 rather than in :mod:`.redaction` because it knows websockets' ``Frame`` (and that module is

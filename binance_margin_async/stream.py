@@ -13,12 +13,15 @@ its ``account`` (``"CROSS"`` or the isolated symbol):
 
 This module is the thin asyncio driver of :class:`~._session.StreamSession`, which holds the whole
 policy (renewal on the server clock, make-before-break replacement, recovery with backoff, gaps,
-resync, risk recovery, the backlog bound). The driver owns the sockets, the timer, the REST calls
-and the dispatcher:
+resync, the first mirror load, risk recovery, the backlog bound). The driver carries out the
+session's actions and owns the timer and the dispatcher:
 
-* each connection is websockets' documented sans-I/O ``ClientProtocol`` on our own
-  :class:`asyncio.Protocol`: every message is handed to the session the moment it is parsed, and
-  pings are answered by the protocol as they arrive, whatever the callbacks are doing;
+* the connections are a :class:`~._links.LinkSet`, each one websockets' documented sans-I/O
+  ``ClientProtocol`` on our own :class:`asyncio.Protocol` (:class:`~._wslink.WsLink`): every
+  message is handed to the session the moment it is parsed, and pings are answered by the
+  protocol as they arrive, whatever the callbacks are doing;
+* the REST calls (tokens, the listen key, snapshots, the margin level) are made by
+  :class:`~._streamrest.StreamRest`, which feeds each outcome back to the session;
 * one dispatcher task feeds the callbacks (sync ones called, async ones awaited, in order) and
   the bounded ``events()`` readers from the session's outbox. A slow consumer never stops the
   socket from being read: past ``StreamConfig.max_backlog`` waiting events the session drops
