@@ -4,11 +4,11 @@ Nothing here touches a socket, an event loop or a clock. The driver (:mod:`.stre
 happened, each input with the time it happened (:class:`Now`: local monotonic and wall seconds
 plus the server-clock estimate), and carries out what it asks for:
 
-* inputs: :meth:`StreamSession.start`, a link opened (:meth:`~StreamSession.link_opened`) or lost
-  (:meth:`~StreamSession.link_lost`), bytes read (:meth:`~StreamSession.received`), each message
-  (:meth:`~StreamSession.message`), each pong (:meth:`~StreamSession.pong`), a timer due
-  (:meth:`~StreamSession.tick`), and REST results (tokens, listen keys, keepalives, snapshots,
-  margin levels);
+* inputs: :meth:`StreamSession.start`, once live :meth:`~StreamSession.load_mirror`, a link
+  opened (:meth:`~StreamSession.link_opened`) or lost (:meth:`~StreamSession.link_lost`), bytes
+  read (:meth:`~StreamSession.received`), each message (:meth:`~StreamSession.message`), each pong
+  (:meth:`~StreamSession.pong`), a timer due (:meth:`~StreamSession.tick`), and REST results
+  (tokens, listen keys, keepalives, snapshots, margin levels);
 * outputs: :attr:`~StreamSession.outbox` (typed events, raw trade events with their account in
   :attr:`~StreamSession.outbox_accounts`, and :class:`Failure` reports, in delivery order),
   :attr:`~StreamSession.actions` (open/close a link, send a frame or a ping, mint a token, get or
@@ -94,6 +94,7 @@ __all__ = [
     "OpenLink",
     "Ping",
     "PolicyKnobs",
+    "RestAction",
     "RoutePhase",
     "Send",
     "SessionConfig",
@@ -241,9 +242,14 @@ class KeepaliveListenKey:
 
 @dataclass(frozen=True, slots=True)
 class FetchSnapshot:
-    """Reload the mirror of ``account`` from REST; answer with ``snapshot_result``."""
+    """Reload the mirror of ``account`` from REST; answer with ``snapshot_result``.
+
+    ``initial``: part of the first load (:meth:`StreamSession.load_mirror`), not a resync after
+    a gap; the answer carries it back.
+    """
 
     account: str
+    initial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,17 +257,8 @@ class FetchMarginLevel:
     """Read the cross margin level from REST; answer with ``margin_level_result``."""
 
 
-Action = (
-    OpenLink
-    | CloseLink
-    | Send
-    | Ping
-    | MintToken
-    | GetListenKey
-    | KeepaliveListenKey
-    | FetchSnapshot
-    | FetchMarginLevel
-)
+RestAction = MintToken | GetListenKey | KeepaliveListenKey | FetchSnapshot | FetchMarginLevel
+Action = OpenLink | CloseLink | Send | Ping | RestAction
 
 
 class Failure:
@@ -598,6 +595,8 @@ class StreamSession:
         self._key_pending = False
         self.risk_key: str | None = None
         self._last_status: MarginLevelStatus | str | None = None
+        self._loading: deque[str] = deque()  # accounts the first mirror load has yet to load
+        self._load_attempt = 0
         trade = [_Route(name, Channel.TRADE, i) for i, name in enumerate(accounts)]
         self.channels: dict[Channel, _ChannelState] = {}
         if trade:
@@ -623,6 +622,11 @@ class StreamSession:
     def is_live(self) -> bool:
         """Every channel is live."""
         return all(c.state is ChannelState.LIVE for c in self.channels.values())
+
+    @property
+    def loading(self) -> bool:
+        """The first mirror load (:meth:`load_mirror`) is still under way."""
+        return bool(self._loading)
 
     @_then_refresh
     def unsubscribe_all(self, now: Now) -> bool:
@@ -656,6 +660,21 @@ class StreamSession:
         self._now = now
         for channel in self.channels.values():
             self._open(channel, now)
+
+    def load_mirror(self, now: Now) -> None:
+        """Load the mirror for the first time (nothing without ``mirror``); call once every
+        channel is first live, so that no event after a snapshot can be missed.
+
+        One account after the other (a risk-only stream mirrors the cross account), each tried up
+        to ``resync_attempts`` times with backoff, then given up with a report. No
+        :class:`~.events.Resynced`: nothing was missed. :attr:`loading` until every account is
+        done.
+        """
+        self._now = now
+        if not self.config.mirror:
+            return
+        self._loading = deque(list(self._routes) or [CROSS])
+        self._load_next(now)
 
     @_then_refresh
     def close(self, now: Now) -> None:
@@ -960,9 +979,15 @@ class StreamSession:
         self._at(now.mono + min(interval, 60.0) / 4, self._keepalive, key, self._keepalive_gen)
 
     @_then_refresh
-    def snapshot_result(self, account: str, now: Now, *, error: Exception | None = None) -> None:
-        """The answer to :class:`FetchSnapshot` (``error``: failed or wrong-shaped)."""
+    def snapshot_result(
+        self, account: str, now: Now, *, error: Exception | None = None, initial: bool = False
+    ) -> None:
+        """The answer to :class:`FetchSnapshot` (``error``: failed or wrong-shaped; ``initial``:
+        the action's)."""
         self._now = now
+        if initial:
+            self._initial_loaded(account, now, error)
+            return
         route = self._routes.get(account) or self._risk_route()
         if route is None or self._closed:
             return
@@ -976,7 +1001,7 @@ class StreamSession:
             route.resync_attempt = 0
             self._report(StreamError(f"mirror of {account} could not be reloaded; it may be stale"))
             return
-        delay = min(2.0 ** (route.resync_attempt - 1), 30.0) + _server_wait(error, now)
+        delay = _snapshot_backoff(route.resync_attempt) + _server_wait(error, now)
         self._at(now.mono + delay, self._resync, account)
 
     @_then_refresh
@@ -1715,6 +1740,26 @@ class StreamSession:
     def _resync(self, account: str, now: Now) -> None:
         self.actions.append(FetchSnapshot(account))
 
+    def _initial_loaded(self, account: str, now: Now, error: Exception | None) -> None:
+        if self._closed:
+            return
+        if error is not None:
+            self._load_attempt += 1
+            self._report(StreamError(f"mirror load of {account} failed: {error!r}"))
+            if self._load_attempt < self.config.resync_attempts:
+                # Not the server's Retry-After or ban (unlike a resync): ``async with`` waits for
+                # this load, and an account given up is reported and resynced after the next gap.
+                self._at(now.mono + _snapshot_backoff(self._load_attempt), self._load_next)
+                return
+            self._report(StreamError(f"mirror of {account} could not be loaded; it may be stale"))
+        self._load_attempt = 0
+        self._loading.popleft()
+        self._load_next(now)
+
+    def _load_next(self, now: Now) -> None:
+        if self._loading:
+            self.actions.append(FetchSnapshot(self._loading[0], initial=True))
+
     def _start_shedding(self) -> None:
         self._shedding = True
         for link in self._links.values():
@@ -1776,6 +1821,11 @@ def _superseded(request: _Request, link: _Link) -> bool:
     would start a second, parallel chain of retries."""
     route = request.route
     return route is not None and link is route.link and request.generation != route.renew_gen
+
+
+def _snapshot_backoff(failures: int) -> float:
+    """Seconds before the next snapshot attempt after ``failures`` failed ones: 1, 2, 4 ... 30."""
+    return min(2.0 ** (failures - 1), 30.0)
 
 
 def _server_wait(error: BaseException | None, now: Now) -> float:

@@ -1,9 +1,10 @@
 """The link transport of the user-data stream: one WebSocket connection, no policy.
 
 websockets' documented sans-I/O ``ClientProtocol`` on our own :class:`asyncio.Protocol`, so every
-message is handed to the session the moment it is parsed and every ping is answered as it
-arrives, whatever the callbacks are doing (and no private websockets API is touched). What to do
-with the messages, and when to open, ping or close, is the session's business.
+message is handed on (to the session's handler) the moment it is parsed and every ping is
+answered as it arrives, whatever the callbacks are doing (and no private websockets API is
+touched). What to do with the messages, and when to open, ping or close, is the session's
+business; the link reports through :class:`LinkHooks` and knows nothing else of its driver.
 
 :class:`RedactingLogger` is websockets' own logger under the :mod:`.redaction` rule, for this link
 and the trading session's; it lives here rather than in :mod:`.redaction` because it knows
@@ -16,6 +17,8 @@ import asyncio
 import logging
 import sys
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from websockets.client import ClientProtocol
@@ -26,9 +29,9 @@ from websockets.protocol import State
 from .redaction import redact
 
 if TYPE_CHECKING:
-    from .stream import UserDataStream
+    from ._session import Now
 
-__all__ = ["RedactingLogger", "WsLink"]
+__all__ = ["LinkHooks", "RedactingLogger", "WsLink"]
 
 _TEXT: Final = Opcode.TEXT
 _BINARY: Final = Opcode.BINARY
@@ -41,18 +44,48 @@ _PONG: Final = Opcode.PONG
 _SLICE: Final = 64 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class LinkHooks:
+    """Where a :class:`WsLink` reports what happens on it: all it knows of its driver.
+
+    One set serves every link of a driver; each callback gets the link's id. Per read:
+    ``received(link, now())`` first (any bytes prove the path), then each message (to the link's
+    own ``on_message``) and pong, then ``read_done()``. ``lost(link)`` once, when the connection
+    ended (after its last read).
+    """
+
+    now: Callable[[], Now]
+    received: Callable[[int, Now], None]
+    pong: Callable[[int, bytes], None]
+    read_done: Callable[[], None]
+    lost: Callable[[WsLink], None]
+    close_timeout: float  # how long the server gets to end TCP after the closing handshake
+
+
 class WsLink(asyncio.Protocol):
     """One WebSocket connection: websockets' sans-I/O ``ClientProtocol`` on an asyncio transport.
 
     websockets documents this integration (feed ``receive_data``, write ``data_to_send``, read
     ``events_received``). Every message goes to the session as soon as it is parsed; pings are
     answered by the protocol right then (their pongs are in ``data_to_send``).
+
+    Args:
+        link: its id, passed back with every report.
+        ws: the protocol, not yet connected.
+        secrets: what its logger redacts (listen key, tokens sent on it); a live set.
+        hooks: where it reports reads, pongs and its end (:class:`LinkHooks`).
+        on_message: called with every complete message, as soon as it is parsed.
     """
 
     def __init__(
-        self, stream: UserDataStream, link: int, ws: ClientProtocol, secrets: set[str]
+        self,
+        link: int,
+        ws: ClientProtocol,
+        secrets: set[str],
+        hooks: LinkHooks,
+        on_message: Callable[[bytes | bytearray | memoryview], None],
     ) -> None:
-        self.stream = stream
+        self.hooks = hooks
         self.link = link
         self.ws = ws
         self.secrets = secrets  # what its logger redacts (listen key, tokens sent on it)
@@ -63,8 +96,7 @@ class WsLink(asyncio.Protocol):
         self._fragments: list[Any] | None = None
         self._closer: asyncio.TimerHandle | None = None
         self.reason = ""
-        # The session's handler for this link: every complete message goes straight to it.
-        self.on_message = stream._session.handler(link)
+        self.on_message = on_message
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -73,15 +105,15 @@ class WsLink(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        stream = self.stream
-        stream._session.received(self.link, stream._now())
+        hooks = self.hooks
+        hooks.received(self.link, hooks.now())
         if len(data) <= _SLICE:
             self._receive(data)
         else:
             for start in range(0, len(data), _SLICE):  # see _SLICE
                 self._receive(data[start : start + _SLICE])
         self._flush()
-        stream._after_input()
+        hooks.read_done()
 
     def _receive(self, data: bytes) -> None:
         ws = self.ws
@@ -103,7 +135,7 @@ class WsLink(asyncio.Protocol):
                         self._fragments = None
                         on_message(message)
                 elif opcode is _PONG:
-                    self.stream._session.pong(self.link, bytes(event.data))
+                    self.hooks.pong(self.link, bytes(event.data))
             elif isinstance(event, Response) and not self.opened.done():
                 if ws.handshake_exc is not None:
                     self.opened.set_exception(ws.handshake_exc)
@@ -129,7 +161,7 @@ class WsLink(asyncio.Protocol):
         if not self.opened.done():
             self.opened.set_exception(ConnectionError(self.reason))
         self.closed.set_result(None)
-        self.stream._socket_lost(self)
+        self.hooks.lost(self)
 
     def _flush(self) -> None:
         transport = self.transport
@@ -143,7 +175,7 @@ class WsLink(asyncio.Protocol):
         if self.ws.close_expected() and self._closer is None:
             # The closing handshake is under way: give the server close_timeout to end TCP.
             self._closer = asyncio.get_running_loop().call_later(
-                self.stream._config.close_timeout, transport.abort
+                self.hooks.close_timeout, transport.abort
             )
 
     def send(self, payload: bytes) -> None:

@@ -13,12 +13,15 @@ its ``account`` (``"CROSS"`` or the isolated symbol):
 
 This module is the thin asyncio driver of :class:`~._session.StreamSession`, which holds the whole
 policy (renewal on the server clock, make-before-break replacement, recovery with backoff, gaps,
-resync, risk recovery, the backlog bound). The driver owns the sockets, the timer, the REST calls
-and the dispatcher:
+resync, the first mirror load, risk recovery, the backlog bound). The driver carries out the
+session's actions and owns the timer and the dispatcher:
 
-* each connection is websockets' documented sans-I/O ``ClientProtocol`` on our own
-  :class:`asyncio.Protocol`: every message is handed to the session the moment it is parsed, and
-  pings are answered by the protocol as they arrive, whatever the callbacks are doing;
+* the connections are a :class:`~._links.LinkSet`, each one websockets' documented sans-I/O
+  ``ClientProtocol`` on our own :class:`asyncio.Protocol` (:class:`~._wslink.WsLink`): every
+  message is handed to the session the moment it is parsed, and pings are answered by the
+  protocol as they arrive, whatever the callbacks are doing;
+* the REST calls (tokens, the listen key, snapshots, the margin level) are made by
+  :class:`~._streamrest.StreamRest`, which feeds each outcome back to the session;
 * one dispatcher task feeds the callbacks (sync ones called, async ones awaited, in order) and
   the bounded ``events()`` readers from the session's outbox. A slow consumer never stops the
   socket from being read: past ``StreamConfig.max_backlog`` waiting events the session drops
@@ -37,34 +40,23 @@ import contextlib
 import inspect
 import logging
 import random
-import ssl
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
-from decimal import Decimal
 from enum import Enum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
-from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidURI
-from websockets.uri import parse_uri
-
+from ._links import LinkSet
 from ._reader import QueueReader
 from ._session import (
     CROSS,
-    Channel,
     ChannelState,
     CloseLink,
     Failure,
-    FetchMarginLevel,
-    FetchSnapshot,
-    GetListenKey,
-    KeepaliveListenKey,
-    MintToken,
     Now,
     OpenLink,
     Ping,
+    RestAction,
     Send,
     StreamConfig,
     StreamSession,
@@ -75,7 +67,7 @@ from ._streamcore import (
     StreamStats,
     expand_event_types,
 )
-from ._wslink import RedactingLogger, WsLink
+from ._streamrest import StreamRest
 from .errors import BinanceError, ParameterError, StreamError
 from .events import (
     Event,
@@ -85,7 +77,6 @@ from .events import (
     UnknownEvent,
     decode_event,
 )
-from .models import MarginLevelStatus
 
 if TYPE_CHECKING:
     from .mirror import AccountMirror
@@ -210,19 +201,29 @@ class UserDataStream:
         self._error_callbacks: list[ErrorCallback] = []
         self._readers: tuple[EventIterator, ...] = ()
         self._waiter: asyncio.Future[None] | None = None
-        self._sockets: dict[int, WsLink] = {}
-        self._opening: dict[int, asyncio.Task[None]] = {}
-        self._sends: deque[Send] = deque()
-        self._send_waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._armed: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._task_group: asyncio.TaskGroup | None = None
         self._state = _State.NEW
         self._starting: asyncio.Future[None] | None = None
+        self._loaded: asyncio.Future[None] | None = None  # the first mirror load is done
         self._last_lag: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._final_answer: asyncio.Future[None] | None = None
+        self._links = LinkSet(
+            client,
+            self._session,
+            self._config,
+            now=self._now,
+            after_input=self._after_input,
+            spawn=self._spawn,
+            claim_start_error=self._fail_start,
+            running=lambda: self._state is _State.RUNNING,
+        )
+        self._rest_calls = StreamRest(
+            client, self._session, self._mirror, self._now, self._fail_start
+        )
 
     def __repr__(self) -> str:
         return (
@@ -354,33 +355,20 @@ class UserDataStream:
                 async with asyncio.timeout(self._config.request_timeout):
                     await self._client.sync_clock()
         self._spawn(self._dispatch(), "dispatch")
-        self._spawn(self._sender(), "sender")
+        self._spawn(self._links.sender(), "sender")
         self._starting = asyncio.get_running_loop().create_future()
         self._session.start(self._now())
         self._after_input()
         await self._starting
         self._starting = None
-        if self._mirror is not None:
-            for account in self._accounts or [CROSS]:
-                await self._initial_snapshot(account)
-
-    async def _initial_snapshot(self, account: str) -> None:
-        assert self._mirror is not None
-        for attempt in range(self._config.resync_attempts):
-            try:
-                await self._load_snapshot(account)
-                return
-            except (BinanceError, KeyError, TypeError, ValueError) as exc:
-                self._session.outbox.append(
-                    Failure(StreamError(f"mirror load of {account} failed: {exc!r}"))
-                )
-                self._wake()
-                if attempt + 1 < self._config.resync_attempts:
-                    await asyncio.sleep(min(2.0**attempt, 30.0))
-        self._session.outbox.append(
-            Failure(StreamError(f"mirror of {account} could not be loaded; it may be stale"))
-        )
-        self._wake()
+        # With a mirror, ``async with`` also waits for its first load (what to load, and how
+        # often to retry, is the session's policy: StreamSession.load_mirror).
+        self._session.load_mirror(self._now())
+        self._after_input()
+        if self._session.loading:
+            self._loaded = asyncio.get_running_loop().create_future()
+            await self._loaded
+            self._loaded = None
 
     async def _shutdown(self) -> None:
         """Stop everything; runs once, from ``__aexit__`` or a failed ``__aenter__``."""
@@ -391,16 +379,8 @@ class UserDataStream:
         try:
             await self._unsubscribe_all()
             self._session.close(self._now())
-            self._after_input()
-            for task in list(self._opening.values()):
-                task.cancel()
-            sockets = [s.closed for s in self._sockets.values()]
-            if sockets:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._config.close_timeout * 2):
-                        await asyncio.gather(*sockets)
-            for socket in list(self._sockets.values()):
-                socket.abort()
+            self._after_input()  # the session's CloseLink actions start every closing handshake
+            await self._links.close_all()
         finally:
             if self._timer is not None:
                 self._timer.cancel()
@@ -490,201 +470,37 @@ class UserDataStream:
         return False
 
     def _run_actions(self) -> None:
+        """Link actions to the links, REST actions to tasks of their own."""
         session = self._session
+        links = self._links
         actions, session.actions = session.actions, []
         for action in actions:
             cls = action.__class__
             if cls is Send:
                 assert isinstance(action, Send)
-                self._sends.append(action)
-                waiter = self._send_waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+                links.send(action)
             elif cls is Ping:
                 assert isinstance(action, Ping)
-                socket = self._sockets.get(action.link)
-                if socket is not None:
-                    socket.ping(action.payload)
+                links.ping(action)
             elif cls is CloseLink:
                 assert isinstance(action, CloseLink)
-                socket = self._sockets.get(action.link)
-                if socket is not None:
-                    socket.close(action.reason)
-                elif action.link in self._opening:
-                    self._opening[action.link].cancel()
+                links.close(action)
             elif cls is OpenLink:
                 assert isinstance(action, OpenLink)
-                self._opening[action.link] = self._spawn(self._open(action), "open")
+                links.open(action)
             elif self._task_group is not None:
+                assert isinstance(action, RestAction)
                 self._spawn(self._rest(action), "rest")
 
-    async def _open(self, action: OpenLink) -> None:
-        cfg = self._config
-        client = self._client
-        secret = action.listen_key
-        if action.channel is Channel.TRADE:
-            url = display = client.ws_api_url
-        else:
-            base = client.risk_stream_url
-            url, display = f"{base}/ws/{secret}", f"{base}/ws/<listenKey>"
+    async def _rest(self, action: RestAction) -> None:
+        """One REST call the session asked for; then whatever its outcome set off."""
         try:
-            await client.limiter.acquire_ws_connect()
-            secrets = set(self._session.secrets(action.link))
-            try:
-                uri = parse_uri(url)
-            except InvalidURI:
-                raise StreamError(f"invalid stream URL {display}") from None
-            ws = ClientProtocol(uri, max_size=cfg.max_message_size, logger=RedactingLogger(secrets))
-            loop = asyncio.get_running_loop()
-            socket = WsLink(self, action.link, ws, secrets)
-            async with asyncio.timeout(cfg.open_timeout):
-                await loop.create_connection(
-                    lambda: socket,
-                    uri.host,
-                    uri.port,
-                    ssl=ssl.create_default_context() if uri.secure else None,
-                )
-                self._sockets[action.link] = socket
-                await socket.opened
-        except asyncio.CancelledError:
-            self._opening.pop(action.link, None)
-            if self._state is _State.RUNNING:
-                self._session.link_failed(action.link, StreamError("cancelled"), self._now())
-                self._after_input()
-            raise
-        except Exception as exc:
-            self._opening.pop(action.link, None)
-            socket_ = self._sockets.pop(action.link, None)
-            if socket_ is not None:
-                socket_.abort()
-            text = f"{type(exc).__name__}: {exc}"
-            if secret:
-                text = text.replace(secret, "<listenKey>")
-            error = StreamError(
-                f"cannot connect the {action.channel.value} stream to {display}: {text}"
-            )
-            if not self._fail_start(error):
-                self._session.link_failed(action.link, error, self._now())
-                self._after_input()
-            return
-        self._opening.pop(action.link, None)
-        self._session.link_opened(action.link, self._now())
-        self._after_input()
-
-    def _socket_lost(self, socket: WsLink) -> None:
-        if self._sockets.get(socket.link) is socket:
-            del self._sockets[socket.link]
-        if not socket.opened.done() or socket.link in self._opening:
-            return  # _open reports it
-        self._session.link_lost(socket.link, socket.reason, self._now())
-        self._after_input()
-
-    async def _sender(self) -> None:
-        """Sends WS API requests in order, each through the shared limiter."""
-        sends = self._sends
-        limiter = self._client.limiter
-        loop = asyncio.get_running_loop()
-        while True:
-            if not sends:
-                self._send_waiter = loop.create_future()
-                await self._send_waiter
-                continue
-            action = sends.popleft()
-            await limiter.acquire_ws(
-                action.weight, critical=action.critical, account=self._client.account
-            )
-            socket = self._sockets.get(action.link)
-            if socket is not None:
-                if action.secret:
-                    socket.secrets.add(action.secret)  # redacted from its log lines from now on
-                socket.send(action.payload)
-
-    async def _rest(self, action: Any) -> None:
-        """One REST call the session asked for; its answer goes back to the session."""
-        session = self._session
-        client = self._client
-        cls = action.__class__
-        try:
-            if cls is MintToken:
-                try:
-                    token = await client.create_listen_token(
-                        symbol=action.symbol, validity_ms=action.validity_ms
-                    )
-                except BinanceError as exc:
-                    if not self._fail_start(exc):
-                        session.token_result(action.account, self._now(), error=exc)
-                    return
-                session.token_result(
-                    action.account,
-                    self._now(),
-                    token=token.token,
-                    expiration_ms=token.expiration_time,
-                )
-            elif cls is GetListenKey:
-                try:
-                    key = await client.start_risk_data_stream()
-                except BinanceError as exc:
-                    if not self._fail_start(exc):
-                        session.listen_key_result(self._now(), error=exc)
-                    return
-                session.listen_key_result(self._now(), key=key.listen_key)
-            elif cls is KeepaliveListenKey:
-                try:
-                    await client.keepalive_risk_data_stream(action.listen_key)
-                except BinanceError as exc:
-                    session.keepalive_result(action.listen_key, self._now(), error=exc)
-                    return
-                session.keepalive_result(action.listen_key, self._now())
-            elif cls is FetchSnapshot:
-                try:
-                    await self._load_snapshot(action.account)
-                except (BinanceError, KeyError, TypeError, ValueError) as exc:
-                    # A failed or wrong-shaped snapshot is a report and a retry, never a crash.
-                    session.snapshot_result(action.account, self._now(), error=exc)
-                    return
-                session.snapshot_result(action.account, self._now())
-            elif cls is FetchMarginLevel:
-                try:
-                    account = await client.get_account()
-                except BinanceError as exc:
-                    session.margin_level_result(self._now(), error=exc)
-                    return
-                status = account.raw.get("marginLevelStatus")
-                level = account.margin_level
-                session.margin_level_result(
-                    self._now(),
-                    status=_margin_status(status) if isinstance(status, str) else None,
-                    level=level if level is not None else Decimal(0),
-                )
+            await self._rest_calls.run(action)
         finally:
             self._after_input()
-
-    async def _load_snapshot(self, account: str) -> None:
-        """Reload the mirror of one account from REST.
-
-        Absolute values (balances, orders, margin level) are stamped with the server time the
-        requests were sent: a later event may replay an older value, but the newest one always
-        follows. Liabilities change by deltas, so they are stamped with the time the answer
-        *arrived*, after any retry the client made: a change stamped up to then is in the
-        snapshot and never applied again.
-        """
-        mirror = self._mirror
-        assert mirror is not None
-        client = self._client
-        clock = client.clock
-        as_of = clock.timestamp_ms(time.time())
-        if account == CROSS:
-            # Loaded the moment it arrives: no event may land between its arrival and the load.
-            cross = await client.get_account()
-            received = clock.timestamp_ms(time.time())
-            mirror.load_cross_snapshot(cross, as_of=as_of, received=received)
-            orders = await client.get_open_orders()
-        else:
-            isolated = await client.get_isolated_account(symbols=[account])
-            received = clock.timestamp_ms(time.time())
-            mirror.load_isolated_snapshot(isolated, as_of=as_of, received=received)
-            orders = await client.get_open_orders(account, is_isolated=True)
-        mirror.load_open_orders(account, orders, as_of=as_of)
+            loaded = self._loaded
+            if loaded is not None and not loaded.done() and not self._session.loading:
+                loaded.set_result(None)
 
     def _on_ws_answer(self, status: int, rate_limits: Any, error_data: Any) -> None:
         self._client.limiter.on_ws_response(
@@ -785,10 +601,3 @@ class UserDataStream:
                     await result
             except Exception:
                 log.exception("on_error callback %r raised", callback)
-
-
-def _margin_status(value: str) -> MarginLevelStatus | str:
-    try:
-        return MarginLevelStatus(value)
-    except ValueError:
-        return value

@@ -453,3 +453,36 @@ def test_a_renewal_lost_before_its_subscription_ended_starts_no_second_retry_cha
     h.advance(12.0)
     # One fresh subscribe, and no retry of the lost renewal on top of it.
     assert mint.account == CROSS and not [a for a in h.actions if isinstance(a, MintToken)]
+
+
+def test_the_first_mirror_load_is_the_sessions_policy() -> None:
+    """Accounts one after the other, each tried up to resync_attempts times (1 s, then 2 s
+    apart), then given up with a report; a load that worked is silent (no Resynced)."""
+    h = Harness((CROSS, "BTCUSDT"), mirror=True, resync_attempts=3)
+    h.session.load_mirror(h.now())
+    assert h.session.loading
+    assert h.collect() == [FetchSnapshot(CROSS, initial=True)]
+    for delay in (1.0, 2.0):
+        h.session.snapshot_result(CROSS, h.now(), error=KeyError("userAssets"), initial=True)
+        assert not h.collect() and h.session.deadline == h.t + delay
+        h.actions.clear()
+        h.advance(h.t + delay)
+        assert h.actions == [FetchSnapshot(CROSS, initial=True)]
+    h.session.snapshot_result(CROSS, h.now(), error=KeyError("userAssets"), initial=True)
+    assert h.collect() == [FetchSnapshot("BTCUSDT", initial=True)]  # CROSS given up
+    errors = [str(i.error) for i in h.outbox() if isinstance(i, Failure)]
+    assert errors == ["mirror load of CROSS failed: KeyError('userAssets')"] * 3 + [
+        "mirror of CROSS could not be loaded; it may be stale"
+    ]
+    h.session.snapshot_result("BTCUSDT", h.now(), initial=True)
+    assert not h.outbox() and not h.collect()
+    assert not h.session.loading
+
+
+def test_the_first_mirror_load_of_a_risk_only_stream_is_the_cross_account() -> None:
+    h = Harness((), risk=True, mirror=True)
+    h.session.load_mirror(h.now())
+    assert h.collect() == [FetchSnapshot(CROSS, initial=True)]
+    without = Harness()  # mirror=False: nothing to load
+    without.session.load_mirror(without.now())
+    assert not without.session.loading and not without.collect()
