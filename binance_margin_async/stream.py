@@ -667,21 +667,34 @@ class UserDataStream:
         follows. Liabilities change by deltas, so they are stamped with the time the answer
         *arrived*, after any retry the client made: a change stamped up to then is in the
         snapshot and never applied again.
+
+        Both stamps are the earliest server time the clock allows (estimate minus its error
+        bound): a stamp estimated late would take changes made after the snapshot (a borrow
+        right after ``async with stream``) for part of it and drop them for good. Stamped early,
+        an older absolute value is only replayed, and the ambiguity the mirror documents for
+        liability changes during the round trip grows by that error bound.
         """
         mirror = self._mirror
         assert mirror is not None
         client = self._client
         clock = client.clock
-        as_of = clock.timestamp_ms(time.time())
+
+        def earliest_server_ms() -> int:
+            # ServerClock: the offset is off by at most half the RTT plus serverTime's 1 ms.
+            rtt = clock.best_rtt
+            error = 0.0 if rtt is None else rtt * 500.0 + 1.0
+            return int(clock.timestamp_ms(time.time()) - error)
+
+        as_of = earliest_server_ms()
         if account == CROSS:
             # Loaded the moment it arrives: no event may land between its arrival and the load.
             cross = await client.get_account()
-            received = clock.timestamp_ms(time.time())
+            received = earliest_server_ms()
             mirror.load_cross_snapshot(cross, as_of=as_of, received=received)
             orders = await client.get_open_orders()
         else:
             isolated = await client.get_isolated_account(symbols=[account])
-            received = clock.timestamp_ms(time.time())
+            received = earliest_server_ms()
             mirror.load_isolated_snapshot(isolated, as_of=as_of, received=received)
             orders = await client.get_open_orders(account, is_isolated=True)
         mirror.load_open_orders(account, orders, as_of=as_of)

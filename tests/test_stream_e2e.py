@@ -30,6 +30,7 @@ from binance_margin_async import MarginClient, RateLimiter
 from binance_margin_async._streamcore import exponential_backoff
 from binance_margin_async._wslink import RedactingLogger
 from binance_margin_async.clock import ServerClock
+from binance_margin_async.endpoints import SERVER_TIME
 from binance_margin_async.errors import EventQueueOverflow, MarginAccountNotFound, StreamError
 from binance_margin_async.events import (
     AccountPosition,
@@ -642,6 +643,35 @@ async def test_a_gap_carries_its_window_on_the_server_clock() -> None:
     assert gap.started * 1000 + skew - 5000 < gap.started_ms <= gap.started * 1000 + skew - 1000
     assert gap.ended * 1000 + skew + 1000 <= gap.ended_ms < gap.ended * 1000 + skew + 5000
     assert rec.errors[1:] == []  # just the "connection lost" report
+
+
+async def test_a_borrow_right_after_start_reaches_the_mirror_despite_a_slow_clock_sample(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The only clock sample came from a slow round trip (a loaded machine: the request waited
+    before it left), so the offset estimate is ahead of the server by up to half of it, within
+    its error bound. The mirror's snapshot stamps must not take a borrow made after
+    ``async with stream`` for part of the snapshot: examples/position_monitor lost its first
+    LiabilityChange from the mirror this way under load."""
+    async with venue() as v:
+        client = v.client
+        send = client._send
+
+        async def send_late(method: str, url: Any, endpoint: Any, *args: Any) -> Any:
+            if endpoint is SERVER_TIME:
+                await asyncio.sleep(0.6)
+            return await send(method, url, endpoint, *args)
+
+        monkeypatch.setattr(client, "_send", send_late)
+        stream = UserDataStream(client, cross=True, risk=True, mirror=True, config=config())
+        rec = Recorder(stream)
+        async with stream:
+            assert (client.clock.best_rtt or 0) >= 0.6  # the one, slow, sample
+            await client.borrow("BTC", "0.3")
+            await until(lambda: len(rec.of(LiabilityChange)) == 1, "the borrow")
+            owed = stream.mirror.balance(CROSS, "BTC")
+        await assert_released(v.exchange)
+    assert owed is not None and owed.borrowed == Decimal("0.3")
 
 
 # --- expiries -------------------------------------------------------------------------------------
