@@ -1097,7 +1097,10 @@ class StreamSession:
         channel.replacement = False
         if link.channel is Channel.RISK:
             route = channel.routes[0]
-            if route.overlap is None:
+            # Restored after a loss: the gap ends now, also when a dedupe filter outlived its
+            # lost primary (kept for copies of what that link delivered). Only a planned move,
+            # whose old link still delivers as the primary, has no loss to announce here.
+            if route.overlap is None or route.primary is None:
                 self._close_gap(route, now)
             self._keepalive_gen += 1
             self._at(

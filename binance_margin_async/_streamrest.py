@@ -129,21 +129,28 @@ class StreamRest:
         follows. Liabilities change by deltas, so they are stamped with the time the answer
         *arrived*, after any retry the client made: a change stamped up to then is in the
         snapshot and never applied again.
+
+        Both stamps are the earliest server time the clock allows (:meth:`ServerClock.earliest_ms
+        <.clock.ServerClock.earliest_ms>`): a stamp estimated late would take changes made after
+        the snapshot (a borrow right after ``async with stream``, with one slow clock sample) for
+        part of it and drop them for good. Stamped early, an older absolute value is only
+        replayed, and the ambiguity the mirror documents for liability changes during the round
+        trip grows by that error bound.
         """
         mirror = self._mirror
         assert mirror is not None
         client = self._client
         clock = client.clock
-        as_of = clock.timestamp_ms(time.time())
+        as_of = clock.earliest_ms(time.time())
         if account == CROSS:
             # Loaded the moment it arrives: no event may land between its arrival and the load.
             cross = await client.get_account()
-            received = clock.timestamp_ms(time.time())
+            received = clock.earliest_ms(time.time())
             mirror.load_cross_snapshot(cross, as_of=as_of, received=received)
             orders = await client.get_open_orders()
         else:
             isolated = await client.get_isolated_account(symbols=[account])
-            received = clock.timestamp_ms(time.time())
+            received = clock.earliest_ms(time.time())
             mirror.load_isolated_snapshot(isolated, as_of=as_of, received=received)
             orders = await client.get_open_orders(account, is_isolated=True)
         mirror.load_open_orders(account, orders, as_of=as_of)

@@ -75,6 +75,12 @@ class ServerClock:
         """RTT in seconds of the sample the offset comes from; the offset error is at most half."""
         return None if self._best is None else self._best.rtt
 
+    @property
+    def error_ms(self) -> float | None:
+        """Bound of the offset's error in ms: half the RTT it was measured with, plus the 1 ms
+        resolution of ``serverTime`` (``None`` before the first sample)."""
+        return None if self._best is None else self._best.rtt * 500.0 + _RESOLUTION_MS
+
     def observe(self, sent: float, received: float, server_time_ms: int) -> None:
         """Record one exchange: local epoch seconds when the request was sent and the answer
         received, and the server's ``serverTime`` (ms) from that answer.
@@ -100,6 +106,11 @@ class ServerClock:
     def timestamp_ms(self, now: float) -> int:
         """The server's time in ms for local epoch seconds ``now``: the ``timestamp`` to sign."""
         return int(now * 1000.0 + self.offset_ms)
+
+    def earliest_ms(self, now: float) -> int:
+        """The earliest the server's time can be at local epoch seconds ``now`` (the estimate
+        minus :attr:`error_ms`): a stamp that must not claim what happens after ``now``."""
+        return int(now * 1000.0 + self.offset_ms - (self.error_ms or 0.0))
 
     def is_stale(self, now: float) -> bool:
         """True before the first sample, ``refresh_interval`` after the last one, or when ``now``

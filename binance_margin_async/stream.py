@@ -427,12 +427,10 @@ class UserDataStream:
         loop = self._loop
         assert loop is not None
         clock = self._client.clock
-        rtt = clock.best_rtt
-        if rtt is None:
+        error = clock.error_ms
+        if error is None:
             return Now(loop.time(), time.time())
-        # The offset is off by at most half the round trip it was measured with, plus the 1 ms
-        # resolution of serverTime (see ServerClock).
-        return Now(loop.time(), time.time(), clock.offset_ms, rtt * 500.0 + 1.0)
+        return Now(loop.time(), time.time(), clock.offset_ms, error)
 
     def _after_input(self) -> None:
         """After every input: carry out the actions, wake the dispatcher, re-arm the timer."""

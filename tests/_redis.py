@@ -25,15 +25,9 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from _timing import scaled
+
 __all__ = ["RedisServer", "find_server_binary", "free_port", "scaled"]
-
-# Multiplies every timeout in the Redis tests (a loaded CI box may need more; never less than 1).
-_TIMEOUT_SCALE = max(1.0, float(os.environ.get("BMA_TEST_TIMEOUT_SCALE", "1")))
-
-
-def scaled(seconds: float) -> float:
-    """A generous timeout, stretched by `BMA_TEST_TIMEOUT_SCALE` on slow machines."""
-    return seconds * _TIMEOUT_SCALE
 
 
 def find_server_binary() -> str | None:

@@ -486,3 +486,29 @@ def test_the_first_mirror_load_of_a_risk_only_stream_is_the_cross_account() -> N
     without = Harness()  # mirror=False: nothing to load
     without.session.load_mirror(without.now())
     assert not without.session.loading and not without.collect()
+
+
+def test_a_risk_link_lost_during_its_planned_move_still_reports_its_gap() -> None:
+    """The lifetime move of the risk link starts (a dedupe filter, a key request) and the old
+    link is lost before the new one is open. The new link restores the route: the gap is
+    announced then, though the filter stays for the copies (the chaos test's stall at such a
+    move lost risk events without a StreamGap)."""
+    h = Harness((), risk=True, connection_lifetime=10.0, lifetime_margin=2.0)
+    h.session.start(h.now())
+    h.collect()
+    h.session.listen_key_result(h.now(), key="k")
+    link = next(a for a in h.collect() if isinstance(a, OpenLink)).link
+    h.session.link_opened(link, h.now())
+    h.advance(8.5)  # the move, due at 8 s, asks for the (same) key
+    assert any(isinstance(a, GetListenKey) for a in h.actions)
+    h.actions.clear()
+    h.session.link_lost(link, "no pong within 5 s", h.now())
+    h.collect()
+    h.advance(10.0)
+    h.session.listen_key_result(h.now(), key="k")
+    new = next(a for a in h.collect() + h.actions if isinstance(a, OpenLink)).link
+    h.session.link_opened(new, h.now())
+    h.collect()
+    [gap] = gaps(h.outbox())
+    assert gap.channel == "risk" and gap.reason == "no pong within 5 s"
+    assert h.session.state[Channel.RISK] is ChannelState.LIVE
