@@ -75,6 +75,7 @@ from .events import (
     StreamGap,
     UnknownEvent,
     decode_event,
+    wire_key,
 )
 from .models import MarginLevelStatus
 
@@ -110,6 +111,10 @@ _UNSUBSCRIBE: Final = "userDataStream.unsubscribe"
 _PLAIN_TYPES: Final = frozenset(
     {"executionReport", "outboundAccountPosition", "balanceUpdate", "listStatus"}
 )
+# The hot path's keys as orjson's own objects: lookups end at the identity test (see wire_key).
+_KEY_SUBSCRIPTION: Final = wire_key("subscriptionId")
+_KEY_EVENT: Final = wire_key("event")
+_KEY_TYPE: Final = wire_key("e")
 # A StreamGap's server window is widened by this on each side beyond the clock's error: an event
 # is stamped (E) a little before it is sent, and a cut is seen a little after it.
 _IN_FLIGHT_MS: Final = 1000.0
@@ -850,17 +855,20 @@ class StreamSession:
         append_account = self.outbox_accounts.append
         high = self.config.max_backlog
         general = self._message
+        key_subscription = _KEY_SUBSCRIPTION
+        key_event = _KEY_EVENT
+        key_type = _KEY_TYPE
 
         def on_message(data: bytes | bytearray | memoryview) -> None:
             try:
                 msg = loads(data)
-                name = fast.get(msg.get("subscriptionId"))
+                name = fast.get(msg.get(key_subscription))
             except Exception:  # not JSON, not an object, an unhashable id: the general path
                 general(link, data)
                 return
             if name is not None:
-                raw = msg.get("event")
-                if raw.__class__ is dict and raw.get("e") in plain:
+                raw = msg.get(key_event)
+                if raw.__class__ is dict and raw.get(key_type) in plain:
                     link.last_activity = link.last_received
                     append(raw)
                     append_account(name)
