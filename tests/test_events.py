@@ -49,7 +49,6 @@ from binance_margin_async.events import (
     UnknownEvent,
     decode_event,
     normalize_ms,
-    wire_key,
 )
 
 DATA = Path(__file__).parent / "data" / "events"
@@ -206,16 +205,6 @@ def test_conditional_fields_found_without_usual_optional_keys(dropped: tuple[str
     assert isinstance(event, ExecutionReport)
     assert event.strategy_id == 5
     assert event.execution_id == (None if "I" in dropped else 8641984)
-
-
-def test_orjson_hands_out_the_wire_keys_objects() -> None:
-    # The hot decoders look keys up with wire_key's objects, a win only while orjson returns
-    # those very objects for the keys of every frame (decoding is right either way).
-    frame = orjson.dumps({"subscriptionId": 0, "event": bare("execution_report")})
-    for _ in range(2):
-        msg = orjson.loads(frame)
-        assert all(key is wire_key(key) for key in [*msg, *msg["event"]])
-    assert wire_key("q") == "q"
 
 
 @pytest.mark.parametrize("key", [k for k in _EXEC_MANDATORY_KEYS if k != "e"])
