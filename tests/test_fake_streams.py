@@ -8,6 +8,7 @@ about what arrives and in which order, never about how long it took.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,10 @@ import pytest
 import websockets
 from test_fake_exchange import FakeRest, exchange_fixtures, open_rest
 from websockets.asyncio.client import ClientConnection
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from binance_margin_async.testing import Credentials, FakeExchange
 
@@ -61,6 +66,41 @@ async def receive(ws: ClientConnection) -> dict[str, Any]:
 
 
 # WebSocket API requests
+
+
+async def test_a_pong_follows_every_frame_queued_before_its_ping(exchange: FakeExchange) -> None:
+    """A stream may take a pong as proof that everything sent before its ping has arrived
+    (make-before-break does): the fake's pongs queue behind its other frames, like one ordered
+    stream. Sans-I/O client, so the order of frames on the wire is what the test sees."""
+    uri = parse_uri(exchange.ws_api_url)
+    reader, writer = await asyncio.open_connection(uri.host, uri.port)
+    client = ClientProtocol(uri)
+    client.send_request(client.connect())
+    writer.write(b"".join(client.data_to_send()))
+    answers = 0
+    try:
+        async with asyncio.timeout(30):
+            while client.state is not State.OPEN:
+                client.receive_data(await reader.read(65536))
+                client.events_received()  # the handshake response
+            # 200 requests and a ping in one write: the server reads them all before it writes.
+            for n in range(200):
+                client.send_text(orjson.dumps({"id": n, "method": "time"}))
+            client.send_ping(b"proof")
+            writer.write(b"".join(client.data_to_send()))
+            while True:
+                client.receive_data(await reader.read(65536))
+                frames = [e for e in client.events_received() if isinstance(e, Frame)]
+                for frame in frames:
+                    if frame.opcode is Opcode.TEXT:
+                        answers += 1
+                    elif frame.opcode is Opcode.PONG and frame.data == b"proof":
+                        assert answers == 200  # it overtook queued answers before
+                        return
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
 
 
 async def test_envelope_time_ping_and_rate_limits(exchange: FakeExchange) -> None:

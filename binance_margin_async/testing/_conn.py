@@ -37,6 +37,13 @@ class _Close:
         self.reason = reason
 
 
+class _Pong:
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+
 class Connection:
     """A WebSocket connection: ``send`` frames in order, ``close_soon``, ``abort``."""
 
@@ -72,7 +79,7 @@ class Connection:
         self.ping_seq = 0
         self.unanswered_since: float | None = None
         self._stalled_until = stalled_until
-        self._queue: asyncio.Queue[str | _Close] = asyncio.Queue()
+        self._queue: asyncio.Queue[str | _Close | _Pong] = asyncio.Queue()
         self._closing = False
         self._writer_task: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
@@ -102,6 +109,13 @@ class Connection:
         """Queue one text frame (dropped silently once the connection is closing)."""
         if not self.closed:
             self._queue.put_nowait(frame)
+
+    def answer_ping(self, payload: bytes) -> None:
+        """Queue the pong for a client's ping behind every frame queued before it, as a server
+        writing one ordered stream does: a client may take the pong as proof that everything
+        sent before its ping has arrived (make-before-break relies on it)."""
+        if not self.closed:
+            self._queue.put_nowait(_Pong(payload))
 
     def close_soon(self, code: int = WSCloseCode.OK, reason: str = "") -> None:
         """Close with a close frame once everything queued before has been sent."""
@@ -141,6 +155,9 @@ class Connection:
                     self.closed = self._closing = True
                     await self.ws.close(code=item.code, message=item.reason.encode())
                     return
+                if isinstance(item, _Pong):
+                    await self.ws.pong(item.payload)
+                    continue
                 await self.ws.send_str(item)
         except ConnectionError:
             # The peer went away (or `abort`): the reader side notices and cleans up.

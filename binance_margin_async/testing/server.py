@@ -44,7 +44,6 @@ Docs: https://developers.binance.com/docs/margin_trading/general-info
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import random
@@ -1233,9 +1232,8 @@ class FakeExchange:
                 elif msg.type is WSMsgType.BINARY:
                     on_text(msg.data.decode("utf-8", "replace"))
                 elif msg.type is WSMsgType.PING:
-                    if not conn.stalled(loop.time()):
-                        with contextlib.suppress(ConnectionError):
-                            await ws.pong(msg.data)
+                    if not conn.stalled(loop.time()):  # a stalled server answers nothing
+                        conn.answer_ping(msg.data)
                 elif msg.type is WSMsgType.PONG:
                     conn.pong(msg.data)
                 elif msg.type is WSMsgType.ERROR:
