@@ -267,7 +267,17 @@ async def settle(
         with contextlib.suppress(AssertionError):
             await until(caught_up, "the last events of every stream", limit=1.0)
             return
-    raise AssertionError("the stream never caught up with the exchange")
+    got = delivered.streams()
+    behind = {
+        s: (len(got.get(s, [])), len(tape.streams.get(s, [])))
+        for s in streams
+        if got.get(s, [])[-1:] != [e.key for e in tape.streams.get(s, [])[-1:]]
+    }
+    raise AssertionError(
+        f"the stream never caught up with the exchange: behind (delivered, emitted) {behind}; "
+        f"last states {delivered.states[-3:]}; last gaps {delivered.gaps()[-3:]}; "
+        f"last errors {delivered.errors[-6:]}"
+    )
 
 
 SOAK = int(os.environ.get("STREAM_SOAK", "0"))
