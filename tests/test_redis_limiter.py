@@ -233,6 +233,31 @@ async def test_redis_down_falls_back_to_the_local_share_and_rejoins(
                 await b.acquire(ACCOUNT, 1)
 
 
+async def test_a_restarted_redis_counts_the_local_spending_before_its_first_grant(
+    redis_server: RedisServer,
+) -> None:
+    # Two processes spend their whole local share (15 + 15 of 30) while Redis is away; Redis
+    # comes back empty. The first request each makes on rejoining must find the window full:
+    # it was granted against the empty Redis before, one too many each (a 429 from Binance).
+    now = [time.time()]
+    async with limiters(
+        redis_server, 2, local_share=0.5, redis_timeout=0.5, retry_interval=5.0,
+        clock=lambda: now[0],
+    ) as (a, b):  # fmt: skip
+        await a.acquire(ENDPOINTS["get_all_assets"], 1)  # connected: shared
+        redis_server.stop()
+        for limiter in (a, b):
+            await limiter.acquire(ACCOUNT, 10)
+            await limiter.acquire(ACCOUNT, 5)
+            assert limiter.status == "fallback"
+        redis_server.start()
+        now[0] += 5.0
+        for limiter in (a, b):
+            with pytest.raises(RateLimited):
+                await limiter.acquire(ACCOUNT, 1)
+            assert limiter.status == "shared"
+
+
 async def test_fail_closed_refuses_while_redis_is_away(redis_server: RedisServer) -> None:
     async with limiters(redis_server, 1, on_failure="closed", redis_timeout=0.5) as (a,):
         redis_server.stop()

@@ -29,7 +29,9 @@ which windows, which limits, which critical share), only the counts live in Redi
   ``on_failure="closed"`` they are refused with :class:`~binance_margin_async.errors.RateLimited`
   instead (``status == "closed"``). Every ``retry_interval`` seconds a request tries Redis again;
   the first that succeeds rejoins (``status == "shared"``, logged), adding what the process spent
-  locally to the shared counts, so that a restarted, empty Redis does not hand out the window twice.
+  locally to the shared counts before its first shared grant, so that a restarted, empty Redis
+  does not hand out the window twice; for a minute after, grants must also fit the local share
+  (the other processes' spending reaches Redis only as each of them rejoins).
 
 Docs: https://developers.binance.com/docs/margin_trading/general-info
 """
@@ -155,6 +157,8 @@ return 0
 """
 
 _STALE_RETRIES: Final = 3
+# After rejoining, grants also fit the local share this long: the longest request-weight window.
+_REJOIN_LOCAL: Final = 60.0
 
 #: The last tracked grant of :meth:`RedisRateLimiter.acquire` in this task, settled by its
 #: :meth:`RedisRateLimiter.on_response` (the pairing the local limiter makes): ``[limiter, pool
@@ -309,12 +313,15 @@ class RedisRateLimiter:
         self._retry_interval = retry_interval
         self._status: Status = "shared"
         self._retry_at = 0.0
+        # Until then (a minute after rejoining) a grant must also fit this process's local share:
+        # a restarted Redis learns the others' spending only as each of them rejoins.
+        self._local_until = 0.0
         self._offset_ms = 0.0  # Redis server time minus local time, from the last reply
         self._locks: dict[str, asyncio.Lock] = {}
         # Leases: "<scope>:<window name>:<length ms>" -> (window index, weight left).
         self._lease = lease
         self._leases: dict[str, tuple[int, int]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._closed = False
 
     # Lifecycle
@@ -476,13 +483,35 @@ class RedisRateLimiter:
         deadline = self._clock() + self._max_wait
         async with lock:
             while True:
+                # Rejoin before the first shared grant: a restarted, empty Redis must count
+                # what this process spent alone first, or that grant is the one too many (a 429
+                # when every process had spent its local share of the window).
+                if self._status != "shared":
+                    if not await self._add_local_spending():
+                        break
+                    self._status = "shared"
+                    log.warning("Redis is back: rate limits are shared again")
+                    self._local_until = self._clock() + _REJOIN_LOCAL
+                if self._clock() < self._local_until:
+                    now = self._clock()
+                    core = self._fallback.core
+                    if ep_pool is None:
+                        wait = core.estimate_connect(now, ip=ip)
+                    else:
+                        wait = core.estimate(
+                            ep_pool, pool_key, weight, now, critical=critical, orders=orders,
+                            account=account, ip=ip,
+                        )  # fmt: skip
+                    if wait > 0.0:
+                        if self._clock() + wait > deadline:
+                            raise RateLimited(retry_after=wait, pool=pool_key)
+                        await self._sleep(wait)
+                        continue
                 try:
                     wait, carried = await self._try(charges, ip, pool_key, track)
                 except (RedisError, OSError, TimeoutError) as exc:
                     self._fail(exc)
                     break
-                if self._status != "shared":
-                    await self._rejoin()
                 if wait == 0.0:
                     now = self._clock()
                     self._fallback.core.record(
@@ -744,7 +773,8 @@ class RedisRateLimiter:
         now: float,
         *,
         add: bool = False,
-    ) -> None:
+    ) -> bool:
+        """Raise (or add to) the shared counts and closures; False if Redis failed."""
         try:
             server_ms = now * 1000.0 + self._offset_ms
             for charge, count in counts:
@@ -760,6 +790,8 @@ class RedisRateLimiter:
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             self._fail(exc)
+            return False
+        return True
 
     async def _settle_carry(self, settle: Sequence[tuple[str, int]]) -> None:
         try:
@@ -796,11 +828,9 @@ class RedisRateLimiter:
             )
         await fallback()
 
-    async def _rejoin(self) -> None:
-        """Redis answered again: add what this process spent locally and the bans it met, then
-        share again."""
-        self._status = "shared"
-        log.warning("Redis is back: rate limits are shared again")
+    async def _add_local_spending(self) -> bool:
+        """Before sharing again: add what this process spent locally and the bans it met to
+        Redis. False (still degraded until ``retry_interval`` passes) if Redis failed."""
         now = self._clock()
         counts = [(charge, charge.used) for charge in self._fallback.core.spent(now)]
         # A 418 met while Redis was away still bans the IP for every process.
@@ -808,12 +838,12 @@ class RedisRateLimiter:
             (self._key(f"ip:{label}", "ban"), until)
             for label, until in self._fallback.core.bans(now).items()
         ]
-        await self._write(counts, bans, now, add=True)
+        return await self._write(counts, bans, now, add=True)
 
     def _key(self, scope: str, name: str) -> str:
         return f"{self._prefix}:{scope}:{name}"
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         try:
             task = asyncio.get_running_loop().create_task(coro)
         except RuntimeError:
