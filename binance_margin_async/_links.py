@@ -24,6 +24,7 @@ from ._session import Channel, CloseLink, Now, OpenLink, Ping, Send, StreamConfi
 from ._streamcore import StreamClient
 from ._wslink import LinkHooks, RedactingLogger, WsLink
 from .errors import StreamError
+from .redaction import redact
 
 __all__ = ["LinkSet"]
 
@@ -180,9 +181,8 @@ class LinkSet:
             socket_ = self._sockets.pop(link, None)
             if socket_ is not None:
                 socket_.abort()
-            text = f"{type(exc).__name__}: {exc}"
-            if secret:
-                text = text.replace(secret, "<listenKey>")
+            # The library's one rule: the listen key shows as its masked prefix, if at all.
+            text = redact(f"{type(exc).__name__}: {exc}", (secret,) if secret else ())
             error = StreamError(
                 f"cannot connect the {action.channel.value} stream to {display}: {text}"
             )

@@ -562,11 +562,13 @@ def wire_key(text: str) -> str:
     return key
 
 
+# The keys every report has but "e", read in one call: the amounts first, then in wire order, the
+# order the decoder used to index them in (a missing key raises KeyError naming the first one
+# missing).
+_EXEC_FIELD_KEYS: Final = "qplzLZYEscSofPFgCxXrinNTtwmOQV"
+_EXEC_FIELDS: Final = itemgetter(*map(wire_key, _EXEC_FIELD_KEYS))
 # Keys every report has (the decoder indexes them all, so a missing one makes it malformed).
-_EXEC_MANDATORY_KEYS: Final = tuple("eEscSofqpPFgCxXrilzLnNTtwmOZYQV")
-# Their values but "e", in one call: the amounts first, then in wire order, the order the decoder
-# used to index them in (a missing key raises KeyError naming the first one missing).
-_EXEC_FIELDS: Final = itemgetter(*map(wire_key, "qplzLZYEscSofPFgCxXrinNTtwmOQV"))
+_EXEC_MANDATORY_KEYS: Final = ("e", *_EXEC_FIELD_KEYS)
 _KEY_I: Final = wire_key("I")
 _KEY_W: Final = wire_key("W")
 _KEY_M: Final = wire_key("M")

@@ -258,6 +258,25 @@ async def test_a_restarted_redis_counts_the_local_spending_before_its_first_gran
             assert limiter.status == "shared"
 
 
+async def test_nothing_to_add_still_needs_an_answer_before_redis_is_back(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [time.time()]
+    async with limiters(
+        redis_server, 1, redis_timeout=0.5, retry_interval=5.0, clock=lambda: now[0]
+    ) as (a,):
+        await a.acquire(ACCOUNT, 10)
+        redis_server.stop()
+        await a.acquire(ENDPOINTS["get_all_assets"], 1)  # the local share
+        assert a.status == "fallback"
+        now[0] += 30 * 86_400.0  # every local window is over: nothing to add on rejoining
+        with caplog.at_level(logging.WARNING, logger="binance_margin_async.redis._limiter"):
+            await a.acquire(ENDPOINTS["get_all_assets"], 1)  # Redis still away: local share
+        assert a.status == "fallback"
+        assert not any("Redis is back" in r.getMessage() for r in caplog.records)
+        redis_server.start()
+
+
 async def test_fail_closed_refuses_while_redis_is_away(redis_server: RedisServer) -> None:
     async with limiters(redis_server, 1, on_failure="closed", redis_timeout=0.5) as (a,):
         redis_server.stop()

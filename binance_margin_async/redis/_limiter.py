@@ -838,6 +838,14 @@ class RedisRateLimiter:
             (self._key(f"ip:{label}", "ban"), until)
             for label, until in self._fallback.core.bans(now).items()
         ]
+        if not counts and not bans:
+            # Nothing to add, but Redis must answer before the process says it is back.
+            try:
+                await asyncio.wait_for(self._redis.ping(), self._redis_timeout)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._fail(exc)
+                return False
+            return True
         return await self._write(counts, bans, now, add=True)
 
     def _key(self, scope: str, name: str) -> str:
